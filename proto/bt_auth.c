@@ -1,0 +1,79 @@
+/* Ed25519 challenge-response over libsodium; see bt_auth.h. */
+#include "bt_auth.h"
+
+#include "bt_err.h"
+
+#include <sodium.h>
+#include <string.h>
+
+static const char AUTH_CONTEXT[] = "baton-auth-v1";
+
+int bt_auth_init(void) { return sodium_init() < 0 ? -1 : 0; }
+
+int bt_auth_new_secret(char *secret, uint8_t pk[BT_AUTH_PK_BYTES]) {
+  uint8_t seed[BT_AUTH_SEED_BYTES], sk[BT_AUTH_SK_BYTES];
+  randombytes_buf(seed, sizeof seed);
+  sodium_bin2base64(secret, BT_AUTH_SECRET_CHARS + 1, seed, sizeof seed,
+                    sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+  crypto_sign_seed_keypair(pk, sk, seed);
+  sodium_memzero(seed, sizeof seed);
+  sodium_memzero(sk, sizeof sk);
+  return 0;
+}
+
+int bt_auth_keypair(const char *secret, uint8_t pk[BT_AUTH_PK_BYTES],
+                    uint8_t sk[BT_AUTH_SK_BYTES]) {
+  uint8_t seed[BT_AUTH_SEED_BYTES], sk_local[BT_AUTH_SK_BYTES];
+  size_t n = 0;
+  if (secret == NULL || strlen(secret) != BT_AUTH_SECRET_CHARS)
+    return BT_EINVAL;
+  if (sodium_base642bin(seed, sizeof seed, secret, BT_AUTH_SECRET_CHARS, NULL,
+                        &n, NULL, sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
+      n != sizeof seed)
+    return BT_EINVAL;
+  crypto_sign_seed_keypair(pk, sk ? sk : sk_local, seed);
+  sodium_memzero(seed, sizeof seed);
+  sodium_memzero(sk_local, sizeof sk_local);
+  return 0;
+}
+
+/* The signed bytes: context || session BE || nonce || vendor || 0 || agent_name.
+ * Hashed first so the message length never matters. */
+static void auth_digest(uint64_t session, const uint8_t nonce[BT_AUTH_NONCE_BYTES],
+                        const char *vendor, const char *agent_name,
+                        uint8_t out[crypto_generichash_BYTES]) {
+  crypto_generichash_state st;
+  uint8_t be[8];
+  for (int i = 0; i < 8; i++)
+    be[i] = (uint8_t)(session >> (56 - 8 * i));
+  static const uint8_t zero = 0;
+  crypto_generichash_init(&st, NULL, 0, crypto_generichash_BYTES);
+  crypto_generichash_update(&st, (const uint8_t *)AUTH_CONTEXT,
+                            sizeof AUTH_CONTEXT - 1);
+  crypto_generichash_update(&st, be, sizeof be);
+  crypto_generichash_update(&st, nonce, BT_AUTH_NONCE_BYTES);
+  crypto_generichash_update(&st, (const uint8_t *)vendor, strlen(vendor));
+  crypto_generichash_update(&st, &zero, 1);
+  crypto_generichash_update(&st, (const uint8_t *)agent_name, strlen(agent_name));
+  crypto_generichash_final(&st, out, crypto_generichash_BYTES);
+}
+
+void bt_auth_sign(const uint8_t sk[BT_AUTH_SK_BYTES], uint64_t session,
+                  const uint8_t nonce[BT_AUTH_NONCE_BYTES], const char *vendor,
+                  const char *agent_name, uint8_t sig[BT_AUTH_SIG_BYTES]) {
+  uint8_t d[crypto_generichash_BYTES];
+  auth_digest(session, nonce, vendor, agent_name, d);
+  crypto_sign_detached(sig, NULL, d, sizeof d, sk);
+}
+
+int bt_auth_verify(const uint8_t pk[BT_AUTH_PK_BYTES], uint64_t session,
+                   const uint8_t nonce[BT_AUTH_NONCE_BYTES], const char *vendor,
+                   const char *agent_name, const uint8_t *sig, size_t sig_len) {
+  uint8_t d[crypto_generichash_BYTES];
+  if (sig == NULL || sig_len != BT_AUTH_SIG_BYTES)
+    return BT_EAUTH;
+  auth_digest(session, nonce, vendor, agent_name, d);
+  return crypto_sign_verify_detached(sig, d, sizeof d, pk) == 0 ? 0 : BT_EAUTH;
+}
+
+void bt_auth_random(void *buf, size_t len) { randombytes_buf(buf, len); }
