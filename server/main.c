@@ -1,1 +1,263 @@
-int main(void){return 0;}
+/*
+ * batond — the Baton broker. Wiring only: configuration → database (the
+ * embedded cluster when none is given) → migrations → shell → loop → shutdown.
+ * See DESIGN.md and CONTRACT.md for what the pieces do.
+ */
+#include "bt_auth.h"
+#include "bt_err.h"
+#include "bt_log.h"
+#include "cfg.h"
+#include "pgembed.h"
+#include "shell.h"
+#include "store.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <uv.h>
+
+static const char usage[] =
+    "usage: batond [serve] [--config FILE] [--db DSN] [--data-dir DIR]\n"
+    "              [--agents ENDPOINT] [--control PATH] [--metrics HOST:PORT]\n"
+    "              [--log-level debug|info|warn|error] [--set KEY=VALUE]...\n"
+    "       batond migrate [--db DSN | --data-dir DIR]\n"
+    "       batond --version | --help\n"
+    "\n"
+    "With no database, batond runs a private PostgreSQL under DATA_DIR/pg\n"
+    "(created on first run, stopped on exit). Settings come from flags, then the\n"
+    "environment (BATON_DB, BATON_DATA_DIR, BATON_AGENTS, BATON_CONTROL,\n"
+    "BATON_METRICS), then the config file, then defaults; --set sets any key of\n"
+    "the config file (see deploy/baton.conf).\n";
+
+typedef struct {
+  uv_loop_t loop;
+  uv_signal_t sig_term, sig_int;
+  bt_shell_t *shell;
+  int signals;
+} app_t;
+
+static void on_signal_closed(uv_handle_t *h) { (void)h; }
+
+static void on_stopped(void *arg) {
+  app_t *app = arg;
+  app->shell = NULL;
+  uv_close((uv_handle_t *)&app->sig_term, on_signal_closed);
+  uv_close((uv_handle_t *)&app->sig_int, on_signal_closed);
+}
+
+static void on_signal(uv_signal_t *s, int signum) {
+  app_t *app = s->data;
+  if (++app->signals > 1) {
+    bt_log_warn("second signal: exiting without waiting for pending commits",
+                "signal=%d", signum);
+    exit(1);
+  }
+  bt_log_info("signal received: stopping", "signal=%d", signum);
+  if (app->shell)
+    bt_shell_stop(app->shell, on_stopped, app);
+}
+
+/* Creates the data directory when it does not exist: owner-only, except that
+ * a root broker with the embedded PostgreSQL must let the postgres user pass
+ * through to DATA_DIR/pg (0711: others may traverse, not list). */
+static int ensure_data_dir(const char *dir, bool embedded) {
+  struct stat st;
+  if (stat(dir, &st) == 0) {
+    if (!S_ISDIR(st.st_mode)) {
+      bt_log_error("data directory is not a directory", "path=%s", BT_Q(dir));
+      return BT_ECONFIG;
+    }
+    if (st.st_mode & 0022)
+      bt_log_warn("data directory is writable by others; the control socket should "
+                  "live in a private directory",
+                  "path=%s mode=%03o", BT_Q(dir), st.st_mode & 0777);
+    return 0;
+  }
+  mode_t mode = embedded && geteuid() == 0 ? 0711 : 0700;
+  if (mkdir(dir, mode) != 0 || chmod(dir, mode) != 0) {
+    bt_log_error("could not create the data directory", "path=%s error=%s", BT_Q(dir),
+                 strerror(errno));
+    return -errno;
+  }
+  return 0;
+}
+
+/* Parses the command line into cfg (flags win over everything else). */
+static int parse_args(int argc, char **argv, bt_config_t *cfg, int *migrate) {
+  static const struct option opts[] = {
+      {"config", required_argument, NULL, 'c'},
+      {"db", required_argument, NULL, 'd'},
+      {"data-dir", required_argument, NULL, 'D'},
+      {"agents", required_argument, NULL, 'a'},
+      {"control", required_argument, NULL, 'C'},
+      {"metrics", required_argument, NULL, 'm'},
+      {"log-level", required_argument, NULL, 'l'},
+      {"set", required_argument, NULL, 's'},
+      {"version", no_argument, NULL, 'V'},
+      {"help", no_argument, NULL, 'h'},
+      {NULL, 0, NULL, 0},
+  };
+  int first = 1;
+  *migrate = 0;
+  if (argc > 1 && argv[1][0] != '-') {
+    if (strcmp(argv[1], "migrate") == 0)
+      *migrate = 1;
+    else if (strcmp(argv[1], "serve") != 0) {
+      fprintf(stderr, "batond: unknown command \"%s\"\n%s", argv[1], usage);
+      return 2;
+    }
+    first = 2;
+  }
+  /* The config file first, so flags and the environment override it. */
+  const char *config = getenv("BATON_CONFIG");
+  for (int i = first; i < argc; i++) {
+    if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
+      config = argv[i + 1];
+    else if (strncmp(argv[i], "--config=", 9) == 0)
+      config = argv[i] + 9;
+  }
+  char err[300];
+  if (config != NULL && bt_cfg_load_file(cfg, config, err, sizeof err) != 0) {
+    fprintf(stderr, "batond: %s\n", err);
+    return 2;
+  }
+  if (bt_cfg_load_env(cfg, err, sizeof err) != 0) {
+    fprintf(stderr, "batond: %s\n", err);
+    return 2;
+  }
+  optind = first;
+  int c;
+  while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    const char *key = NULL;
+    char *kv = NULL;
+    switch (c) {
+    case 'c':
+      continue;
+    case 'd': key = "db"; break;
+    case 'D': key = "data_dir"; break;
+    case 'a': key = "agents"; break;
+    case 'C': key = "control"; break;
+    case 'm': key = "metrics"; break;
+    case 'l': key = "log_level"; break;
+    case 's':
+      kv = strchr(optarg, '=');
+      if (kv == NULL) {
+        fprintf(stderr, "batond: --set takes KEY=VALUE, not \"%s\"\n", optarg);
+        return 2;
+      }
+      *kv = '\0';
+      key = optarg;
+      optarg = kv + 1;
+      break;
+    case 'V':
+      printf("batond %s\n", BATON_VERSION);
+      exit(0);
+    case 'h':
+      fputs(usage, stdout);
+      exit(0);
+    default:
+      fputs(usage, stderr);
+      return 2;
+    }
+    if (bt_cfg_set(cfg, key, optarg, err, sizeof err) != 0) {
+      fprintf(stderr, "batond: %s\n", err);
+      return 2;
+    }
+  }
+  if (optind < argc) {
+    fprintf(stderr, "batond: unexpected argument \"%s\"\n%s", argv[optind], usage);
+    return 2;
+  }
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  bt_config_t cfg;
+  bt_cfg_init(&cfg);
+  int migrate = 0;
+  int rc = parse_args(argc, argv, &cfg, &migrate);
+  if (rc != 0) {
+    bt_cfg_free(&cfg);
+    return rc;
+  }
+  bt_log_level_t level;
+  bt_log_parse_level(cfg.log_level, &level);
+  bt_log_set_level(level);
+  signal(SIGPIPE, SIG_IGN);
+  if (bt_auth_init() != 0) {
+    bt_log_error("could not initialise libsodium", NULL);
+    return 1;
+  }
+
+  int exit_code = 1;
+  bt_pg_t *pg = NULL;
+  char control[4096];
+  const char *dsn = cfg.db;
+  if (cfg.control != NULL && strncmp(cfg.control, "tcp://", 6) == 0) {
+    bt_log_error("a TCP control endpoint is not available in this version; use a Unix "
+                 "socket path",
+                 "control=%s", BT_Q(cfg.control));
+    goto out;
+  }
+  if (ensure_data_dir(cfg.data_dir, dsn == NULL) != 0)
+    goto out;
+  if (dsn == NULL) {
+    bt_pg_opts_t po = {.data_dir = cfg.data_dir, .bin_dir = cfg.pg_bin_dir,
+                       .run_as = cfg.pg_user};
+    if (bt_pg_start(&po, &pg) != 0)
+      goto out;
+    dsn = bt_pg_dsn(pg);
+  }
+  unsigned applied = 0;
+  if ((rc = bt_store_migrate(dsn, &applied)) != 0) {
+    bt_log_error("could not apply migrations", "error=%s", bt_strerror(rc));
+    goto out;
+  }
+  bt_log_info(applied ? "migrations applied" : "schema up to date", "applied=%u",
+              applied);
+  if (migrate) {
+    exit_code = 0;
+    goto out;
+  }
+  snprintf(control, sizeof control, "%s", cfg.control ? cfg.control : "");
+  if (cfg.control == NULL)
+    snprintf(control, sizeof control, "%s/baton.sock", cfg.data_dir);
+  if (cfg.metrics != NULL)
+    bt_log_debug("the metrics endpoint is not part of this version yet", "metrics=%s",
+                 BT_Q(cfg.metrics));
+
+  app_t app;
+  memset(&app, 0, sizeof app);
+  uv_loop_init(&app.loop);
+  uv_signal_init(&app.loop, &app.sig_term);
+  uv_signal_init(&app.loop, &app.sig_int);
+  app.sig_term.data = app.sig_int.data = &app;
+  if (bt_shell_new(&app.loop, &cfg, dsn, control, &app.shell) != 0) {
+    /* Let whatever was opened close, then leave. */
+    uv_close((uv_handle_t *)&app.sig_term, on_signal_closed);
+    uv_close((uv_handle_t *)&app.sig_int, on_signal_closed);
+    uv_run(&app.loop, UV_RUN_DEFAULT);
+    uv_loop_close(&app.loop);
+    goto out;
+  }
+  uv_signal_start(&app.sig_term, on_signal, SIGTERM);
+  uv_signal_start(&app.sig_int, on_signal, SIGINT);
+  bt_log_info("batond serving", "version=%s agents=%s control=%s", BATON_VERSION,
+              BT_Q(cfg.agents), BT_Q(control));
+  uv_run(&app.loop, UV_RUN_DEFAULT);
+  if (uv_loop_close(&app.loop) != 0)
+    bt_log_warn("handles left open at exit", NULL);
+  bt_log_info("batond stopped", NULL);
+  exit_code = 0;
+out:
+  if (pg != NULL && bt_pg_stop(pg) != 0)
+    exit_code = 1;
+  bt_cfg_free(&cfg);
+  return exit_code;
+}

@@ -1,0 +1,238 @@
+/*
+ * The command table: every batonctl command is one row here (words, usage line,
+ * summary, help text, options, positional counts, handler). The parser, the
+ * dispatcher and `batonctl help` read only this table, so a new command is a new
+ * row and a handler in its group's commands_<group>.c.
+ *
+ * Usage lines and option names follow CONTRACT.md (batonctl); do not rename.
+ */
+#include "commands.h"
+
+#include <stdint.h>
+
+static const bt_cli_opt_t vendor_add_opts[] = {
+    {"region", BT_CLI_OPT_VALUE},  {"model", BT_CLI_OPT_VALUE},
+    {"capability", BT_CLI_OPT_LIST}, {"cert", BT_CLI_OPT_LIST},
+    {"capacity", BT_CLI_OPT_VALUE}, {"cost", BT_CLI_OPT_VALUE},
+    {"hours", BT_CLI_OPT_VALUE},   {"weight", BT_CLI_OPT_VALUE},
+    {NULL, BT_CLI_OPT_FLAG},
+};
+
+static const bt_cli_opt_t submit_opts[] = {
+    {"capability", BT_CLI_OPT_VALUE}, {"payload", BT_CLI_OPT_VALUE},
+    {"payload-file", BT_CLI_OPT_VALUE}, {"priority", BT_CLI_OPT_VALUE},
+    {"deadline", BT_CLI_OPT_VALUE},   {"not-before", BT_CLI_OPT_VALUE},
+    {"region", BT_CLI_OPT_LIST},      {"cert", BT_CLI_OPT_LIST},
+    {"max-cost", BT_CLI_OPT_VALUE},   {"prefer", BT_CLI_OPT_LIST},
+    {"avoid", BT_CLI_OPT_LIST},       {"max-attempts", BT_CLI_OPT_VALUE},
+    {"key", BT_CLI_OPT_VALUE},        {"batch", BT_CLI_OPT_VALUE},
+    {NULL, BT_CLI_OPT_FLAG},
+};
+
+static const bt_cli_opt_t package_list_opts[] = {
+    {"state", BT_CLI_OPT_VALUE},      {"vendor", BT_CLI_OPT_VALUE},
+    {"capability", BT_CLI_OPT_VALUE}, {"limit", BT_CLI_OPT_VALUE},
+    {NULL, BT_CLI_OPT_FLAG},
+};
+
+static const bt_cli_opt_t result_opts[] = {
+    {"out", BT_CLI_OPT_VALUE},
+    {NULL, BT_CLI_OPT_FLAG},
+};
+
+static const bt_cli_opt_t wait_opts[] = {
+    {"all", BT_CLI_OPT_FLAG},
+    {"timeout", BT_CLI_OPT_VALUE},
+    {NULL, BT_CLI_OPT_FLAG},
+};
+
+const bt_cli_cmd_t bt_cli_commands[] = {
+    {
+        "vendor add",
+        "NAME --region R [--model onshore|nearshore|offshore|captive] "
+        "--capability C ... [--cert X ...] [--capacity N] [--cost X] "
+        "[--hours \"Mon-Fri 08:00-18:00 Europe/Berlin\"] [--weight W]",
+        "register a vendor; prints its id and its secret (shown once)",
+        "Registers a vendor and prints its id and the secret its agents\n"
+        "authenticate with. The secret is shown only this once; the broker\n"
+        "keeps only a key derived from it.\n"
+        "\n"
+        "  --region R        jurisdiction for data residency, e.g. EU-DE, US, IN\n"
+        "  --model M         onshore (default), nearshore, offshore or captive\n"
+        "  --capability C    a capability the vendor offers; repeat the flag or\n"
+        "                    give a comma-separated list; at least one\n"
+        "  --cert X          a certification held (iso27001, soc2, ...); as above\n"
+        "  --capacity N      max concurrent packages (default 10)\n"
+        "  --cost X          cost per package (default 1.0)\n"
+        "  --hours SPEC      working hours, e.g. \"Mon-Fri 08:00-18:00 "
+        "Europe/Berlin\"\n"
+        "  --weight W        routing weight (default 1.0)\n"
+        "\n"
+        "JSON: {id, name, secret}\n",
+        vendor_add_opts,
+        1,
+        1,
+        bt_cli_cmd_vendor_add,
+    },
+    {
+        "vendor list",
+        "",
+        "list vendors with their state and load",
+        "Lists every vendor: region, model, state, capabilities, capacity,\n"
+        "cost, connected agents, packages in flight and completed/failed counts.\n"
+        "\n"
+        "JSON: array of {id, name, region, model, capabilities, certs, capacity,\n"
+        "cost, hours, weight, state, agents, in_flight, completed, failed,\n"
+        "on_time_rate, created_at}; on_time_rate is null until a package with a\n"
+        "deadline has completed.\n",
+        NULL,
+        0,
+        0,
+        bt_cli_cmd_vendor_list,
+    },
+    {
+        "vendor show",
+        "V",
+        "show one vendor (V = id or name)",
+        "Shows one vendor, named by id or name.\n"
+        "\n"
+        "JSON: the vendor object of `vendor list`.\n",
+        NULL,
+        1,
+        1,
+        bt_cli_cmd_vendor_show,
+    },
+    {
+        "agent list",
+        "",
+        "list live and recently seen agents",
+        "Lists agents: vendor, name, state (connected, lost, gone), slots, busy\n"
+        "slots, capabilities and how long ago each was last heard.\n"
+        "\n"
+        "JSON: array of {id, vendor, name, capabilities, slots, busy,\n"
+        "last_seen_ms, state}\n",
+        NULL,
+        0,
+        0,
+        bt_cli_cmd_agent_list,
+    },
+    {
+        "submit",
+        "--capability C [--payload TEXT | --payload-file F] [--priority 0-9] "
+        "[--deadline D] [--not-before T] [--region R,...] [--cert X,...] "
+        "[--max-cost X] [--prefer V,...] [--avoid V,...] [--max-attempts N] "
+        "[--key K]\n"
+        "       batonctl submit --batch FILE",
+        "submit one package, or a batch from a JSON Lines file",
+        "Submits one work package and prints its id once the broker has\n"
+        "committed it (id=$(batonctl submit ...) works in scripts).\n"
+        "\n"
+        "  --capability C     the capability that handles it (required)\n"
+        "  --payload TEXT     payload bytes; or --payload-file F (- = stdin);\n"
+        "                     neither: an empty payload\n"
+        "  --priority 0-9     higher runs first (default 0)\n"
+        "  --deadline D       SLA: a duration from now (90s, 15m, 2h, 3d) or an\n"
+        "                     RFC 3339 time\n"
+        "  --not-before T     do not start earlier; duration or RFC 3339 time\n"
+        "  --region R,...     allowed vendor regions (data residency)\n"
+        "  --cert X,...       certifications the vendor must hold\n"
+        "  --max-cost X       highest acceptable cost per package\n"
+        "  --prefer V,...     vendors to prefer; --avoid V,... vendors to avoid\n"
+        "  --max-attempts N   attempts before the package is dead (1-1000)\n"
+        "  --key K            idempotency key: the same key twice returns the\n"
+        "                     first package\n"
+        "List flags may be repeated or take comma-separated values.\n"
+        "\n"
+        "--batch FILE (- = stdin) submits JSON Lines, one package per line,\n"
+        "with the flag names as keys ('_' for '-'): capability, payload or\n"
+        "payload_b64, priority, deadline, not_before, region, cert, max_cost,\n"
+        "prefer, avoid, max_attempts, key. Lists are JSON arrays or\n"
+        "comma-separated strings; null means absent; blank lines are skipped.\n"
+        "One bad line rejects the whole batch (\"line N: reason\", exit 1) and\n"
+        "nothing is sent. Large batches go in chunks of up to 5000 packages,\n"
+        "each committed atomically. Prints one id per line, in file order.\n"
+        "\n"
+        "JSON: {id, state, duplicate}; with --batch {ids}\n",
+        submit_opts,
+        0,
+        0,
+        bt_cli_cmd_submit,
+    },
+    {
+        "package show",
+        "ID",
+        "show one package with its attempts and handoffs",
+        "Shows one package: its state, where it runs, why it waits, its\n"
+        "requirements, every attempt and every handoff.\n"
+        "\n"
+        "JSON: {id, capability, state, priority, deadline, not_before, vendor,\n"
+        "agent, attempt, waiting_reason, progress, result_bytes, key,\n"
+        "submitted_at, completed_at, regions, certs, max_cost, prefer, avoid,\n"
+        "max_attempts, payload_bytes, error,\n"
+        "attempts[{attempt, vendor, agent, started, ended, outcome, exit_code,\n"
+        "error}], handoffs[{from_vendor, to_vendor, reason, at,\n"
+        "checkpoint_bytes}]}; times are RFC 3339 or null.\n",
+        NULL,
+        1,
+        1,
+        bt_cli_cmd_package_show,
+    },
+    {
+        "package list",
+        "[--state S] [--vendor V] [--capability C] [--limit N]",
+        "list packages",
+        "Lists packages, filtered by state (queued, assigned, running,\n"
+        "completed, dead, cancelled), vendor or capability; --limit N caps the\n"
+        "count (the broker's default is 100).\n"
+        "\n"
+        "JSON: array of the `package show` object without attempts and handoffs\n",
+        package_list_opts,
+        0,
+        0,
+        bt_cli_cmd_package_list,
+    },
+    {
+        "result",
+        "ID [--out FILE]",
+        "print a completed package's result bytes",
+        "Writes the result of a completed package, byte for byte, to stdout or\n"
+        "to FILE. A package that has not completed is an error (exit 1).\n"
+        "\n"
+        "JSON: {id, state, result_b64}\n",
+        result_opts,
+        1,
+        1,
+        bt_cli_cmd_result,
+    },
+    {
+        "wait",
+        "ID ... | --all [--timeout D]",
+        "wait until packages are completed, dead or cancelled",
+        "Polls the broker until none of the packages (or, with --all, no\n"
+        "package at all) is pending. On a terminal a progress bar is drawn on\n"
+        "stderr. Exit 0 when nothing is pending; exit 1 on timeout or when\n"
+        "some ids do not exist.\n"
+        "\n"
+        "  --timeout D   give up after D (90s, 15m, 2h, ...)\n"
+        "\n"
+        "JSON: {completed, dead, cancelled, pending, unknown}\n",
+        wait_opts,
+        0,
+        SIZE_MAX,
+        bt_cli_cmd_wait,
+    },
+    {
+        "stats",
+        "",
+        "whole-system counters",
+        "Counts packages by state, vendors by state and connected agents.\n"
+        "\n"
+        "JSON: {queued, waiting, assigned, running, completed, dead, cancelled,\n"
+        "vendors{state: count}, agents}\n",
+        NULL,
+        0,
+        0,
+        bt_cli_cmd_stats,
+    },
+    {NULL, NULL, NULL, NULL, NULL, 0, 0, NULL},
+};

@@ -1,0 +1,23 @@
+/*
+ * Command handlers, one group per commands_<group>.c file, referenced by the
+ * table in commands.c. Each takes the invocation and its parsed arguments
+ * (borrowed), sends its control request(s), prints the answer, and returns the
+ * process exit status (BT_CLI_EXIT_*).
+ */
+#ifndef BT_CLI_COMMANDS_H
+#define BT_CLI_COMMANDS_H
+
+#include "cli.h"
+
+int bt_cli_cmd_vendor_add(bt_cli_t *cli, const bt_cli_args_t *args);
+int bt_cli_cmd_vendor_list(bt_cli_t *cli, const bt_cli_args_t *args);
+int bt_cli_cmd_vendor_show(bt_cli_t *cli, const bt_cli_args_t *args);
+int bt_cli_cmd_agent_list(bt_cli_t *cli, const bt_cli_args_t *args);
+int bt_cli_cmd_submit(bt_cli_t *cli, const bt_cli_args_t *args);
+int bt_cli_cmd_package_show(bt_cli_t *cli, const bt_cli_args_t *args);
+int bt_cli_cmd_package_list(bt_cli_t *cli, const bt_cli_args_t *args);
+int bt_cli_cmd_result(bt_cli_t *cli, const bt_cli_args_t *args);
+int bt_cli_cmd_wait(bt_cli_t *cli, const bt_cli_args_t *args);
+int bt_cli_cmd_stats(bt_cli_t *cli, const bt_cli_args_t *args);
+
+#endif

@@ -1,0 +1,524 @@
+/*
+ * The broker's pure core: vendors, agents, open work packages and every decision
+ * about them — whom to assign, when a lease expired, what a result means.
+ *
+ * The core does no I/O: no clock reads, no sockets, no SQL, no logging, no
+ * randomness (jitter comes from a seed the shell passes in). Each entry point
+ * takes the state, an event and the time, and appends actions to a bt_actions_t;
+ * the shell (server/shell) carries the actions out — persist first, then send —
+ * and feeds the outcome back (bt_core_*_persisted). Iteration is in id order so
+ * one recorded event stream replays to the same decisions.
+ *
+ * Packages live here only while open (queued, assigned, running) or while their
+ * final state is being committed; finished packages are read from the store.
+ *
+ * Ownership: every pointer argument is borrowed for the duration of the call;
+ * the core copies what it keeps. Pointers returned by accessors are borrowed and
+ * valid until the next call that changes the core.
+ */
+#ifndef BT_CORE_H
+#define BT_CORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct bt_core bt_core_t;
+typedef uint32_t bt_sym_t; /* an interned string (capability, region, cert); 0 = none */
+
+/* The most entries a package's region, cert, prefer or avoid list may hold; the
+ * edges reject longer lists before they reach the core. */
+#define BT_CORE_MAX_LIST 32
+
+/* --- enumerations shared with the edges -------------------------------- */
+
+typedef enum {
+  BT_PKG_QUEUED = 0,
+  BT_PKG_ASSIGNED,
+  BT_PKG_RUNNING,
+  BT_PKG_COMPLETED,
+  BT_PKG_DEAD,
+  BT_PKG_CANCELLED,
+  BT_PKG__COUNT
+} bt_pkg_state_t;
+
+typedef enum {
+  BT_VENDOR_ACTIVE = 0,
+  BT_VENDOR_DEGRADED,
+  BT_VENDOR_FAILED,
+  BT_VENDOR_DRAINING,
+  BT_VENDOR_SUSPENDED,
+  BT_VENDOR__COUNT
+} bt_vendor_state_t;
+
+typedef enum {
+  BT_MODEL_ONSHORE = 0,
+  BT_MODEL_NEARSHORE,
+  BT_MODEL_OFFSHORE,
+  BT_MODEL_CAPTIVE,
+  BT_MODEL__COUNT
+} bt_model_t;
+
+/* How an attempt ended. */
+typedef enum {
+  BT_OUTCOME_COMPLETED = 0,
+  BT_OUTCOME_FAILED,
+  BT_OUTCOME_TRANSIENT,
+  BT_OUTCOME_LOST,
+  BT_OUTCOME_CANCELLED,
+  BT_OUTCOME_HANDED_BACK,
+  BT_OUTCOME_REVOKED,
+  BT_OUTCOME__COUNT
+} bt_outcome_t;
+
+typedef enum {
+  BT_AGENT_CONNECTED = 0, /* a live session */
+  BT_AGENT_LOST,          /* silent past its lease, or not back after a restart */
+  BT_AGENT_GONE,          /* said Bye */
+} bt_agent_state_t;
+
+/* Why a package moved away from a vendor (handoffs.reason). */
+typedef enum {
+  BT_HANDOFF_VENDOR_FAILED = 0,
+  BT_HANDOFF_AGENT_LOST,
+  BT_HANDOFF_LEASE_EXPIRED,
+  BT_HANDOFF_DRAIN,
+  BT_HANDOFF_SLA_RISK,
+  BT_HANDOFF_ADMIN,
+} bt_handoff_reason_t;
+
+const char *bt_pkg_state_name(bt_pkg_state_t s);
+int bt_pkg_state_parse(const char *s, bt_pkg_state_t *out); /* 0 or BT_EINVAL */
+const char *bt_vendor_state_name(bt_vendor_state_t s);
+int bt_vendor_state_parse(const char *s, bt_vendor_state_t *out);
+const char *bt_model_name(bt_model_t m);
+int bt_model_parse(const char *s, bt_model_t *out);
+const char *bt_outcome_name(bt_outcome_t o);
+const char *bt_agent_state_name(bt_agent_state_t s);
+const char *bt_handoff_reason_name(bt_handoff_reason_t r);
+
+/* --- time --------------------------------------------------------------- */
+
+/* The shell reads both clocks once per event: monotonic for leases and timers,
+ * wall-clock UTC for what is stored or compared with deadlines. */
+typedef struct {
+  uint64_t ms; /* monotonic milliseconds */
+  int64_t at;  /* wall clock, ms since the epoch, UTC */
+} bt_now_t;
+
+/* --- configuration ------------------------------------------------------ */
+
+typedef struct {
+  uint32_t lease_ms;           /* an agent silent longer than this is lost */
+  uint32_t restart_grace_ms;   /* after a restart, how long agents have to come back */
+  uint32_t retry_base_ms;      /* backoff after a failed attempt: base * 2^(n-1) … */
+  uint32_t retry_max_ms;       /* … capped here, with ±20% jitter */
+  uint32_t default_max_attempts;
+  uint64_t seed;               /* for backoff jitter */
+} bt_core_config_t;
+
+/* Sensible defaults for every field. */
+void bt_core_config_default(bt_core_config_t *cfg);
+
+/* --- actions: what the shell must do ------------------------------------ */
+
+typedef enum {
+  /* Write the vendor row (new or changed). Then reply to token. */
+  BT_ACT_PERSIST_VENDOR,
+  /* Upsert the agent row (hello). */
+  BT_ACT_PERSIST_AGENT,
+  /* Insert a new package (consecutive ones with the same token form one batch,
+   * committed together). Then bt_core_packages_persisted(). */
+  BT_ACT_PERSIST_PACKAGE,
+  /* Write the assignment (attempt row, package state). Then send it to the
+   * agent and call bt_core_assign_persisted(). */
+  BT_ACT_ASSIGN,
+  /* The agent has the assignment: persist state running. */
+  BT_ACT_START,
+  /* Persist progress and/or checkpoint (data/len, borrowed) of the current attempt. */
+  BT_ACT_PROGRESS,
+  /* End an attempt: outcome, the package's next state (queued with retry_at,
+   * completed, dead, cancelled); data/len is the result for a completion, text an
+   * error (both borrowed). Then bt_core_finish_persisted(). */
+  BT_ACT_FINISH,
+  /* Record a handoff row: from vendor, reason, checkpoint (data/len). */
+  BT_ACT_HANDOFF,
+  /* Answer an agent's result after everything before it is committed:
+   * code 0 = acknowledged, BT_ESTALE = refused as stale. */
+  BT_ACT_ACK_RESULT,
+  /* Tell the agent to stop an attempt and drop its result. */
+  BT_ACT_CANCEL,
+  /* The agent's session is over (lost): forget it so its next message gets
+   * "unknown session" and it starts again with Hello. */
+  BT_ACT_END_SESSION,
+  /* Append an audit row: text = action, subject/detail in text2/text3. */
+  BT_ACT_AUDIT,
+} bt_act_kind_t;
+
+typedef struct {
+  bt_act_kind_t kind;
+  uint64_t package_id;
+  uint32_t attempt;
+  uint64_t agent_id;
+  uint64_t vendor_id;
+  uint64_t token;       /* the caller's correlation id, echoed */
+  int code;             /* ACK_RESULT: 0 or BT_ESTALE */
+  bt_outcome_t outcome; /* FINISH */
+  bt_pkg_state_t state; /* FINISH: the package's next state */
+  int32_t exit_code;    /* FINISH */
+  int64_t at;           /* when it happened (wall clock) */
+  int64_t retry_at;     /* FINISH to queued: not before this */
+  int progress;         /* PROGRESS: 0-100 or -1 */
+  bt_handoff_reason_t reason; /* HANDOFF */
+  const void *data;     /* borrowed: valid until the entry point returns */
+  size_t len;
+  const char *text;     /* borrowed, like data */
+  const char *text2;
+  const char *text3;
+} bt_action_t;
+
+typedef struct {
+  bt_action_t *v;
+  size_t n, cap;
+} bt_actions_t;
+
+void bt_actions_init(bt_actions_t *a);
+void bt_actions_clear(bt_actions_t *a); /* forget the actions, keep the buffer */
+void bt_actions_close(bt_actions_t *a);
+
+/* --- read-only views ------------------------------------------------------ */
+
+typedef struct bt_core_vendor {
+  uint64_t id;
+  char *name;
+  char *region;
+  bt_sym_t region_sym;
+  bt_model_t model;
+  bt_sym_t *caps;
+  uint32_t n_caps;
+  bt_sym_t *certs;
+  uint32_t n_certs;
+  uint32_t capacity;
+  double cost;
+  double weight;
+  char *hours; /* NULL when not set */
+  bt_vendor_state_t state;
+  uint8_t auth_key[32];
+  int64_t created_at;
+  /* live figures */
+  uint32_t in_flight;
+  uint32_t agents_connected;
+  uint64_t completed;
+  uint64_t failed;
+  uint64_t on_time;       /* completed with a deadline, on time */
+  uint64_t with_deadline; /* completed with a deadline */
+} bt_core_vendor_t;
+
+typedef struct bt_core_agent bt_core_agent_t;
+typedef struct bt_core_pkg bt_core_pkg_t;
+
+/* --- lifecycle ------------------------------------------------------------ */
+
+/* Returns a new core (owned; free with bt_core_free). Aborts on out of memory. */
+bt_core_t *bt_core_new(const bt_core_config_t *cfg);
+void bt_core_free(bt_core_t *core);
+
+/* Interns a string; returns its symbol (never 0 for a non-empty string). */
+bt_sym_t bt_core_intern(bt_core_t *core, const char *s);
+/* The string of a symbol ("" for 0). */
+const char *bt_core_sym(const bt_core_t *core, bt_sym_t sym);
+
+/* --- vendors -------------------------------------------------------------- */
+
+typedef struct {
+  const char *name;
+  const char *region;
+  bt_model_t model;
+  const char *const *caps;
+  size_t n_caps;
+  const char *const *certs;
+  size_t n_certs;
+  uint32_t capacity;
+  double cost;
+  double weight;
+  const char *hours; /* may be NULL */
+  uint8_t auth_key[32];
+} bt_vendor_spec_t;
+
+/* A vendor registered by an admin: assigns its id, emits PERSIST_VENDOR (token)
+ * and an AUDIT row. Returns 0, or BT_ECONFLICT when the name is taken. */
+int bt_core_vendor_add(bt_core_t *core, const bt_vendor_spec_t *spec,
+                       uint64_t token, const bt_now_t *now, uint64_t *out_id,
+                       bt_actions_t *out);
+
+/* Lookups (borrowed results; NULL when absent). ref = decimal id or name. */
+const bt_core_vendor_t *bt_core_vendor(const bt_core_t *core, uint64_t id);
+const bt_core_vendor_t *bt_core_vendor_by_name(const bt_core_t *core,
+                                               const char *name);
+const bt_core_vendor_t *bt_core_vendor_by_ref(const bt_core_t *core,
+                                              const char *ref);
+/* Vendors in id order: index 0..count-1. */
+size_t bt_core_vendor_count(const bt_core_t *core);
+const bt_core_vendor_t *bt_core_vendor_at(const bt_core_t *core, size_t i);
+
+/* --- packages ------------------------------------------------------------- */
+
+typedef struct {
+  const char *capability;
+  const void *payload;
+  size_t payload_len;
+  uint32_t priority;      /* 0-9 */
+  int64_t deadline_at;    /* 0 = none */
+  int64_t not_before_at;  /* 0 = none */
+  const char *const *regions;
+  size_t n_regions;
+  const char *const *certs;
+  size_t n_certs;
+  double max_cost;        /* < 0 = none */
+  const char *const *prefer;
+  size_t n_prefer;
+  const char *const *avoid;
+  size_t n_avoid;
+  uint32_t max_attempts;  /* 0 = the configured default */
+  const char *key;        /* NULL = none */
+} bt_pkg_spec_t;
+
+typedef struct {
+  uint64_t id;
+  bool duplicate;       /* the key named an earlier open package */
+  bool pending;         /* not committed yet: reply after its PERSIST commits */
+  bt_pkg_state_t state;
+} bt_submit_result_t;
+
+/* Submits n packages (one request: committed together). New packages get ids
+ * and PERSIST_PACKAGE actions with token; they are routed only once persisted.
+ * A key already known for an open package returns that package instead.
+ * results must hold n entries. Returns 0. */
+int bt_core_submit(bt_core_t *core, const bt_pkg_spec_t *specs, size_t n,
+                   uint64_t token, const bt_now_t *now,
+                   bt_submit_result_t *results, bt_actions_t *out);
+
+/* Outcome of a PERSIST_PACKAGE write. existing_id != 0 when the database held
+ * the key already (a package finished earlier): the new package is dropped and
+ * the caller answers with existing_id. ok = false: the write failed, the package
+ * is dropped. Routes what became routable. */
+void bt_core_package_persisted(bt_core_t *core, uint64_t package_id, bool ok,
+                               uint64_t existing_id, const bt_now_t *now,
+                               bt_actions_t *out);
+
+/* Lookup of an open package (NULL when not open in memory). */
+const bt_core_pkg_t *bt_core_package(const bt_core_t *core, uint64_t id);
+
+/* A read-only view of an open package for the edges. */
+typedef struct {
+  uint64_t id;
+  const char *capability;
+  bt_pkg_state_t state;
+  uint32_t priority;
+  uint32_t attempt;
+  uint32_t max_attempts;
+  int64_t deadline_at;
+  int64_t not_before_at;
+  int64_t submitted_at;
+  uint64_t vendor_id;
+  uint64_t agent_id;
+  int progress; /* -1 none */
+  const uint8_t *payload;
+  size_t payload_len;
+  const uint8_t *checkpoint;
+  size_t checkpoint_len;
+  const char *key; /* NULL none */
+  /* requirements, for persisting; the lists point into strs below */
+  const char *const *regions;
+  size_t n_regions;
+  const char *const *certs;
+  size_t n_certs;
+  double max_cost; /* < 0 none */
+  const char *const *prefer;
+  size_t n_prefer;
+  const char *const *avoid;
+  size_t n_avoid;
+  const char *strs[4 * BT_CORE_MAX_LIST]; /* storage for the lists */
+} bt_pkg_view_t;
+
+/* Fills view for an open package. Returns 0 or BT_ENOTFOUND. */
+int bt_core_package_view(const bt_core_t *core, uint64_t id, bt_pkg_view_t *view);
+
+/* Why a queued package is not running, written into buf ("" when it is simply
+ * behind others or not queued). Returns buf. */
+char *bt_core_waiting_reason(const bt_core_t *core, uint64_t id, const bt_now_t *now,
+                             char *buf, size_t len);
+
+/* --- agents --------------------------------------------------------------- */
+
+typedef struct {
+  uint64_t package_id;
+  uint32_t attempt;
+} bt_held_t;
+
+typedef struct {
+  uint64_t vendor_id;
+  const char *name;
+  const char *const *caps;
+  size_t n_caps;
+  uint32_t slots;
+  const bt_held_t *held; /* attempts the agent still runs */
+  size_t n_held;
+} bt_agent_hello_t;
+
+/* An authenticated agent starts a session. Returns its stable id in *agent_id
+ * (new or known by vendor + name), emits PERSIST_AGENT, reconciles held work:
+ * held attempts that are current continue; its other dispatched attempts are
+ * lost and handed off; held attempts that are not current get CANCEL. Returns 0,
+ * BT_ENOTFOUND (vendor), BT_ESTATE (vendor suspended) or BT_EINVAL (a
+ * capability the vendor is not registered for). */
+int bt_core_agent_hello(bt_core_t *core, const bt_agent_hello_t *hello,
+                        const bt_now_t *now, uint64_t *agent_id, bt_actions_t *out);
+
+/* Any message from the agent: keeps it alive. */
+void bt_core_agent_seen(bt_core_t *core, uint64_t agent_id, const bt_now_t *now);
+
+/* The agent asks for work (poll, or any message with free slots): routes to it. */
+void bt_core_agent_ready(bt_core_t *core, uint64_t agent_id, const bt_now_t *now,
+                         bt_actions_t *out);
+
+/* The agent acknowledged an assignment (it runs it): emits START. */
+void bt_core_agent_started(bt_core_t *core, uint64_t agent_id, uint64_t package_id,
+                           uint32_t attempt, const bt_now_t *now, bt_actions_t *out);
+
+/* Progress and/or a checkpoint from a handler. Stale reports are ignored.
+ * percent -1 = none; checkpoint NULL = none. Returns 0 or BT_ESTALE. */
+int bt_core_agent_progress(bt_core_t *core, uint64_t agent_id, uint64_t package_id,
+                           uint32_t attempt, int percent, const void *checkpoint,
+                           size_t checkpoint_len, const bt_now_t *now,
+                           bt_actions_t *out);
+
+typedef struct {
+  uint64_t package_id;
+  uint32_t attempt;
+  bt_outcome_t outcome; /* COMPLETED, FAILED, TRANSIENT, CANCELLED, HANDED_BACK */
+  const void *output;
+  size_t output_len;
+  int32_t exit_code;
+  const char *error; /* may be NULL */
+} bt_result_t;
+
+/* A finished attempt reported by an agent. Only the agent holding the current
+ * attempt may finish it (fencing); anything else is answered stale. Emits FINISH
+ * and/or ACK_RESULT (token echoed). Returns 0 or BT_ESTALE. */
+int bt_core_agent_result(bt_core_t *core, uint64_t agent_id, const bt_result_t *r,
+                         uint64_t token, const bt_now_t *now, bt_actions_t *out);
+
+/* The agent said Bye: its session ends now; what it still held is handed off. */
+void bt_core_agent_bye(bt_core_t *core, uint64_t agent_id, const bt_now_t *now,
+                       bt_actions_t *out);
+
+/* Read-only agent view. */
+typedef struct {
+  uint64_t id;
+  uint64_t vendor_id;
+  const char *name;
+  const bt_sym_t *caps;
+  uint32_t n_caps;
+  uint32_t slots;
+  uint32_t busy;
+  int64_t last_seen_at; /* wall clock of the last message */
+  bt_agent_state_t state;
+} bt_agent_view_t;
+
+size_t bt_core_agent_count(const bt_core_t *core);
+/* Agents in id order. Returns 0 or BT_ENOTFOUND past the end. */
+int bt_core_agent_at(const bt_core_t *core, size_t i, bt_agent_view_t *view);
+int bt_core_agent_view(const bt_core_t *core, uint64_t agent_id, bt_agent_view_t *view);
+
+/* --- persistence feedback ------------------------------------------------- */
+
+/* The ASSIGN write committed (ok) or failed for good (!ok: the package goes back
+ * to the queue). */
+void bt_core_assign_persisted(bt_core_t *core, uint64_t package_id, uint32_t attempt,
+                              bool ok, const bt_now_t *now, bt_actions_t *out);
+
+/* The FINISH write committed: a finished package leaves memory. */
+void bt_core_finish_persisted(bt_core_t *core, uint64_t package_id, uint32_t attempt,
+                              const bt_now_t *now, bt_actions_t *out);
+
+/* --- time ----------------------------------------------------------------- */
+
+/* Expires leases, releases delayed packages, ends the restart grace. Returns the
+ * monotonic time of the next deadline (UINT64_MAX when none). */
+uint64_t bt_core_tick(bt_core_t *core, const bt_now_t *now, bt_actions_t *out);
+
+/* --- recovery (loading state at start; no actions) ------------------------ */
+
+typedef struct {
+  uint64_t id;
+  const char *name;
+  const char *region;
+  bt_model_t model;
+  const char *const *caps;
+  size_t n_caps;
+  const char *const *certs;
+  size_t n_certs;
+  uint32_t capacity;
+  double cost;
+  double weight;
+  const char *hours;
+  bt_vendor_state_t state;
+  uint8_t auth_key[32];
+  int64_t created_at;
+  uint64_t completed, failed, on_time, with_deadline;
+} bt_vendor_row_t;
+
+typedef struct {
+  uint64_t id;
+  uint64_t vendor_id;
+  const char *name;
+  const char *const *caps;
+  size_t n_caps;
+  uint32_t slots;
+  int64_t last_seen_at;
+} bt_agent_row_t;
+
+typedef struct {
+  bt_pkg_spec_t spec;
+  uint64_t id;
+  bt_pkg_state_t state; /* queued, assigned or running */
+  uint32_t attempt;
+  uint64_t vendor_id;   /* assigned/running: the current attempt's */
+  uint64_t agent_id;
+  uint32_t failures;    /* earlier attempts that failed */
+  int progress;
+  const void *checkpoint;
+  size_t checkpoint_len;
+  int64_t submitted_at;
+} bt_pkg_row_t;
+
+/* Loads must come in this order: vendors, agents, packages, then
+ * bt_core_load_done(). Returns 0 or BT_EINVAL (a reference to an unknown
+ * vendor/agent). */
+int bt_core_load_vendor(bt_core_t *core, const bt_vendor_row_t *row);
+int bt_core_load_agent(bt_core_t *core, const bt_agent_row_t *row);
+int bt_core_load_package(bt_core_t *core, const bt_pkg_row_t *row);
+/* Raises the next ids above the largest ids in the database (finished packages
+ * and old agents are not loaded but their ids stay taken). */
+void bt_core_load_max_ids(bt_core_t *core, uint64_t vendor_id, uint64_t agent_id,
+                          uint64_t package_id);
+/* Sets the next ids above everything loaded and starts the restart grace:
+ * assignments of agents that are not back by then are handed off. */
+void bt_core_load_done(bt_core_t *core, const bt_now_t *now);
+
+/* --- figures ---------------------------------------------------------------- */
+
+typedef struct {
+  uint64_t by_state[BT_PKG__COUNT]; /* open states live; finished since start + loaded */
+  uint64_t waiting;                 /* queued with a waiting reason */
+  uint32_t vendors_by_state[BT_VENDOR__COUNT];
+  uint32_t agents_connected;
+} bt_core_stats_t;
+
+/* Fills st. finished counts start from bt_core_set_finished_counts(). */
+void bt_core_stats(const bt_core_t *core, const bt_now_t *now, bt_core_stats_t *st);
+void bt_core_set_finished_counts(bt_core_t *core, uint64_t completed, uint64_t dead,
+                                 uint64_t cancelled);
+
+#endif

@@ -1,0 +1,235 @@
+/*
+ * Internal layout of the core, shared by its .c files only. Nothing outside
+ * server/core includes this.
+ */
+#ifndef BT_CORE_INT_H
+#define BT_CORE_INT_H
+
+#include "core.h"
+
+#include <stdlib.h>
+
+#define BT_ASSERT(cond)                                                        \
+  do {                                                                         \
+    if (!(cond))                                                               \
+      bt_core__assert_fail(#cond, __FILE__, __LINE__);                         \
+  } while (0)
+_Noreturn void bt_core__assert_fail(const char *what, const char *file, int line);
+
+/* Allocation that aborts on out of memory (STYLE: OOM aborts). */
+void *bt_xmalloc(size_t n);
+void *bt_xcalloc(size_t n, size_t size);
+void *bt_xrealloc(void *p, size_t n);
+char *bt_xstrdup(const char *s);
+
+#define BT_NOPOS UINT32_MAX
+
+#include "bt_idmap.h"
+
+/* --- string → pointer map (keys borrowed from the values' own storage) ---- */
+typedef struct {
+  const char **keys; /* NULL = empty; (const char*)1 = tombstone */
+  void **vals;
+  uint32_t cap, n, tomb;
+} bt_strmap_t;
+void bt_strmap_init(bt_strmap_t *m);
+void bt_strmap_close(bt_strmap_t *m);
+void *bt_strmap_get(const bt_strmap_t *m, const char *key);
+void bt_strmap_put(bt_strmap_t *m, const char *key, void *val);
+void *bt_strmap_del(bt_strmap_t *m, const char *key);
+uint64_t bt_hash_bytes(const void *p, size_t n, uint64_t seed);
+
+/* --- package heap ----------------------------------------------------------- */
+typedef int (*bt_pheap_less_fn)(const bt_core_pkg_t *a, const bt_core_pkg_t *b);
+typedef struct {
+  bt_core_pkg_t **v;
+  uint32_t n, cap;
+  bt_pheap_less_fn less;
+} bt_pheap_t;
+void bt_pheap_init(bt_pheap_t *h, bt_pheap_less_fn less);
+void bt_pheap_close(bt_pheap_t *h);
+void bt_pheap_push(bt_pheap_t *h, bt_core_pkg_t *p);
+bt_core_pkg_t *bt_pheap_top(const bt_pheap_t *h);
+void bt_pheap_remove(bt_pheap_t *h, bt_core_pkg_t *p);
+
+/* --- requirement sets, interned so packages that ask the same share one --- */
+typedef struct bt_core_reqs {
+  bt_sym_t *regions; /* sorted */
+  uint32_t n_regions;
+  bt_sym_t *certs; /* sorted */
+  uint32_t n_certs;
+  bt_sym_t *prefer; /* vendor names, sorted */
+  uint32_t n_prefer;
+  bt_sym_t *avoid; /* vendor names, sorted */
+  uint32_t n_avoid;
+  double max_cost; /* < 0 none */
+  uint64_t hash;
+  uint32_t refs;
+  struct bt_core_reqs *next; /* hash chain */
+} bt_core_reqs_t;
+
+/* --- a queue class: packages of one capability with one requirement set ---- */
+typedef struct bt_core_class {
+  bt_sym_t cap;
+  bt_core_reqs_t *reqs; /* NULL = unconstrained */
+  bt_pheap_t ready;     /* queued and routable, best first */
+  uint32_t refs;        /* packages that point here */
+  uint32_t index;       /* position in its capq's classes */
+} bt_core_class_t;
+
+/* Per-capability index: its classes and the agents that could take more. */
+typedef struct {
+  bt_core_class_t **classes;
+  uint32_t n_classes, cap_classes;
+  bt_core_agent_t *ready_head, *ready_tail; /* agents with a free slot */
+  uint32_t n_ready;
+  bool dirty; /* in core->dirty_caps */
+} bt_core_capq_t;
+
+/* --- packages --------------------------------------------------------------- */
+enum {
+  BT_PKGF_UNPERSISTED = 1 << 0,  /* submitted; insert not committed */
+  BT_PKGF_UNDISPATCHED = 1 << 1, /* assigned; write not committed yet */
+  BT_PKGF_FINISHING = 1 << 2,    /* final state being committed */
+  BT_PKGF_DELAYED = 1 << 3,      /* in core->delayed (not before a time) */
+};
+
+struct bt_core_pkg {
+  uint64_t id;
+  uint64_t vendor_id; /* current attempt; 0 when queued */
+  uint64_t agent_id;
+  int64_t deadline_at;
+  int64_t not_before_at; /* also the retry time after a failure */
+  int64_t submitted_at;
+  bt_core_class_t *cls;
+  uint64_t token; /* submit request, while unpersisted */
+  uint8_t *checkpoint;
+  uint32_t checkpoint_len;
+  uint32_t heap_pos; /* in cls->ready or core->delayed */
+  uint32_t attempt;
+  uint32_t max_attempts;
+  uint32_t failures; /* attempts that failed (count against max_attempts) */
+  uint32_t payload_len;
+  uint8_t priority;
+  uint8_t state; /* bt_pkg_state_t */
+  uint8_t flags;
+  int8_t progress; /* -1 none */
+  char *key;       /* points into data, or NULL */
+  uint8_t data[];  /* payload, then the key with its NUL */
+};
+
+/* --- agents ------------------------------------------------------------------ */
+typedef struct {
+  bt_core_agent_t *prev, *next;
+} bt_ready_link_t;
+
+struct bt_core_agent {
+  uint64_t id;
+  uint64_t vendor_id;
+  char *name;
+  bt_sym_t *caps;
+  uint32_t n_caps;
+  uint32_t slots;
+  bt_agent_state_t state;
+  uint64_t last_seen_ms;
+  int64_t last_seen_at;
+  uint64_t expires_ms; /* its assignments are lost at this time */
+  bt_core_pkg_t **held; /* current assignments */
+  uint32_t n_held, cap_held;
+  bt_ready_link_t *links; /* one per cap, for capq ready lists */
+  bool ready;             /* in the ready lists */
+  bool dirty;             /* in core->dirty_agents */
+};
+
+/* --- the core ------------------------------------------------------------------ */
+typedef struct {
+  char **strs;
+  uint32_t n, cap;
+  bt_strmap_t map;
+} bt_strtab_t;
+
+struct bt_core {
+  bt_core_config_t cfg;
+  bt_strtab_t strs;
+
+  bt_core_vendor_t **vendors; /* id order */
+  uint32_t n_vendors, cap_vendors;
+
+  bt_core_agent_t **agents; /* id order */
+  uint32_t n_agents, cap_agents;
+  bt_idmap_t agent_by_id;
+
+  bt_idmap_t pkg_by_id;
+  bt_strmap_t pkg_by_key;
+  bt_pheap_t delayed; /* not_before_at order */
+
+  bt_core_capq_t *capqs; /* indexed by capability symbol */
+  uint32_t n_capqs;
+
+  bt_core_reqs_t **reqs_buckets;
+  uint32_t reqs_nbuckets;
+
+  bt_sym_t *dirty_caps;
+  uint32_t n_dirty_caps, cap_dirty_caps;
+  bt_core_agent_t **dirty_agents;
+  uint32_t n_dirty_agents, cap_dirty_agents;
+
+  /* recent finishes, so a result resent after a lost ack is acked, not stale */
+  struct {
+    uint64_t package_id;
+    uint32_t attempt;
+  } recent[1024];
+  uint32_t recent_next;
+
+  uint64_t next_vendor_id, next_agent_id, next_pkg_id;
+  uint64_t open_by_state[BT_PKG__COUNT];
+  uint64_t finished[BT_PKG__COUNT];
+  uint64_t rng;
+};
+
+/* Shared internals (bt_core__ prefix). */
+bt_action_t *bt_core__push(bt_actions_t *out, bt_act_kind_t kind);
+bt_core_vendor_t *bt_core__vendor(const bt_core_t *core, uint64_t id);
+bt_core_agent_t *bt_core__agent(const bt_core_t *core, uint64_t id);
+bt_core_capq_t *bt_core__capq(bt_core_t *core, bt_sym_t cap);
+bool bt_core__vendor_has_cap(const bt_core_vendor_t *v, bt_sym_t cap);
+bool bt_core__vendor_accepts(const bt_core_vendor_t *v);
+bool bt_core__reqs_allow(const bt_core_t *core, const bt_core_reqs_t *r,
+                         const bt_core_vendor_t *v);
+bt_core_reqs_t *bt_core__reqs_intern(bt_core_t *core, const bt_pkg_spec_t *spec);
+void bt_core__reqs_release(bt_core_t *core, bt_core_reqs_t *r);
+void bt_core__reqs_free_all(bt_core_t *core);
+bt_core_class_t *bt_core__class_get(bt_core_t *core, bt_sym_t cap,
+                                    bt_core_reqs_t *reqs);
+void bt_core__class_release(bt_core_t *core, bt_core_class_t *cls);
+int bt_core__pkg_better(const bt_core_pkg_t *a, const bt_core_pkg_t *b);
+int bt_core__pkg_earlier(const bt_core_pkg_t *a, const bt_core_pkg_t *b);
+
+/* Package placement. */
+bt_core_pkg_t *bt_core__pkg_new(bt_core_t *core, const bt_pkg_spec_t *spec,
+                                uint64_t id, int64_t submitted_at);
+void bt_core__pkg_free(bt_core_t *core, bt_core_pkg_t *p);
+void bt_core__pkg_set_state(bt_core_t *core, bt_core_pkg_t *p, bt_pkg_state_t s);
+void bt_core__enqueue(bt_core_t *core, bt_core_pkg_t *p, const bt_now_t *now);
+void bt_core__dequeue(bt_core_t *core, bt_core_pkg_t *p);
+void bt_core__remember_finish(bt_core_t *core, uint64_t id, uint32_t attempt);
+bool bt_core__recently_finished(const bt_core_t *core, uint64_t id, uint32_t attempt);
+/* Ends the current attempt of an assigned package without a result from the
+ * agent (lost, revoked, handed back): emits FINISH (queued) and HANDOFF. */
+void bt_core__requeue_lost(bt_core_t *core, bt_core_pkg_t *p, bt_outcome_t outcome,
+                           bt_handoff_reason_t reason, const bt_now_t *now,
+                           bt_actions_t *out);
+
+/* Agents and routing. */
+void bt_core__agent_hold(bt_core_t *core, bt_core_agent_t *a, bt_core_pkg_t *p);
+void bt_core__agent_release(bt_core_t *core, bt_core_agent_t *a, bt_core_pkg_t *p);
+void bt_core__agent_update_ready(bt_core_t *core, bt_core_agent_t *a);
+void bt_core__agent_lose(bt_core_t *core, bt_core_agent_t *a, bt_agent_state_t state,
+                         const bt_now_t *now, bt_actions_t *out);
+void bt_core__mark_cap(bt_core_t *core, bt_sym_t cap);
+void bt_core__mark_agent(bt_core_t *core, bt_core_agent_t *a);
+void bt_core__mark_vendor(bt_core_t *core, const bt_core_vendor_t *v);
+void bt_core__sched(bt_core_t *core, const bt_now_t *now, bt_actions_t *out);
+uint64_t bt_core__rand(bt_core_t *core);
+
+#endif

@@ -1,0 +1,70 @@
+/*
+ * ctl: the control socket. A Unix socket (uv_pipe_t) created 0600 in a private
+ * directory; each connection's peer uid is checked (root or the broker's own
+ * user). Frames are a 4-byte length and a CtlRequest; a client may pipeline
+ * requests and replies return in request order.
+ *
+ * The command handlers live here too: they validate requests, answer reads from
+ * the core's memory or the store, and hand the two writes that need the core's
+ * decisions (vendor add, submit) to the shell through bt_ctl_ops_t; the shell
+ * answers those with bt_ctl_vendor_added / bt_ctl_submitted once committed.
+ * Protobuf types never leave this module.
+ */
+#ifndef BT_CTL_H
+#define BT_CTL_H
+
+#include "core.h"
+#include "store.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+typedef struct bt_ctl bt_ctl_t;
+
+typedef struct {
+  uint32_t max_frame_bytes;   /* larger frames are refused and the connection closed */
+  uint32_t max_batch;         /* packages in one submit */
+  uint32_t max_payload_bytes; /* one package's payload */
+  uint32_t max_pipelined;     /* requests in flight per connection before reading pauses */
+  uint32_t max_connections;
+} bt_ctl_opts_t;
+
+void bt_ctl_opts_default(bt_ctl_opts_t *o);
+
+typedef struct {
+  /* Registers a vendor (spec borrowed). Returns 0 — the answer follows through
+   * bt_ctl_vendor_added — or a negative code answered at once. */
+  int (*vendor_add)(void *arg, const bt_vendor_spec_t *spec, uint64_t token);
+  /* Submits packages (borrowed). Returns 0 — answered later through
+   * bt_ctl_submitted — or a negative code (e.g. BT_EDBDOWN) answered at once. */
+  int (*submit)(void *arg, const bt_pkg_spec_t *specs, size_t n, uint64_t token);
+  /* Audits a refused connection or request. */
+  void (*rejected)(void *arg, const char *action, const char *detail);
+} bt_ctl_ops_t;
+
+/* Listens on path. A stale socket file of a dead broker is removed; a live one
+ * is an error. core and store are borrowed for the life of the control socket.
+ * Returns 0 or a negative code with the error logged. */
+int bt_ctl_new(uv_loop_t *loop, const char *path, const bt_ctl_opts_t *opts,
+               bt_core_t *core, bt_store_t *store, const bt_ctl_ops_t *ops, void *arg,
+               bt_ctl_t **out);
+
+/* Stops taking requests (the listener closes, connections stop reading) while
+ * answers still pending may be written. */
+void bt_ctl_stop_accepting(bt_ctl_t *ctl);
+
+/* Closes connections and removes the socket file; on_closed fires once every
+ * handle is closed and the object is freed (before this returns when nothing
+ * was open any more). Tokens the shell still holds must not be answered after
+ * this call. */
+void bt_ctl_close(bt_ctl_t *ctl, void (*on_closed)(void *arg), void *arg);
+
+/* The answer to a vendor_add: status 0 with the new id, or an error. */
+void bt_ctl_vendor_added(bt_ctl_t *ctl, uint64_t token, int status, uint64_t id);
+/* The answer to a submit: ids and states in request order, or an error. */
+void bt_ctl_submitted(bt_ctl_t *ctl, uint64_t token, int status,
+                      const bt_submit_result_t *results, size_t n);
+
+#endif

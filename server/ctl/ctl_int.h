@@ -1,0 +1,85 @@
+/* Internals of the control socket shared by its files. */
+#ifndef BT_CTL_INT_H
+#define BT_CTL_INT_H
+
+#include "baton.pb-c.h"
+#include "bt_frame.h"
+#include "bt_idmap.h"
+#include "ctl.h"
+
+typedef struct bt_ctl_conn bt_ctl_conn_t;
+
+/* One request of a connection, answered in order. */
+typedef struct bt_ctl_req {
+  uint64_t token;
+  bt_ctl_conn_t *conn; /* NULL once the connection is gone: the answer is dropped */
+  struct bt_ctl_req *next;
+  uint8_t *frame; /* the packed answer with its length prefix, once ready */
+  size_t frame_len;
+  char secret[48]; /* vendor add: shown once in the answer */
+  char name[136];
+} bt_ctl_req_t;
+
+/* Connection states: READING (taking requests), DRAINING (no more reading;
+ * answers still go out), CLOSING (handle closing). */
+struct bt_ctl_conn {
+  uv_pipe_t pipe;
+  bt_ctl_t *ctl;
+  bt_frame_reader_t reader;
+  bt_ctl_req_t *head, *tail;
+  uint32_t n_reqs;
+  bool reading;
+  bool draining; /* stop reading; close once every answer is written */
+  bool closing;
+  uint32_t writes;
+  uint32_t uid;
+  bt_ctl_conn_t *prev_conn, *next_conn;
+};
+
+struct bt_ctl {
+  uv_loop_t *loop;
+  bt_ctl_opts_t opts;
+  bt_core_t *core;
+  bt_store_t *store;
+  bt_ctl_ops_t ops;
+  void *arg;
+  uv_pipe_t listener;
+  bool listening;
+  char *path;
+  bt_idmap_t reqs;
+  uint64_t next_token;
+  bt_ctl_conn_t *conns;
+  uint32_t n_conns;
+  int open_handles;
+  bool closing;
+  void (*on_closed)(void *arg);
+  void *closed_arg;
+};
+
+/* listener.c: answers a request (packs reply, writes what is ready, frees the
+ * request when its connection is gone). */
+void bt_ctl__answer(bt_ctl_t *ctl, bt_ctl_req_t *req, const Baton__CtlReply *reply);
+/* Answers with an error status from a Baton code and a message. */
+void bt_ctl__fail(bt_ctl_t *ctl, bt_ctl_req_t *req, int code, const char *message);
+bt_ctl_req_t *bt_ctl__req_by_token(bt_ctl_t *ctl, uint64_t token);
+
+/* commands.c: runs one decoded request. */
+void bt_ctl__dispatch(bt_ctl_t *ctl, bt_ctl_req_t *req, const Baton__CtlRequest *msg);
+
+/* packages.c */
+void bt_ctl__submit(bt_ctl_t *ctl, bt_ctl_req_t *req, const Baton__Submit *m);
+void bt_ctl__package_show(bt_ctl_t *ctl, bt_ctl_req_t *req, const Baton__PackageRef *m);
+void bt_ctl__package_list(bt_ctl_t *ctl, bt_ctl_req_t *req, const Baton__PackageQuery *m);
+void bt_ctl__result(bt_ctl_t *ctl, bt_ctl_req_t *req, const Baton__PackageRef *m);
+void bt_ctl__wait(bt_ctl_t *ctl, bt_ctl_req_t *req, const Baton__WaitQuery *m);
+
+/* validate.c: pure checks of control messages. Return 0 or BT_EINVAL with a
+ * reason in why. */
+int bt_ctl__validate_spec(const Baton__PackageSpec *s, uint32_t max_payload, char *why,
+                          size_t why_len);
+int bt_ctl__validate_vendor(const Baton__VendorAdd *v, char *why, size_t why_len);
+
+/* A CtlReply with version and status CTL_OK set. */
+void bt_ctl__reply_init(Baton__CtlReply *r);
+
+#endif

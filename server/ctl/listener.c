@@ -1,0 +1,487 @@
+/*
+ * The control socket's transport: a Unix socket created 0600 (umask around the
+ * bind, so there is no window where it is open to others) inside a private
+ * directory, a peer-uid check on every connection, length-prefixed frames, and
+ * answers written in request order even when they complete out of order.
+ */
+#include "ctl_int.h"
+
+#include "bt_err.h"
+#include "bt_log.h"
+#include "bt_pballoc.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+void bt_ctl_opts_default(bt_ctl_opts_t *o) {
+  o->max_frame_bytes = 16 * 1024 * 1024;
+  o->max_batch = 10000;
+  o->max_payload_bytes = 512 * 1024;
+  o->max_pipelined = 256;
+  o->max_connections = 256;
+}
+
+void bt_ctl__reply_init(Baton__CtlReply *r) {
+  baton__ctl_reply__init(r);
+  r->has_version = true;
+  r->version = BATON__PROTOCOL_VERSION__PROTOCOL_VERSION_CURRENT;
+  r->has_status = true;
+  r->status = BATON__CTL_STATUS__CTL_OK;
+}
+
+bt_ctl_req_t *bt_ctl__req_by_token(bt_ctl_t *ctl, uint64_t token) {
+  return bt_idmap_get(&ctl->reqs, token);
+}
+
+/* --- connections ------------------------------------------------------------ */
+
+static void conn_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
+static void conn_maybe_close(bt_ctl_conn_t *c);
+
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+  (void)h;
+  (void)suggested;
+  buf->base = malloc(65536);
+  if (buf->base == NULL)
+    abort();
+  buf->len = 65536;
+}
+
+static void req_free(bt_ctl_t *ctl, bt_ctl_req_t *r) {
+  bt_idmap_del(&ctl->reqs, r->token);
+  free(r->frame);
+  free(r);
+}
+
+/* Frees the control socket once it is closing and its last handle is closed. */
+static void ctl_maybe_free(bt_ctl_t *ctl) {
+  if (!ctl->closing || ctl->open_handles > 0)
+    return;
+  void (*cb)(void *) = ctl->on_closed;
+  void *arg = ctl->closed_arg;
+  for (uint32_t i = 0; i < ctl->reqs.cap; i++) {
+    if (bt_idmap_used(&ctl->reqs, i)) {
+      bt_ctl_req_t *r = ctl->reqs.vals[i];
+      free(r->frame);
+      free(r);
+    }
+  }
+  bt_idmap_close(&ctl->reqs);
+  free(ctl->path);
+  free(ctl);
+  if (cb)
+    cb(arg);
+}
+
+static void conn_closed_cb(uv_handle_t *h) {
+  bt_ctl_conn_t *c = h->data;
+  bt_ctl_t *ctl = c->ctl;
+  bt_frame_reader_close(&c->reader);
+  free(c);
+  ctl->open_handles--;
+  ctl_maybe_free(ctl);
+}
+
+/* Closes a connection now. Its unanswered requests stay until answered (the
+ * shell may still hold their tokens) but their answers are dropped. */
+static void conn_close(bt_ctl_conn_t *c) {
+  if (c->closing)
+    return;
+  c->closing = true;
+  bt_ctl_t *ctl = c->ctl;
+  for (bt_ctl_req_t *r = c->head; r;) {
+    bt_ctl_req_t *next = r->next;
+    if (r->frame != NULL)
+      req_free(ctl, r); /* answered, never written */
+    else
+      r->conn = NULL;
+    r = next;
+  }
+  c->head = c->tail = NULL;
+  if (c->prev_conn)
+    c->prev_conn->next_conn = c->next_conn;
+  else
+    ctl->conns = c->next_conn;
+  if (c->next_conn)
+    c->next_conn->prev_conn = c->prev_conn;
+  ctl->n_conns--;
+  uv_close((uv_handle_t *)&c->pipe, conn_closed_cb);
+}
+
+static void conn_update_reading(bt_ctl_conn_t *c) {
+  bool want = !c->draining && !c->closing && c->n_reqs < c->ctl->opts.max_pipelined;
+  if (want && !c->reading)
+    uv_read_start((uv_stream_t *)&c->pipe, alloc_cb, conn_read_cb);
+  else if (!want && c->reading)
+    uv_read_stop((uv_stream_t *)&c->pipe);
+  c->reading = want;
+}
+
+typedef struct {
+  uv_write_t w;
+  bt_ctl_conn_t *c;
+  uint8_t *frame;
+} write_req_t;
+
+static void write_cb(uv_write_t *w, int status) {
+  write_req_t *wr = (write_req_t *)w;
+  bt_ctl_conn_t *c = wr->c;
+  free(wr->frame);
+  free(wr);
+  c->writes--;
+  if (status < 0 && !c->closing) {
+    conn_close(c);
+    return;
+  }
+  conn_maybe_close(c);
+}
+
+static void conn_write(bt_ctl_conn_t *c, uint8_t *frame, size_t len) {
+  write_req_t *wr = malloc(sizeof *wr);
+  if (wr == NULL)
+    abort();
+  wr->c = c;
+  wr->frame = frame;
+  uv_buf_t b = uv_buf_init((char *)frame, (unsigned)len);
+  if (uv_write(&wr->w, (uv_stream_t *)&c->pipe, &b, 1, write_cb) != 0) {
+    free(frame);
+    free(wr);
+    conn_close(c);
+    return;
+  }
+  c->writes++;
+}
+
+/* Writes the answers at the head of the queue that are ready. */
+static void conn_pump(bt_ctl_conn_t *c) {
+  while (!c->closing && c->head != NULL && c->head->frame != NULL) {
+    bt_ctl_req_t *r = c->head;
+    c->head = r->next;
+    if (c->head == NULL)
+      c->tail = NULL;
+    c->n_reqs--;
+    uint8_t *frame = r->frame;
+    size_t len = r->frame_len;
+    r->frame = NULL;
+    req_free(c->ctl, r);
+    conn_write(c, frame, len);
+  }
+  conn_update_reading(c);
+  conn_maybe_close(c);
+}
+
+static void conn_maybe_close(bt_ctl_conn_t *c) {
+  if (!c->closing && c->draining && c->head == NULL && c->writes == 0)
+    conn_close(c);
+}
+
+static uint8_t *pack_frame(const Baton__CtlReply *reply, size_t *len) {
+  size_t n = baton__ctl_reply__get_packed_size(reply);
+  uint8_t *f = malloc(BT_FRAME_HEADER + n + 1);
+  if (f == NULL)
+    abort();
+  bt_frame_put_header(f, (uint32_t)n);
+  baton__ctl_reply__pack(reply, f + BT_FRAME_HEADER);
+  *len = BT_FRAME_HEADER + n;
+  return f;
+}
+
+void bt_ctl__answer(bt_ctl_t *ctl, bt_ctl_req_t *req, const Baton__CtlReply *reply) {
+  if (req->conn == NULL) {
+    req_free(ctl, req); /* the client left */
+    return;
+  }
+  req->frame = pack_frame(reply, &req->frame_len);
+  conn_pump(req->conn);
+}
+
+static Baton__CtlStatus status_of(int code) {
+  switch (code) {
+  case BT_ENOTFOUND:
+    return BATON__CTL_STATUS__CTL_NOT_FOUND;
+  case BT_EINVAL:
+  case BT_EPROTO:
+  case BT_ELIMIT:
+  case BT_EVERSION:
+    return BATON__CTL_STATUS__CTL_BAD_REQUEST;
+  case BT_ECONFLICT:
+  case BT_ESTATE:
+    return BATON__CTL_STATUS__CTL_REJECTED;
+  case BT_EAUTH:
+    return BATON__CTL_STATUS__CTL_UNAUTHORIZED;
+  default:
+    return BATON__CTL_STATUS__CTL_UNAVAILABLE;
+  }
+}
+
+void bt_ctl__fail(bt_ctl_t *ctl, bt_ctl_req_t *req, int code, const char *message) {
+  Baton__CtlReply reply;
+  bt_ctl__reply_init(&reply);
+  reply.status = status_of(code);
+  reply.error = (char *)(message ? message : bt_strerror(code));
+  bt_ctl__answer(ctl, req, &reply);
+}
+
+/* A request slot at the tail of the connection's queue. */
+static bt_ctl_req_t *req_new(bt_ctl_conn_t *c) {
+  bt_ctl_t *ctl = c->ctl;
+  bt_ctl_req_t *r = calloc(1, sizeof *r);
+  if (r == NULL)
+    abort();
+  r->token = ++ctl->next_token;
+  r->conn = c;
+  bt_idmap_put(&ctl->reqs, r->token, r);
+  if (c->tail)
+    c->tail->next = r;
+  else
+    c->head = r;
+  c->tail = r;
+  c->n_reqs++;
+  return r;
+}
+
+/* One frame from a client: decode under a budget, check, run. */
+static void on_frame(bt_ctl_conn_t *c, const uint8_t *body, uint32_t len) {
+  bt_ctl_t *ctl = c->ctl;
+  bt_ctl_req_t *req = req_new(c);
+  bt_pb_budget_t budget;
+  bt_pb_budget_init(&budget, bt_pb_budget_for(len));
+  Baton__CtlRequest *msg = baton__ctl_request__unpack(&budget.a, len, body);
+  if (msg == NULL) {
+    bt_log_warn("rejected control request: not a valid protobuf message", "bytes=%u",
+                len);
+    bt_ctl__fail(ctl, req, BT_EPROTO, "could not decode the request");
+    c->draining = true; /* the stream cannot be trusted any more */
+    conn_pump(c);
+    return;
+  }
+  if (!msg->has_version ||
+      msg->version != BATON__PROTOCOL_VERSION__PROTOCOL_VERSION_CURRENT) {
+    char why[96];
+    snprintf(why, sizeof why, "control protocol version %u not supported; broker speaks %d",
+             msg->has_version ? msg->version : 0,
+             BATON__PROTOCOL_VERSION__PROTOCOL_VERSION_CURRENT);
+    bt_ctl__fail(ctl, req, BT_EVERSION, why);
+  } else {
+    bt_ctl__dispatch(ctl, req, msg);
+  }
+  baton__ctl_request__free_unpacked(msg, &budget.a);
+}
+
+static void conn_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
+  bt_ctl_conn_t *c = s->data;
+  if (n < 0) {
+    free(buf->base);
+    /* EOF: the client is done sending; answer what is pending, then close. */
+    c->draining = true;
+    if (n != UV_EOF) {
+      conn_close(c);
+      return;
+    }
+    conn_update_reading(c);
+    conn_maybe_close(c);
+    return;
+  }
+  size_t off = 0;
+  while (off < (size_t)n && !c->closing && !c->draining) {
+    int done = 0;
+    long used = bt_frame_reader_feed(&c->reader, (const uint8_t *)buf->base + off,
+                                     (size_t)n - off, &done);
+    if (used < 0) {
+      uint32_t len = bt_frame_get_length(c->reader.hdr);
+      char why[128];
+      snprintf(why, sizeof why, "request of %u bytes exceeds the limit of %u bytes", len,
+               c->ctl->opts.max_frame_bytes);
+      bt_log_warn("rejected control request", "reason=%s", BT_Q(why));
+      bt_ctl__fail(c->ctl, req_new(c), BT_ELIMIT, why);
+      c->draining = true;
+      break;
+    }
+    off += (size_t)used;
+    if (done) {
+      uint32_t len;
+      uint8_t *body = bt_frame_reader_take(&c->reader, &len);
+      on_frame(c, body, len);
+      free(body);
+    }
+  }
+  free(buf->base);
+  if (!c->closing)
+    conn_pump(c);
+}
+
+/* --- accepting ---------------------------------------------------------------- */
+
+static void refuse_conn(bt_ctl_conn_t *c, const char *why) {
+  bt_ctl__fail(c->ctl, req_new(c), BT_EAUTH, why);
+  c->draining = true;
+  conn_pump(c);
+}
+
+static void on_connection(uv_stream_t *server, int status) {
+  bt_ctl_t *ctl = server->data;
+  if (status < 0) {
+    bt_log_warn("control socket accept failed", "error=%s", uv_strerror(status));
+    return;
+  }
+  bt_ctl_conn_t *c = calloc(1, sizeof *c);
+  if (c == NULL)
+    abort();
+  c->ctl = ctl;
+  uv_pipe_init(ctl->loop, &c->pipe, 0);
+  c->pipe.data = c;
+  ctl->open_handles++;
+  bt_frame_reader_init(&c->reader, ctl->opts.max_frame_bytes);
+  if (uv_accept(server, (uv_stream_t *)&c->pipe) != 0) {
+    uv_close((uv_handle_t *)&c->pipe, conn_closed_cb);
+    return;
+  }
+  c->next_conn = ctl->conns;
+  if (ctl->conns)
+    ctl->conns->prev_conn = c;
+  ctl->conns = c;
+  ctl->n_conns++;
+
+  /* Only root and the broker's own user may drive it. */
+  uv_os_fd_t fd;
+  struct ucred cred;
+  socklen_t cl = sizeof cred;
+  if (uv_fileno((uv_handle_t *)&c->pipe, &fd) != 0 ||
+      getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) != 0) {
+    refuse_conn(c, "could not identify the peer");
+    return;
+  }
+  c->uid = cred.uid;
+  if (cred.uid != 0 && cred.uid != geteuid()) {
+    char why[96];
+    snprintf(why, sizeof why, "user %u may not use this control socket", cred.uid);
+    bt_log_warn("refused control connection", "uid=%u pid=%d", cred.uid, cred.pid);
+    if (ctl->ops.rejected)
+      ctl->ops.rejected(ctl->arg, "control.refused", why);
+    refuse_conn(c, why);
+    return;
+  }
+  if (ctl->n_conns > ctl->opts.max_connections) {
+    refuse_conn(c, "too many control connections");
+    return;
+  }
+  conn_update_reading(c);
+}
+
+/* Removes a socket file left by a broker that died, but never one a live broker
+ * is serving. Blocking connect: this runs once, before the loop. */
+static int clear_stale_socket(const char *path) {
+  struct stat st;
+  if (lstat(path, &st) != 0)
+    return 0;
+  if (!S_ISSOCK(st.st_mode)) {
+    bt_log_error("control socket path exists and is not a socket", "path=%s", BT_Q(path));
+    return BT_EINVAL;
+  }
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return -errno;
+  struct sockaddr_un sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sun_family = AF_UNIX;
+  snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
+  int rc = connect(fd, (struct sockaddr *)&sa, sizeof sa);
+  int e = errno;
+  close(fd);
+  if (rc == 0) {
+    bt_log_error("another broker is serving this control socket", "path=%s", BT_Q(path));
+    return BT_ECONFLICT;
+  }
+  if (e == ECONNREFUSED || e == ENOENT) {
+    bt_log_info("removing a stale control socket", "path=%s", BT_Q(path));
+    unlink(path);
+    return 0;
+  }
+  bt_log_error("could not check the control socket", "path=%s error=%s", BT_Q(path),
+               strerror(e));
+  return -e;
+}
+
+static void listener_closed(uv_handle_t *h) {
+  bt_ctl_t *ctl = h->data;
+  ctl->open_handles--;
+  ctl_maybe_free(ctl);
+}
+
+int bt_ctl_new(uv_loop_t *loop, const char *path, const bt_ctl_opts_t *opts,
+               bt_core_t *core, bt_store_t *store, const bt_ctl_ops_t *ops, void *arg,
+               bt_ctl_t **out) {
+  if (strlen(path) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
+    bt_log_error("control socket path too long", "path=%s max=%zu", BT_Q(path),
+                 sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
+    return BT_EINVAL;
+  }
+  int rv = clear_stale_socket(path);
+  if (rv != 0)
+    return rv;
+  bt_ctl_t *ctl = calloc(1, sizeof *ctl);
+  if (ctl == NULL)
+    abort();
+  ctl->loop = loop;
+  if (opts)
+    ctl->opts = *opts;
+  else
+    bt_ctl_opts_default(&ctl->opts);
+  ctl->core = core;
+  ctl->store = store;
+  ctl->ops = *ops;
+  ctl->arg = arg;
+  ctl->path = strdup(path);
+  bt_idmap_init(&ctl->reqs);
+  uv_pipe_init(loop, &ctl->listener, 0);
+  ctl->listener.data = ctl;
+  ctl->open_handles = 1;
+  mode_t old = umask(0177); /* the socket is born 0600 */
+  rv = uv_pipe_bind(&ctl->listener, path);
+  umask(old);
+  if (rv == 0)
+    rv = uv_listen((uv_stream_t *)&ctl->listener, 128, on_connection);
+  if (rv != 0) {
+    bt_log_error("could not listen on the control socket", "path=%s error=%s",
+                 BT_Q(path), uv_strerror(rv));
+    /* Freed by the close callback when the caller runs the loop to tear down. */
+    ctl->closing = true;
+    uv_close((uv_handle_t *)&ctl->listener, listener_closed);
+    *out = NULL;
+    return rv;
+  }
+  ctl->listening = true;
+  bt_log_info("control socket ready", "path=%s", BT_Q(path));
+  *out = ctl;
+  return 0;
+}
+
+void bt_ctl_stop_accepting(bt_ctl_t *ctl) {
+  if (ctl->listening) {
+    ctl->listening = false;
+    uv_close((uv_handle_t *)&ctl->listener, listener_closed);
+    unlink(ctl->path);
+  }
+  for (bt_ctl_conn_t *c = ctl->conns; c; c = c->next_conn) {
+    c->draining = true;
+    conn_update_reading(c);
+  }
+}
+
+void bt_ctl_close(bt_ctl_t *ctl, void (*on_closed)(void *arg), void *arg) {
+  ctl->on_closed = on_closed;
+  ctl->closed_arg = arg;
+  bt_ctl_stop_accepting(ctl);
+  ctl->closing = true;
+  while (ctl->conns)
+    conn_close(ctl->conns);
+  /* The last close callback frees the object; when everything is closed
+   * already, that happens here. */
+  ctl_maybe_free(ctl);
+}

@@ -1,0 +1,564 @@
+/*
+ * Shell: core events in, actions out. See shell.h.
+ *
+ * One actions buffer serves every event: the core fills it, apply() carries it
+ * out, and nothing apply() calls feeds an event back synchronously (store and
+ * endpoint callbacks always come later from the loop), so the buffer is never
+ * used twice at once.
+ */
+#include "shell.h"
+
+#include "bt_err.h"
+#include "bt_log.h"
+#include "bt_time.h"
+#include "ctl.h"
+#include "store.h"
+#include "xport.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TICK_MAX_MS 100
+
+struct bt_shell {
+  uv_loop_t *loop;
+  bt_core_t *core;
+  bt_store_t *store;
+  bt_xp_t *xp;
+  bt_ctl_t *ctl;
+  uv_timer_t tick;
+  bt_actions_t acts;
+  bool applying;
+  /* set while a hello is processed: the session its PERSIST_AGENT answers */
+  uint64_t hello_session;
+  const char *hello_software;
+  bool stopping;
+  int closing_parts;
+  void (*on_stopped)(void *arg);
+  void *stopped_arg;
+};
+
+static bt_now_t now(void) {
+  bt_now_t n = {.ms = bt_mono_ms(), .at = bt_wall_ms()};
+  return n;
+}
+
+static void *xmalloc(size_t n) {
+  void *p = malloc(n ? n : 1);
+  if (p == NULL)
+    abort();
+  return p;
+}
+
+static void apply(bt_shell_t *sh);
+
+/* --- commit callbacks --------------------------------------------------------- */
+
+typedef struct {
+  bt_shell_t *sh;
+  uint64_t package_id;
+  uint64_t agent_id;
+  uint32_t attempt;
+  int code;
+  uint64_t token;
+} ctx_t;
+
+static ctx_t *ctx_new(bt_shell_t *sh, const bt_action_t *a) {
+  ctx_t *c = xmalloc(sizeof *c);
+  c->sh = sh;
+  c->package_id = a->package_id;
+  c->agent_id = a->agent_id;
+  c->attempt = a->attempt;
+  c->code = a->code;
+  c->token = a->token;
+  return c;
+}
+
+static void on_assign_committed(void *arg, int status) {
+  ctx_t *c = arg;
+  bt_shell_t *sh = c->sh;
+  bt_now_t t = now();
+  if (status == 0)
+    bt_xp_dispatch(sh->xp, c->agent_id, c->package_id, c->attempt);
+  else
+    bt_log_error("could not record an assignment", "package=%" PRIu64 " attempt=%u error=%s",
+                 c->package_id, c->attempt, bt_strerror(status));
+  bt_core_assign_persisted(sh->core, c->package_id, c->attempt, status == 0, &t,
+                           &sh->acts);
+  apply(sh);
+  free(c);
+}
+
+static void on_finish_committed(void *arg, int status) {
+  ctx_t *c = arg;
+  bt_shell_t *sh = c->sh;
+  bt_now_t t = now();
+  if (status != 0)
+    bt_log_error("could not record the end of an attempt",
+                 "package=%" PRIu64 " attempt=%u error=%s", c->package_id, c->attempt,
+                 bt_strerror(status));
+  else
+    bt_core_finish_persisted(sh->core, c->package_id, c->attempt, &t, &sh->acts);
+  apply(sh);
+  free(c);
+}
+
+static void on_ack_ready(void *arg, int status) {
+  ctx_t *c = arg;
+  /* A barrier that failed means what came before it was not committed: say
+   * nothing, the agent will send the result again. */
+  if (status == 0)
+    bt_xp_ack(c->sh->xp, c->agent_id, c->package_id, c->attempt, c->code);
+  free(c);
+}
+
+static void on_vendor_committed(void *arg, int status) {
+  ctx_t *c = arg;
+  bt_ctl_vendor_added(c->sh->ctl, c->token, status, c->package_id /* vendor id */);
+  free(c);
+}
+
+typedef struct {
+  bt_shell_t *sh;
+  uint64_t session;
+} hello_ctx_t;
+
+static void on_agent_committed(void *arg, int status) {
+  hello_ctx_t *c = arg;
+  bt_xp_welcome(c->sh->xp, c->session, status);
+  free(c);
+}
+
+/* --- applying actions ------------------------------------------------------------ */
+
+static void audit(bt_shell_t *sh, const bt_action_t *a) {
+  char subject[160], detail[256];
+  const char *actor = "broker";
+  if (a->package_id) {
+    snprintf(subject, sizeof subject, "package:%" PRIu64, a->package_id);
+    snprintf(detail, sizeof detail, "attempt=%u agent=%" PRIu64, a->attempt, a->agent_id);
+  } else if (a->agent_id) {
+    snprintf(subject, sizeof subject, "agent:%s", a->text2 ? a->text2 : "?");
+    snprintf(detail, sizeof detail, "agent_id=%" PRIu64 " vendor=%s", a->agent_id,
+             a->text3 ? a->text3 : "?");
+  } else {
+    snprintf(subject, sizeof subject, "vendor:%s", a->text2 ? a->text2 : "?");
+    snprintf(detail, sizeof detail, "vendor_id=%" PRIu64 " region=%s", a->vendor_id,
+             a->text3 ? a->text3 : "");
+    actor = "admin";
+  }
+  bt_store_audit(sh->store, a->at, actor, a->text, subject, detail);
+}
+
+static void log_finish(bt_shell_t *sh, const bt_action_t *a) {
+  const bt_core_vendor_t *v = bt_core_vendor(sh->core, a->vendor_id);
+  bt_log_level_t level = a->outcome == BT_OUTCOME_COMPLETED ? BT_LOG_DEBUG : BT_LOG_INFO;
+  bt_log(level, "attempt ended",
+         "package=%" PRIu64 " attempt=%u vendor=%s outcome=%s next=%s%s%s", a->package_id,
+         a->attempt, v ? v->name : "?", bt_outcome_name(a->outcome),
+         bt_pkg_state_name(a->state), a->text ? " error=" : "",
+         a->text ? BT_Q(a->text) : "");
+}
+
+static void apply(bt_shell_t *sh) {
+  if (sh->applying)
+    abort(); /* see the file comment: apply never nests */
+  sh->applying = true;
+  for (size_t i = 0; i < sh->acts.n; i++) {
+    const bt_action_t *a = &sh->acts.v[i];
+    switch (a->kind) {
+    case BT_ACT_PERSIST_VENDOR: {
+      ctx_t *c = ctx_new(sh, a);
+      c->package_id = a->vendor_id;
+      bt_store_put_vendor(sh->store, sh->core, bt_core_vendor(sh->core, a->vendor_id),
+                          a->at, true, on_vendor_committed, c);
+      break;
+    }
+    case BT_ACT_PERSIST_AGENT: {
+      hello_ctx_t *c = xmalloc(sizeof *c);
+      c->sh = sh;
+      c->session = sh->hello_session;
+      bt_store_put_agent(sh->store, sh->core, a->agent_id, sh->hello_software, a->at,
+                         on_agent_committed, c);
+      break;
+    }
+    case BT_ACT_PERSIST_PACKAGE:
+      break; /* batched by the submit path, which reads these itself */
+    case BT_ACT_ASSIGN:
+      bt_store_assign(sh->store, a, on_assign_committed, ctx_new(sh, a));
+      break;
+    case BT_ACT_START:
+      bt_store_start(sh->store, a);
+      break;
+    case BT_ACT_PROGRESS:
+      bt_store_progress(sh->store, a);
+      break;
+    case BT_ACT_FINISH:
+      log_finish(sh, a);
+      bt_store_finish(sh->store, a, on_finish_committed, ctx_new(sh, a));
+      break;
+    case BT_ACT_HANDOFF: {
+      const bt_core_vendor_t *v = bt_core_vendor(sh->core, a->vendor_id);
+      bt_log_info("package handed off", "package=%" PRIu64 " attempt=%u from=%s reason=%s",
+                  a->package_id, a->attempt, v ? v->name : "?",
+                  bt_handoff_reason_name(a->reason));
+      bt_store_handoff(sh->store, a);
+      break;
+    }
+    case BT_ACT_ACK_RESULT:
+      bt_store_barrier(sh->store, on_ack_ready, ctx_new(sh, a));
+      break;
+    case BT_ACT_CANCEL:
+      bt_xp_cancel(sh->xp, a->agent_id, a->package_id, a->attempt);
+      break;
+    case BT_ACT_END_SESSION:
+      bt_xp_end_session(sh->xp, a->agent_id);
+      break;
+    case BT_ACT_AUDIT:
+      audit(sh, a);
+      break;
+    }
+  }
+  bt_actions_clear(&sh->acts);
+  sh->applying = false;
+}
+
+/* --- agent endpoint handlers --------------------------------------------------------- */
+
+static int h_vendor_key(void *arg, const char *vendor, uint64_t *vendor_id,
+                        uint8_t key[32]) {
+  bt_shell_t *sh = arg;
+  const bt_core_vendor_t *v = bt_core_vendor_by_name(sh->core, vendor);
+  if (v == NULL)
+    return BT_ENOTFOUND;
+  if (v->state == BT_VENDOR_SUSPENDED)
+    return BT_ESTATE;
+  *vendor_id = v->id;
+  memcpy(key, v->auth_key, 32);
+  return 0;
+}
+
+static int h_hello(void *arg, const bt_xp_hello_t *h, uint64_t *agent_id) {
+  bt_shell_t *sh = arg;
+  bt_now_t t = now();
+  bt_agent_hello_t hello = {
+      .vendor_id = h->vendor_id,
+      .name = h->agent_name,
+      .caps = h->caps,
+      .n_caps = h->n_caps,
+      .slots = h->slots,
+      .held = h->held,
+      .n_held = h->n_held,
+  };
+  sh->hello_session = h->session;
+  sh->hello_software = h->software;
+  int rc = bt_core_agent_hello(sh->core, &hello, &t, agent_id, &sh->acts);
+  apply(sh);
+  sh->hello_session = 0;
+  sh->hello_software = NULL;
+  return rc;
+}
+
+static void h_seen(void *arg, uint64_t agent_id) {
+  bt_shell_t *sh = arg;
+  bt_now_t t = now();
+  bt_core_agent_seen(sh->core, agent_id, &t);
+}
+
+static void h_started(void *arg, uint64_t agent_id, uint64_t package_id, uint32_t attempt) {
+  bt_shell_t *sh = arg;
+  bt_now_t t = now();
+  bt_core_agent_started(sh->core, agent_id, package_id, attempt, &t, &sh->acts);
+  apply(sh);
+}
+
+static void h_ready(void *arg, uint64_t agent_id) {
+  bt_shell_t *sh = arg;
+  bt_now_t t = now();
+  bt_core_agent_ready(sh->core, agent_id, &t, &sh->acts);
+  apply(sh);
+}
+
+static void h_progress(void *arg, uint64_t agent_id, uint64_t package_id, uint32_t attempt,
+                       int percent, const void *checkpoint, size_t len) {
+  bt_shell_t *sh = arg;
+  bt_now_t t = now();
+  bt_core_agent_progress(sh->core, agent_id, package_id, attempt, percent, checkpoint, len,
+                         &t, &sh->acts);
+  apply(sh);
+}
+
+static void h_result(void *arg, uint64_t agent_id, const bt_result_t *r) {
+  bt_shell_t *sh = arg;
+  bt_now_t t = now();
+  bt_core_agent_result(sh->core, agent_id, r, 0, &t, &sh->acts);
+  apply(sh);
+}
+
+static void h_bye(void *arg, uint64_t agent_id) {
+  bt_shell_t *sh = arg;
+  bt_now_t t = now();
+  bt_core_agent_bye(sh->core, agent_id, &t, &sh->acts);
+  apply(sh);
+}
+
+static int h_assignment(void *arg, uint64_t agent_id, uint64_t package_id,
+                        uint32_t attempt, bt_xp_assignment_t *out) {
+  bt_shell_t *sh = arg;
+  bt_pkg_view_t v;
+  if (bt_core_package_view(sh->core, package_id, &v) != 0 || v.attempt != attempt ||
+      v.agent_id != agent_id ||
+      (v.state != BT_PKG_ASSIGNED && v.state != BT_PKG_RUNNING))
+    return BT_ESTALE;
+  out->capability = v.capability;
+  out->payload = v.payload;
+  out->payload_len = v.payload_len;
+  out->deadline_at = v.deadline_at;
+  out->checkpoint = v.checkpoint;
+  out->checkpoint_len = v.checkpoint_len;
+  return 0;
+}
+
+static void h_rejected(void *arg, const char *action, const char *vendor, const char *agent,
+                       const char *detail) {
+  bt_shell_t *sh = arg;
+  char subject[300];
+  snprintf(subject, sizeof subject, "agent:%s/%s", vendor, agent);
+  bt_store_audit(sh->store, bt_wall_ms(), "agent", action, subject, detail);
+}
+
+/* --- control handlers ------------------------------------------------------------------ */
+
+static int c_vendor_add(void *arg, const bt_vendor_spec_t *spec, uint64_t token) {
+  bt_shell_t *sh = arg;
+  if (bt_store_is_down(sh->store))
+    return BT_EDBDOWN;
+  bt_now_t t = now();
+  uint64_t id;
+  int rc = bt_core_vendor_add(sh->core, spec, token, &t, &id, &sh->acts);
+  if (rc == 0)
+    bt_log_info("vendor added", "vendor=%s vendor_id=%" PRIu64 " region=%s", BT_Q(spec->name),
+                id, BT_Q(spec->region));
+  apply(sh);
+  return rc;
+}
+
+typedef struct {
+  bt_shell_t *sh;
+  uint64_t token;
+  size_t n;
+  bt_submit_result_t results[];
+} submit_ctx_t;
+
+static void on_inserted(void *arg, int status, const bt_store_inserted_t *rows, size_t n) {
+  submit_ctx_t *c = arg;
+  bt_shell_t *sh = c->sh;
+  bt_now_t t = now();
+  size_t k = 0;
+  for (size_t i = 0; i < c->n; i++) {
+    bt_submit_result_t *r = &c->results[i];
+    if (r->duplicate || k >= n)
+      continue;
+    const bt_store_inserted_t *row = &rows[k++];
+    bt_core_package_persisted(sh->core, row->id, status == 0, row->existing_id, &t,
+                              &sh->acts);
+    apply(sh);
+    if (status == 0 && row->existing_id != 0) {
+      r->id = row->existing_id;
+      r->duplicate = true;
+      if (row->existing_state == NULL ||
+          bt_pkg_state_parse(row->existing_state, &r->state) != 0)
+        r->state = BT_PKG_COMPLETED;
+    }
+  }
+  bt_ctl_submitted(sh->ctl, c->token, status, c->results, c->n);
+  free(c);
+}
+
+static void on_submit_barrier(void *arg, int status) {
+  on_inserted(arg, status, NULL, 0);
+}
+
+static int c_submit(void *arg, const bt_pkg_spec_t *specs, size_t n, uint64_t token) {
+  bt_shell_t *sh = arg;
+  if (bt_store_is_down(sh->store))
+    return BT_EDBDOWN;
+  bt_now_t t = now();
+  submit_ctx_t *c = xmalloc(sizeof *c + n * sizeof c->results[0]);
+  c->sh = sh;
+  c->token = token;
+  c->n = n;
+  bt_core_submit(sh->core, specs, n, token, &t, c->results, &sh->acts);
+  uint64_t *ids = xmalloc(n * sizeof *ids);
+  size_t n_new = 0;
+  for (size_t i = 0; i < sh->acts.n; i++)
+    if (sh->acts.v[i].kind == BT_ACT_PERSIST_PACKAGE)
+      ids[n_new++] = sh->acts.v[i].package_id;
+  apply(sh);
+  if (n_new > 0)
+    bt_store_insert_packages(sh->store, sh->core, ids, n_new, on_inserted, c);
+  else /* only known keys: answer once what they name is committed */
+    bt_store_barrier(sh->store, on_submit_barrier, c);
+  free(ids);
+  return 0;
+}
+
+static void c_rejected(void *arg, const char *action, const char *detail) {
+  bt_shell_t *sh = arg;
+  bt_store_audit(sh->store, bt_wall_ms(), "control", action, "control-socket", detail);
+}
+
+/* --- time ---------------------------------------------------------------------------------- */
+
+static void on_tick(uv_timer_t *t) {
+  bt_shell_t *sh = t->data;
+  bt_now_t n = now();
+  uint64_t next = bt_core_tick(sh->core, &n, &sh->acts);
+  apply(sh);
+  uint64_t wait = next > n.ms ? next - n.ms : 1;
+  uv_timer_start(&sh->tick, on_tick, wait < TICK_MAX_MS ? wait : TICK_MAX_MS, 0);
+}
+
+static void on_store_flush(void *arg) {
+  bt_shell_t *sh = arg;
+  if (sh->xp)
+    bt_xp_flush(sh->xp);
+}
+
+/* --- lifecycle ---------------------------------------------------------------------------- */
+
+static void part_closed(void *arg) {
+  bt_shell_t *sh = arg;
+  if (--sh->closing_parts > 0)
+    return;
+  void (*cb)(void *) = sh->on_stopped;
+  void *cb_arg = sh->stopped_arg;
+  bt_actions_close(&sh->acts);
+  bt_core_free(sh->core);
+  free(sh);
+  if (cb)
+    cb(cb_arg);
+}
+
+static void tick_closed(uv_handle_t *h) { part_closed(h->data); }
+
+/* The store is drained: now the control socket may go (its last answers were
+ * written by the store's callbacks). */
+static void store_closed(void *arg) {
+  bt_shell_t *sh = arg;
+  sh->store = NULL;
+  if (sh->ctl)
+    bt_ctl_close(sh->ctl, part_closed, sh);
+  else
+    part_closed(sh);
+}
+
+static void xp_closed(void *arg) {
+  bt_shell_t *sh = arg;
+  sh->xp = NULL;
+  part_closed(sh);
+}
+
+void bt_shell_stop(bt_shell_t *sh, void (*on_stopped)(void *arg), void *arg) {
+  if (sh->stopping)
+    return;
+  sh->stopping = true;
+  sh->on_stopped = on_stopped;
+  sh->stopped_arg = arg;
+  bt_log_info("stopping: no new requests; flushing pending commits", NULL);
+  /* parts: tick timer, endpoint, store→ctl chain */
+  sh->closing_parts = 3;
+  if (sh->ctl)
+    bt_ctl_stop_accepting(sh->ctl);
+  uv_timer_stop(&sh->tick);
+  uv_close((uv_handle_t *)&sh->tick, tick_closed);
+  if (sh->xp)
+    bt_xp_close(sh->xp, xp_closed, sh);
+  else
+    part_closed(sh);
+  if (sh->store)
+    bt_store_close(sh->store, store_closed, sh);
+  else
+    store_closed(sh);
+}
+
+int bt_shell_new(uv_loop_t *loop, const bt_config_t *cfg, const char *dsn,
+                 const char *control_path, bt_shell_t **out) {
+  bt_shell_t *sh = calloc(1, sizeof *sh);
+  if (sh == NULL)
+    abort();
+  sh->loop = loop;
+  bt_actions_init(&sh->acts);
+
+  bt_core_config_t cc;
+  bt_core_config_default(&cc);
+  cc.lease_ms = cfg->lease_ms;
+  cc.restart_grace_ms = cfg->restart_grace_ms;
+  cc.retry_base_ms = cfg->retry_base_ms;
+  cc.retry_max_ms = cfg->retry_max_ms;
+  cc.default_max_attempts = cfg->max_attempts;
+  cc.seed = (uint64_t)bt_wall_ms() ^ ((uint64_t)bt_mono_ms() << 20);
+  sh->core = bt_core_new(&cc);
+
+  bt_now_t t = now();
+  int rv = bt_store_load(dsn, sh->core, &t);
+  if (rv != 0) {
+    bt_log_error("could not load state from the database", "error=%s", bt_strerror(rv));
+    bt_actions_close(&sh->acts);
+    bt_core_free(sh->core);
+    free(sh);
+    return rv;
+  }
+
+  bt_store_opts_t so;
+  bt_store_opts_default(&so);
+  so.pipeline_depth = cfg->store_pipeline_depth;
+  so.max_segment_ops = cfg->store_segment_ops;
+  so.op_timeout_ms = cfg->store_timeout_ms;
+  bt_store_new(loop, dsn, &so, on_store_flush, sh, &sh->store);
+
+  bt_xp_opts_t xo;
+  bt_xp_opts_default(&xo);
+  xo.max_message_bytes = cfg->max_message_bytes;
+  xo.heartbeat_ms = cfg->heartbeat_ms;
+  xo.lease_ms = cfg->lease_ms;
+  xo.poll_ms = cfg->poll_ms;
+  xo.max_payload_bytes = cfg->max_payload_bytes;
+  xo.max_agents_per_vendor = cfg->max_agents_per_vendor;
+  static const bt_xp_handler_t xh = {
+      .vendor_key = h_vendor_key,
+      .hello = h_hello,
+      .seen = h_seen,
+      .started = h_started,
+      .ready = h_ready,
+      .progress = h_progress,
+      .result = h_result,
+      .bye = h_bye,
+      .assignment = h_assignment,
+      .rejected = h_rejected,
+  };
+  rv = bt_xp_new(loop, cfg->agents, &xo, &xh, sh, &sh->xp);
+
+  if (rv == 0) {
+    bt_ctl_opts_t co;
+    bt_ctl_opts_default(&co);
+    co.max_frame_bytes = cfg->max_control_frame_bytes;
+    co.max_batch = cfg->max_batch;
+    co.max_payload_bytes = cfg->max_payload_bytes;
+    static const bt_ctl_ops_t ops = {
+        .vendor_add = c_vendor_add, .submit = c_submit, .rejected = c_rejected};
+    rv = bt_ctl_new(loop, control_path, &co, sh->core, sh->store, &ops, sh, &sh->ctl);
+  }
+
+  uv_timer_init(loop, &sh->tick);
+  sh->tick.data = sh;
+  if (rv != 0) {
+    bt_shell_stop(sh, NULL, NULL);
+    return rv;
+  }
+  uv_timer_start(&sh->tick, on_tick, 0, 0);
+  *out = sh;
+  return 0;
+}

@@ -1,0 +1,30 @@
+/*
+ * The shell: wires the pure core to its edges. It turns agent messages and
+ * control requests into core events, and the core's actions into effects —
+ * persist first, then send: an assignment reaches its agent, a submit its
+ * answer, a result its acknowledgement only after the store committed it. It
+ * decides no business rule; every "whether" and "whom" is the core's.
+ */
+#ifndef BT_SHELL_H
+#define BT_SHELL_H
+
+#include "cfg.h"
+#include "core.h"
+
+#include <uv.h>
+
+typedef struct bt_shell bt_shell_t;
+
+/* Creates the core, loads state from dsn (blocking, before the loop serves),
+ * opens the store, the agent endpoint and the control socket. Returns 0 or a
+ * negative code (logged); on failure everything created is closed again and the
+ * caller should run the loop until it is empty. */
+int bt_shell_new(uv_loop_t *loop, const bt_config_t *cfg, const char *dsn,
+                 const char *control_path, bt_shell_t **out);
+
+/* Graceful stop: no new requests, agents told the broker is going, pending
+ * commits flushed, then everything closed. on_stopped fires once the shell is
+ * freed. */
+void bt_shell_stop(bt_shell_t *sh, void (*on_stopped)(void *arg), void *arg);
+
+#endif

@@ -1,0 +1,344 @@
+/*
+ * Startup, before the loop runs (blocking libpq is fine here): apply the
+ * embedded migrations and rebuild the core's state from the database.
+ */
+#include "store_int.h"
+
+#include "bt_err.h"
+#include "bt_log.h"
+#include "bt_migrations.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static PGconn *connect_blocking(const char *dsn) {
+  PGconn *c = PQconnectdb(dsn);
+  if (PQstatus(c) != CONNECTION_OK) {
+    bt_log_error("could not connect to the database", "error=%s",
+                 BT_Q(PQerrorMessage(c)));
+    PQfinish(c);
+    return NULL;
+  }
+  PQsetNoticeProcessor(c, NULL, NULL);
+  return c;
+}
+
+static int exec_ok(PGconn *c, const char *sql, const char *what) {
+  PGresult *r = PQexec(c, sql);
+  ExecStatusType s = PQresultStatus(r);
+  int rv = 0;
+  if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK) {
+    bt_log_error("could not run migration statement", "step=%s error=%s", what,
+                 BT_Q(PQresultErrorMessage(r)));
+    rv = bt_store__map_error(r);
+  }
+  PQclear(r);
+  return rv;
+}
+
+/* Silences NOTICEs like "relation already exists, skipping". */
+static void quiet_notices(void *arg, const char *msg) {
+  (void)arg;
+  (void)msg;
+}
+
+int bt_store_migrate(const char *dsn, unsigned *applied) {
+  *applied = 0;
+  PGconn *c = connect_blocking(dsn);
+  if (c == NULL)
+    return BT_EDBDOWN;
+  PQsetNoticeProcessor(c, quiet_notices, NULL);
+  int rv = exec_ok(c,
+                   "CREATE TABLE IF NOT EXISTS baton_migrations ("
+                   " version integer PRIMARY KEY, name text NOT NULL,"
+                   " applied_at timestamptz NOT NULL DEFAULT now())",
+                   "create baton_migrations");
+  for (unsigned i = 0; rv == 0 && i < bt_migrations_count; i++) {
+    const bt_migration_t *m = &bt_migrations[i];
+    if ((rv = exec_ok(c, "BEGIN", "begin")) != 0)
+      break;
+    /* Two brokers starting together: the second waits here, then skips. */
+    if ((rv = exec_ok(c, "SELECT pg_advisory_xact_lock(7800, 1)", "lock")) != 0)
+      break;
+    char q[128];
+    snprintf(q, sizeof q, "SELECT 1 FROM baton_migrations WHERE version = %d",
+             m->version);
+    PGresult *r = PQexec(c, q);
+    bool done = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0;
+    bool ok = PQresultStatus(r) == PGRES_TUPLES_OK;
+    PQclear(r);
+    if (!ok) {
+      rv = BT_EDB;
+      break;
+    }
+    if (!done) {
+      bt_log_info("applying migration", "version=%04d name=%s", m->version, m->name);
+      if ((rv = exec_ok(c, m->sql, m->name)) != 0)
+        break;
+      const char *params[2];
+      char ver[16];
+      snprintf(ver, sizeof ver, "%d", m->version);
+      params[0] = ver;
+      params[1] = m->name;
+      r = PQexecParams(c, "INSERT INTO baton_migrations (version, name) VALUES ($1, $2)",
+                       2, NULL, params, NULL, NULL, 0);
+      ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+      PQclear(r);
+      if (!ok) {
+        rv = BT_EDB;
+        break;
+      }
+      (*applied)++;
+    }
+    if ((rv = exec_ok(c, "COMMIT", "commit")) != 0)
+      break;
+  }
+  if (rv != 0)
+    PQclear(PQexec(c, "ROLLBACK"));
+  PQfinish(c);
+  return rv;
+}
+
+/* --- loading state ---------------------------------------------------------------- */
+
+static PGresult *query(PGconn *c, const char *sql, int nparams, const char *const *vals,
+                       const int *lens, const int *fmts) {
+  PGresult *r = PQexecParams(c, sql, nparams, NULL, vals, lens, fmts, 1);
+  if (PQresultStatus(r) != PGRES_TUPLES_OK && PQresultStatus(r) != PGRES_COMMAND_OK) {
+    bt_log_error("could not load state", "error=%s", BT_Q(PQresultErrorMessage(r)));
+    PQclear(r);
+    return NULL;
+  }
+  return r;
+}
+
+static int load_vendors(PGconn *c, bt_core_t *core) {
+  PGresult *stats = query(
+      c,
+      "SELECT a.vendor_id,"
+      " count(*) FILTER (WHERE a.outcome = 'completed'),"
+      " count(*) FILTER (WHERE a.outcome = 'failed'),"
+      " count(*) FILTER (WHERE a.outcome = 'completed' AND w.deadline_at IS NOT NULL"
+      "   AND a.ended_at <= w.deadline_at),"
+      " count(*) FILTER (WHERE a.outcome = 'completed' AND w.deadline_at IS NOT NULL)"
+      " FROM attempts a JOIN work_packages w ON w.id = a.package_id"
+      " GROUP BY a.vendor_id",
+      0, NULL, NULL, NULL);
+  if (stats == NULL)
+    return BT_EDB;
+  PGresult *r = query(c,
+                      "SELECT id, name, region, model, capabilities, certs, capacity,"
+                      " cost, hours, weight, state, auth_key, created_at"
+                      " FROM vendors ORDER BY id",
+                      0, NULL, NULL, NULL);
+  if (r == NULL) {
+    PQclear(stats);
+    return BT_EDB;
+  }
+  int rv = 0;
+  for (int i = 0; i < PQntuples(r) && rv == 0; i++) {
+    bt_vendor_row_t row;
+    memset(&row, 0, sizeof row);
+    size_t n_caps, n_certs, klen;
+    const char **caps = bt_pgr_text_array(r, i, 4, &n_caps);
+    const char **certs = bt_pgr_text_array(r, i, 5, &n_certs);
+    row.id = (uint64_t)bt_pgr_i64(r, i, 0);
+    row.name = bt_pgr_text(r, i, 1);
+    row.region = bt_pgr_text(r, i, 2);
+    if (bt_model_parse(bt_pgr_text(r, i, 3), &row.model) != 0)
+      row.model = BT_MODEL_ONSHORE;
+    row.caps = caps;
+    row.n_caps = n_caps;
+    row.certs = certs;
+    row.n_certs = n_certs;
+    row.capacity = (uint32_t)bt_pgr_i64(r, i, 6);
+    row.cost = bt_pgr_f64(r, i, 7);
+    row.hours = bt_pgr_text(r, i, 8);
+    row.weight = bt_pgr_f64(r, i, 9);
+    if (bt_vendor_state_parse(bt_pgr_text(r, i, 10), &row.state) != 0)
+      row.state = BT_VENDOR_ACTIVE;
+    const uint8_t *key = bt_pgr_bytes(r, i, 11, &klen);
+    if (key != NULL && klen == sizeof row.auth_key)
+      memcpy(row.auth_key, key, klen);
+    row.created_at = bt_pgr_ts(r, i, 12);
+    for (int s = 0; s < PQntuples(stats); s++) {
+      if ((uint64_t)bt_pgr_i64(stats, s, 0) == row.id) {
+        row.completed = (uint64_t)bt_pgr_i64(stats, s, 1);
+        row.failed = (uint64_t)bt_pgr_i64(stats, s, 2);
+        row.on_time = (uint64_t)bt_pgr_i64(stats, s, 3);
+        row.with_deadline = (uint64_t)bt_pgr_i64(stats, s, 4);
+      }
+    }
+    rv = bt_core_load_vendor(core, &row);
+    if (rv != 0)
+      bt_log_error("could not load vendor", "vendor=%s", BT_Q(row.name));
+    free(caps);
+    free(certs);
+  }
+  PQclear(r);
+  PQclear(stats);
+  return rv;
+}
+
+static int load_agents(PGconn *c, bt_core_t *core) {
+  /* Recent agents for `agent list`, and every agent that holds open work. */
+  PGresult *r = query(c,
+                      "SELECT id, vendor_id, name, capabilities, slots, last_seen_at"
+                      " FROM agents WHERE last_seen_at > now() - interval '1 day'"
+                      " OR id IN (SELECT agent_id FROM work_packages"
+                      "           WHERE state IN ('assigned', 'running'))"
+                      " ORDER BY id",
+                      0, NULL, NULL, NULL);
+  if (r == NULL)
+    return BT_EDB;
+  int rv = 0;
+  for (int i = 0; i < PQntuples(r) && rv == 0; i++) {
+    bt_agent_row_t row;
+    size_t n_caps;
+    const char **caps = bt_pgr_text_array(r, i, 3, &n_caps);
+    row.id = (uint64_t)bt_pgr_i64(r, i, 0);
+    row.vendor_id = (uint64_t)bt_pgr_i64(r, i, 1);
+    row.name = bt_pgr_text(r, i, 2);
+    row.caps = caps;
+    row.n_caps = n_caps;
+    row.slots = (uint32_t)bt_pgr_i64(r, i, 4);
+    row.last_seen_at = bt_pgr_ts(r, i, 5);
+    rv = bt_core_load_agent(core, &row);
+    if (rv != 0)
+      bt_log_error("could not load agent", "agent=%s", BT_Q(row.name));
+    free(caps);
+  }
+  PQclear(r);
+  return rv;
+}
+
+/* Open packages, through a cursor so a million queued packages never sit in one
+ * result. */
+static int load_packages(PGconn *c, bt_core_t *core, uint64_t *loaded) {
+  PGresult *r = query(c, "BEGIN ISOLATION LEVEL REPEATABLE READ", 0, NULL, NULL, NULL);
+  if (r == NULL)
+    return BT_EDB;
+  PQclear(r);
+  r = query(c,
+            "DECLARE open_packages NO SCROLL CURSOR FOR"
+            " SELECT w.id, w.idem_key, w.capability, w.payload, w.priority,"
+            " w.deadline_at, w.not_before_at, w.regions, w.certs, w.max_cost,"
+            " w.prefer, w.avoid, w.max_attempts, w.state, w.attempt, w.vendor_id,"
+            " w.agent_id, w.progress, w.checkpoint, w.submitted_at,"
+            " (SELECT count(*) FROM attempts t WHERE t.package_id = w.id"
+            "   AND t.outcome IN ('failed', 'transient'))"
+            " FROM work_packages w WHERE w.state IN ('queued', 'assigned', 'running')"
+            " ORDER BY w.id",
+            0, NULL, NULL, NULL);
+  if (r == NULL)
+    return BT_EDB;
+  PQclear(r);
+  int rv = 0;
+  for (;;) {
+    r = query(c, "FETCH 10000 FROM open_packages", 0, NULL, NULL, NULL);
+    if (r == NULL) {
+      rv = BT_EDB;
+      break;
+    }
+    int n = PQntuples(r);
+    for (int i = 0; i < n && rv == 0; i++) {
+      bt_pkg_row_t row;
+      memset(&row, 0, sizeof row);
+      const char **lists[4];
+      size_t plen, clen;
+      row.id = (uint64_t)bt_pgr_i64(r, i, 0);
+      row.spec.key = bt_pgr_text(r, i, 1);
+      row.spec.capability = bt_pgr_text(r, i, 2);
+      row.spec.payload = bt_pgr_bytes(r, i, 3, &plen);
+      row.spec.payload_len = plen;
+      row.spec.priority = (uint32_t)bt_pgr_i64(r, i, 4);
+      row.spec.deadline_at = bt_pgr_ts(r, i, 5);
+      row.spec.not_before_at = bt_pgr_ts(r, i, 6);
+      lists[0] = bt_pgr_text_array(r, i, 7, &row.spec.n_regions);
+      lists[1] = bt_pgr_text_array(r, i, 8, &row.spec.n_certs);
+      lists[2] = bt_pgr_text_array(r, i, 10, &row.spec.n_prefer);
+      lists[3] = bt_pgr_text_array(r, i, 11, &row.spec.n_avoid);
+      row.spec.regions = lists[0];
+      row.spec.certs = lists[1];
+      row.spec.prefer = lists[2];
+      row.spec.avoid = lists[3];
+      row.spec.max_cost = bt_pgr_null(r, i, 9) ? -1.0 : bt_pgr_f64(r, i, 9);
+      row.spec.max_attempts = (uint32_t)bt_pgr_i64(r, i, 12);
+      if (bt_pkg_state_parse(bt_pgr_text(r, i, 13), &row.state) != 0)
+        row.state = BT_PKG_QUEUED;
+      row.attempt = (uint32_t)bt_pgr_i64(r, i, 14);
+      row.vendor_id = (uint64_t)bt_pgr_i64(r, i, 15);
+      row.agent_id = (uint64_t)bt_pgr_i64(r, i, 16);
+      row.progress = bt_pgr_null(r, i, 17) ? -1 : (int)bt_pgr_i64(r, i, 17);
+      row.checkpoint = bt_pgr_bytes(r, i, 18, &clen);
+      row.checkpoint_len = clen;
+      row.submitted_at = bt_pgr_ts(r, i, 19);
+      row.failures = (uint32_t)bt_pgr_i64(r, i, 20);
+      rv = bt_core_load_package(core, &row);
+      if (rv != 0)
+        bt_log_error("could not load package", "package=%llu state=%s",
+                     (unsigned long long)row.id, bt_pkg_state_name(row.state));
+      for (int k = 0; k < 4; k++)
+        free(lists[k]);
+      (*loaded)++;
+    }
+    PQclear(r);
+    if (n == 0 || rv != 0)
+      break;
+  }
+  r = PQexec(c, rv == 0 ? "COMMIT" : "ROLLBACK");
+  PQclear(r);
+  return rv;
+}
+
+static int load_counts(PGconn *c, bt_core_t *core) {
+  PGresult *r = query(c,
+                      "SELECT (SELECT coalesce(max(id), 0) FROM vendors),"
+                      " (SELECT coalesce(max(id), 0) FROM agents),"
+                      " (SELECT coalesce(max(id), 0) FROM work_packages)",
+                      0, NULL, NULL, NULL);
+  if (r == NULL)
+    return BT_EDB;
+  bt_core_load_max_ids(core, (uint64_t)bt_pgr_i64(r, 0, 0),
+                       (uint64_t)bt_pgr_i64(r, 0, 1), (uint64_t)bt_pgr_i64(r, 0, 2));
+  PQclear(r);
+  r = query(c,
+            "SELECT state, count(*) FROM work_packages"
+            " WHERE state IN ('completed', 'dead', 'cancelled') GROUP BY state",
+            0, NULL, NULL, NULL);
+  if (r == NULL)
+    return BT_EDB;
+  uint64_t done[BT_PKG__COUNT] = {0};
+  for (int i = 0; i < PQntuples(r); i++) {
+    bt_pkg_state_t s;
+    if (bt_pkg_state_parse(bt_pgr_text(r, i, 0), &s) == 0)
+      done[s] = (uint64_t)bt_pgr_i64(r, i, 1);
+  }
+  PQclear(r);
+  bt_core_set_finished_counts(core, done[BT_PKG_COMPLETED], done[BT_PKG_DEAD],
+                              done[BT_PKG_CANCELLED]);
+  return 0;
+}
+
+int bt_store_load(const char *dsn, bt_core_t *core, const bt_now_t *now) {
+  PGconn *c = connect_blocking(dsn);
+  if (c == NULL)
+    return BT_EDBDOWN;
+  uint64_t packages = 0;
+  int rv = load_vendors(c, core);
+  if (rv == 0)
+    rv = load_agents(c, core);
+  if (rv == 0)
+    rv = load_packages(c, core, &packages);
+  if (rv == 0)
+    rv = load_counts(c, core);
+  PQfinish(c);
+  if (rv != 0)
+    return rv;
+  bt_core_load_done(core, now);
+  bt_log_info("state loaded", "vendors=%zu agents=%zu open_packages=%llu",
+              bt_core_vendor_count(core), bt_core_agent_count(core),
+              (unsigned long long)packages);
+  return 0;
+}

@@ -1,0 +1,197 @@
+/*
+ * The store: Baton's only way into PostgreSQL and the only place SQL lives.
+ *
+ * Write path. One non-blocking libpq connection in pipeline mode, driven by the
+ * loop (PQsocket watched with uv_poll). Every write or read is queued as an
+ * operation; once per loop turn (uv_check) the queued operations go out as one
+ * segment ending in one PQpipelineSync, so everything in a segment is a single
+ * transaction and durability costs one commit per batch, not per row (group
+ * commit). Callbacks fire only when the segment's sync returns clean: a write's
+ * callback means "committed". Operations complete in the order they were queued.
+ *
+ * Failures. A statement error aborts its segment; its operations are replayed
+ * one per segment so only the bad one fails. A lost connection puts the
+ * in-flight operations back at the head of the queue and reconnects with
+ * backoff; writes are idempotent (ids chosen by the broker, ON CONFLICT, guarded
+ * updates), so replaying a segment whose outcome is unknown is safe. While the
+ * connection is down after having been up, "fail fast" operations (reads and
+ * client-facing inserts that were never sent) fail at once with BT_EDBDOWN;
+ * everything else waits and goes out when the database is back.
+ *
+ * Startup helpers (migrations, loading state) are blocking and run before the
+ * loop starts.
+ */
+#ifndef BT_STORE_H
+#define BT_STORE_H
+
+#include "core.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+typedef struct bt_store bt_store_t;
+
+typedef struct {
+  uint32_t pipeline_depth;  /* segments in flight at once (1 = wait for each commit) */
+  uint32_t max_segment_ops; /* operations per segment */
+  uint32_t reconnect_max_ms;
+  uint32_t op_timeout_ms;   /* a segment unanswered this long: the connection is dropped */
+} bt_store_opts_t;
+
+void bt_store_opts_default(bt_store_opts_t *o);
+
+/* Called after the store has delivered a batch of callbacks (one pass over the
+ * socket): the shell sends the replies those callbacks prepared. */
+typedef void (*bt_store_flush_cb)(void *arg);
+
+/* Creates the store and starts connecting (asynchronously). Returns 0 or a
+ * negative code. The store is owned; free it with bt_store_close. */
+int bt_store_new(uv_loop_t *loop, const char *dsn, const bt_store_opts_t *opts,
+                 bt_store_flush_cb on_flush, void *flush_arg, bt_store_t **out);
+
+/* Stops the store: queued operations are sent, in-flight ones awaited, then the
+ * connection is closed. on_closed fires from the loop once every handle is
+ * closed; after it the store is freed. */
+void bt_store_close(bt_store_t *st, void (*on_closed)(void *arg), void *arg);
+
+/* True while the connection is established. */
+bool bt_store_is_up(const bt_store_t *st);
+/* True when the connection was up and is lost (not merely still connecting at
+ * start): client-facing writes should be refused with "store unavailable". */
+bool bt_store_is_down(const bt_store_t *st);
+/* Operations queued or in flight. */
+size_t bt_store_backlog(const bt_store_t *st);
+
+/* Completion of a write or barrier: status 0 = committed, else a negative code
+ * (BT_EDBDOWN, BT_EDB, …). */
+typedef void (*bt_store_cb)(void *arg, int status);
+
+/* --- writes (each copies what it needs before returning) ------------------- */
+
+void bt_store_put_vendor(bt_store_t *st, const bt_core_t *core,
+                         const bt_core_vendor_t *v, int64_t at, bool fail_fast,
+                         bt_store_cb cb, void *arg);
+void bt_store_put_agent(bt_store_t *st, const bt_core_t *core, uint64_t agent_id,
+                        const char *software, int64_t at, bt_store_cb cb, void *arg);
+
+/* Outcome of one inserted package. */
+typedef struct {
+  uint64_t id;          /* the id the broker gave it */
+  uint64_t existing_id; /* != 0: the key belonged to this earlier package instead */
+  const char *existing_state;
+} bt_store_inserted_t;
+typedef void (*bt_store_insert_cb)(void *arg, int status,
+                                   const bt_store_inserted_t *rows, size_t n);
+
+/* Inserts open packages (ids from the core) in one statement: all or none. */
+void bt_store_insert_packages(bt_store_t *st, const bt_core_t *core,
+                              const uint64_t *ids, size_t n, bt_store_insert_cb cb,
+                              void *arg);
+
+/* The persistence of core actions (see core.h for each kind's meaning). */
+void bt_store_assign(bt_store_t *st, const bt_action_t *a, bt_store_cb cb, void *arg);
+void bt_store_start(bt_store_t *st, const bt_action_t *a);
+void bt_store_progress(bt_store_t *st, const bt_action_t *a);
+void bt_store_finish(bt_store_t *st, const bt_action_t *a, bt_store_cb cb, void *arg);
+void bt_store_handoff(bt_store_t *st, const bt_action_t *a);
+void bt_store_audit(bt_store_t *st, int64_t at, const char *actor, const char *action,
+                    const char *subject, const char *detail);
+
+/* cb fires once everything queued before it is committed (no SQL of its own). */
+void bt_store_barrier(bt_store_t *st, bt_store_cb cb, void *arg);
+
+/* --- reads ------------------------------------------------------------------- */
+
+typedef struct {
+  uint32_t attempt;
+  const char *vendor;
+  const char *agent;
+  int64_t started_at;
+  int64_t ended_at; /* 0 = still open */
+  const char *outcome; /* NULL = still open */
+  bool has_exit_code;
+  int32_t exit_code;
+  const char *error;
+} bt_store_attempt_t;
+
+typedef struct {
+  const char *from_vendor;
+  const char *to_vendor; /* NULL until it is assigned elsewhere */
+  const char *reason;
+  int64_t at;
+  uint32_t checkpoint_bytes;
+} bt_store_handoff_t;
+
+typedef struct {
+  uint64_t id;
+  const char *capability;
+  const char *state;
+  uint32_t priority;
+  int64_t deadline_at, not_before_at, submitted_at, completed_at; /* 0 = none */
+  const char *vendor; /* NULL = none */
+  const char *agent;
+  uint32_t attempt;
+  int progress; /* -1 = none */
+  uint64_t result_bytes;
+  uint64_t payload_bytes;
+  const char *key;
+  const char *error;
+  const char **regions;
+  size_t n_regions;
+  const char **certs;
+  size_t n_certs;
+  double max_cost; /* < 0 = none */
+  const char **prefer;
+  size_t n_prefer;
+  const char **avoid;
+  size_t n_avoid;
+  uint32_t max_attempts;
+  const bt_store_attempt_t *attempts;
+  size_t n_attempts;
+  const bt_store_handoff_t *handoffs;
+  size_t n_handoffs;
+} bt_store_pkg_t;
+
+/* Rows are borrowed for the callback's duration. status BT_ENOTFOUND for show. */
+typedef void (*bt_store_pkgs_cb)(void *arg, int status, const bt_store_pkg_t *rows,
+                                 size_t n);
+
+/* One package with its attempts and handoffs. */
+void bt_store_get_package(bt_store_t *st, uint64_t id, bt_store_pkgs_cb cb, void *arg);
+
+typedef struct {
+  const char *state;    /* NULL = any */
+  uint64_t vendor_id;   /* 0 = any */
+  const char *capability; /* NULL = any */
+  uint32_t limit;
+} bt_store_pkg_filter_t;
+
+/* Packages, newest first, without history. */
+void bt_store_list_packages(bt_store_t *st, const bt_store_pkg_filter_t *f,
+                            bt_store_pkgs_cb cb, void *arg);
+
+/* How many of ids are in each state; found = how many exist. */
+typedef void (*bt_store_counts_cb)(void *arg, int status,
+                                   const uint64_t counts[BT_PKG__COUNT], uint64_t found);
+void bt_store_count_states(bt_store_t *st, const uint64_t *ids, size_t n,
+                           bt_store_counts_cb cb, void *arg);
+
+/* A package's state and result bytes (borrowed for the callback). */
+typedef void (*bt_store_result_cb)(void *arg, int status, const char *state,
+                                   const uint8_t *result, size_t len);
+void bt_store_get_result(bt_store_t *st, uint64_t id, bt_store_result_cb cb, void *arg);
+
+/* --- startup (blocking; before the loop runs) ---------------------------------- */
+
+/* Applies the embedded migrations not yet recorded in baton_migrations, each in
+ * its own transaction, under an advisory lock so two brokers never race.
+ * *applied receives how many ran. Returns 0 or a negative code (logged). */
+int bt_store_migrate(const char *dsn, unsigned *applied);
+
+/* Loads vendors, recent agents, open packages, finished counts and the largest
+ * ids into core, then calls bt_core_load_done. Returns 0 or a negative code. */
+int bt_store_load(const char *dsn, bt_core_t *core, const bt_now_t *now);
+
+#endif
