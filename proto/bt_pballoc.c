@@ -38,4 +38,10 @@ void bt_pb_budget_init(bt_pb_budget_t *b, size_t limit) {
   b->limit = limit;
 }
 
-size_t bt_pb_budget_for(size_t len) { return len * 8 + 65536; }
+size_t bt_pb_budget_for(size_t len) {
+  /* A small repeated submessage unpacks into a struct ~40x its wire size (a
+   * 7-byte PackageSpec becomes ~200 bytes plus its strings), so legitimate
+   * messages need a generous factor; the cap bounds the worst case. */
+  const size_t cap = 256u * 1024 * 1024;
+  return len > (cap - (1u << 20)) / 64 ? cap : len * 64 + (1u << 20);
+}

@@ -1,8 +1,9 @@
 /*
  * A protobuf-c allocator with a budget. protobuf-c turns 1 MiB of hostile input
  * (unknown fields, empty repeated strings) into 24-36 MiB of heap while
- * unpacking (stack-findings §5); with a budget of a few times the message size,
- * such input fails to decode instead. Used for every message from outside.
+ * unpacking (stack-findings §5); with a budget proportional to the message
+ * size, runaway input fails to decode instead of growing without bound. Used
+ * for every message from outside.
  */
 #ifndef BT_PBALLOC_H
 #define BT_PBALLOC_H
@@ -19,7 +20,8 @@ typedef struct {
 /* Prepares a budget of limit bytes. */
 void bt_pb_budget_init(bt_pb_budget_t *b, size_t limit);
 
-/* The budget for decoding a message of len bytes: 8x plus 64 KiB. */
+/* The budget for decoding a message of len bytes: 64x plus 1 MiB, at most
+ * 256 MiB. */
 size_t bt_pb_budget_for(size_t len);
 
 #endif

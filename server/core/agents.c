@@ -69,7 +69,7 @@ static void ready_unlink(bt_core_t *core, bt_core_agent_t *a) {
 }
 
 void bt_core__agent_update_ready(bt_core_t *core, bt_core_agent_t *a) {
-  bool ready = a->state == BT_AGENT_CONNECTED && a->n_held < a->slots;
+  bool ready = a->state == BT_AGENT_CONNECTED && a->accepting && a->n_held < a->slots;
   if (ready == a->ready)
     return;
   if (ready)
@@ -122,27 +122,42 @@ void bt_core__requeue_lost(bt_core_t *core, bt_core_pkg_t *p, bt_outcome_t outco
                            bt_actions_t *out) {
   bt_core_agent_t *a = bt_core__agent(core, p->agent_id);
   uint64_t from_vendor = p->vendor_id;
+  /* An agent crash is not the package's fault, so lost attempts do not count
+   * as failures; but a package that takes down every agent it lands on must
+   * end, so lost attempts have their own, wider bound. */
+  bool dead = false;
+  if (outcome == BT_OUTCOME_LOST && ++p->lost >= 2 * p->max_attempts + 1)
+    dead = true;
   bt_action_t *act = bt_core__push(out, BT_ACT_FINISH);
   act->package_id = p->id;
   act->attempt = p->attempt;
   act->agent_id = p->agent_id;
   act->vendor_id = from_vendor;
   act->outcome = outcome;
-  act->state = BT_PKG_QUEUED;
+  act->state = dead ? BT_PKG_DEAD : BT_PKG_QUEUED;
   act->at = now->at;
   act->exit_code = -1;
-  act->text = outcome == BT_OUTCOME_LOST ? "agent lost" : NULL;
-  act = bt_core__push(out, BT_ACT_HANDOFF);
-  act->package_id = p->id;
-  act->attempt = p->attempt;
-  act->vendor_id = from_vendor;
-  act->reason = reason;
-  act->at = now->at;
-  act->data = p->checkpoint;
-  act->len = p->checkpoint_len;
+  act->text = dead ? "lost with its agent too many times"
+              : outcome == BT_OUTCOME_LOST ? "agent lost"
+                                           : NULL;
+  if (!dead) {
+    act = bt_core__push(out, BT_ACT_HANDOFF);
+    act->package_id = p->id;
+    act->attempt = p->attempt;
+    act->vendor_id = from_vendor;
+    act->reason = reason;
+    act->at = now->at;
+    act->data = p->checkpoint;
+    act->len = p->checkpoint_len;
+  }
   if (a != NULL)
     bt_core__agent_release(core, a, p);
   p->flags &= (uint8_t)~BT_PKGF_UNDISPATCHED;
+  if (dead) {
+    p->flags |= BT_PKGF_FINISHING;
+    bt_core__pkg_set_state(core, p, BT_PKG_DEAD);
+    return;
+  }
   p->agent_id = 0;
   p->vendor_id = 0;
   p->not_before_at = 0;
@@ -217,6 +232,7 @@ int bt_core_agent_hello(bt_core_t *core, const bt_agent_hello_t *hello,
   }
   agent_set_caps(core, a, hello->caps, hello->n_caps);
   a->slots = hello->slots;
+  a->accepting = true; /* a fresh session polls next */
   if (a->state != BT_AGENT_CONNECTED)
     v->agents_connected++;
   a->state = BT_AGENT_CONNECTED;
@@ -267,13 +283,18 @@ void bt_core_agent_seen(bt_core_t *core, uint64_t agent_id, const bt_now_t *now)
   a->expires_ms = now->ms + core->cfg.lease_ms;
 }
 
-void bt_core_agent_ready(bt_core_t *core, uint64_t agent_id, const bt_now_t *now,
-                         bt_actions_t *out) {
+void bt_core_agent_ready(bt_core_t *core, uint64_t agent_id, uint32_t free_slots,
+                         const bt_now_t *now, bt_actions_t *out) {
   bt_core_agent_t *a = bt_core__agent(core, agent_id);
   if (a == NULL || a->state != BT_AGENT_CONNECTED)
     return;
   bt_core_agent_seen(core, agent_id, now);
-  bt_core__mark_agent(core, a);
+  /* A draining agent says 0: it must not get work back, not even what it just
+   * handed back (test_core_handed_back_requeues_at_once). */
+  a->accepting = free_slots > 0;
+  bt_core__agent_update_ready(core, a);
+  if (a->accepting)
+    bt_core__mark_agent(core, a);
   bt_core__sched(core, now, out);
 }
 
@@ -358,17 +379,21 @@ int bt_core_agent_progress(bt_core_t *core, uint64_t agent_id, uint64_t package_
   return 0;
 }
 
-void bt_core__remember_finish(bt_core_t *core, uint64_t id, uint32_t attempt) {
+void bt_core__remember_finish(bt_core_t *core, uint64_t id, uint32_t attempt,
+                              uint64_t agent_id) {
   uint32_t n = sizeof core->recent / sizeof core->recent[0];
   core->recent[core->recent_next % n].package_id = id;
   core->recent[core->recent_next % n].attempt = attempt;
+  core->recent[core->recent_next % n].agent_id = agent_id;
   core->recent_next++;
 }
 
-bool bt_core__recently_finished(const bt_core_t *core, uint64_t id, uint32_t attempt) {
+bool bt_core__recently_finished(const bt_core_t *core, uint64_t id, uint32_t attempt,
+                                uint64_t agent_id) {
   uint32_t n = sizeof core->recent / sizeof core->recent[0];
   for (uint32_t i = 0; i < n; i++)
-    if (core->recent[i].package_id == id && core->recent[i].attempt == attempt)
+    if (core->recent[i].package_id == id && core->recent[i].attempt == attempt &&
+        core->recent[i].agent_id == agent_id)
       return true;
   return false;
 }
@@ -405,7 +430,9 @@ int bt_core_agent_result(bt_core_t *core, uint64_t agent_id, const bt_result_t *
     return 0;
   }
   if (!mine || (p->state != BT_PKG_ASSIGNED && p->state != BT_PKG_RUNNING)) {
-    if (p == NULL && bt_core__recently_finished(core, r->package_id, r->attempt)) {
+    /* A resend of a result this agent already delivered for this attempt: the
+     * attempt ended then (requeued, dead or completed); say so again. */
+    if (bt_core__recently_finished(core, r->package_id, r->attempt, agent_id)) {
       ack(out, agent_id, r, token, 0);
       return 0;
     }
@@ -480,6 +507,7 @@ int bt_core_agent_result(bt_core_t *core, uint64_t agent_id, const bt_result_t *
     break;
   }
   ack(out, agent_id, r, token, 0);
+  bt_core__remember_finish(core, p->id, p->attempt, agent_id);
 
   if (agent != NULL)
     bt_core__agent_release(core, agent, p);
@@ -496,7 +524,6 @@ int bt_core_agent_result(bt_core_t *core, uint64_t agent_id, const bt_result_t *
      * stale (test_core_fencing_duplicate_result). */
     p->flags |= BT_PKGF_FINISHING;
     bt_core__pkg_set_state(core, p, a->state);
-    bt_core__remember_finish(core, p->id, p->attempt);
   }
   bt_core__sched(core, now, out);
   return 0;
@@ -524,12 +551,21 @@ void bt_core_assign_persisted(bt_core_t *core, uint64_t package_id, uint32_t att
 }
 
 void bt_core_finish_persisted(bt_core_t *core, uint64_t package_id, uint32_t attempt,
-                              const bt_now_t *now, bt_actions_t *out) {
-  (void)now;
-  (void)out;
+                              bool ok, const bt_now_t *now, bt_actions_t *out) {
   bt_core_pkg_t *p = bt_idmap_get(&core->pkg_by_id, package_id);
   if (p == NULL || p->attempt != attempt || !(p->flags & BT_PKGF_FINISHING))
     return;
+  if (!ok) {
+    /* Never recorded as finished: run it again rather than lose it. */
+    p->flags &= (uint8_t)~BT_PKGF_FINISHING;
+    p->agent_id = 0;
+    p->vendor_id = 0;
+    p->not_before_at = 0;
+    bt_core__pkg_set_state(core, p, BT_PKG_QUEUED);
+    bt_core__enqueue(core, p, now);
+    bt_core__sched(core, now, out);
+    return;
+  }
   bt_idmap_del(&core->pkg_by_id, p->id);
   if (p->key && bt_strmap_get(&core->pkg_by_key, p->key) == p)
     bt_strmap_del(&core->pkg_by_key, p->key);
@@ -624,6 +660,7 @@ int bt_core_load_package(bt_core_t *core, const bt_pkg_row_t *row) {
   bt_core_pkg_t *p = bt_core__pkg_new(core, &row->spec, row->id, row->submitted_at);
   p->attempt = row->attempt;
   p->failures = row->failures;
+  p->lost = row->lost;
   p->progress = (int8_t)(row->progress < 0 ? -1 : row->progress > 100 ? 100 : row->progress);
   if (row->checkpoint != NULL && row->checkpoint_len > 0) {
     p->checkpoint = bt_xmalloc(row->checkpoint_len);

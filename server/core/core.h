@@ -378,9 +378,11 @@ int bt_core_agent_hello(bt_core_t *core, const bt_agent_hello_t *hello,
 /* Any message from the agent: keeps it alive. */
 void bt_core_agent_seen(bt_core_t *core, uint64_t agent_id, const bt_now_t *now);
 
-/* The agent asks for work (poll, or any message with free slots): routes to it. */
-void bt_core_agent_ready(bt_core_t *core, uint64_t agent_id, const bt_now_t *now,
-                         bt_actions_t *out);
+/* The agent says how many slots it has free (a poll, results or a heartbeat).
+ * More than 0: it takes work and is routed to; 0: it takes no new work (it is
+ * busy or draining) until it says otherwise. */
+void bt_core_agent_ready(bt_core_t *core, uint64_t agent_id, uint32_t free_slots,
+                         const bt_now_t *now, bt_actions_t *out);
 
 /* The agent acknowledged an assignment (it runs it): emits START. */
 void bt_core_agent_started(bt_core_t *core, uint64_t agent_id, uint64_t package_id,
@@ -404,8 +406,11 @@ typedef struct {
 } bt_result_t;
 
 /* A finished attempt reported by an agent. Only the agent holding the current
- * attempt may finish it (fencing); anything else is answered stale. Emits FINISH
- * and/or ACK_RESULT (token echoed). Returns 0 or BT_ESTALE. */
+ * attempt may finish it (fencing); anything else is answered stale. A result the
+ * same agent already reported for that attempt is acknowledged again and
+ * changes nothing. Emits FINISH and/or ACK_RESULT (token echoed); an
+ * ACK_RESULT that follows a FINISH of the same attempt must wait for that
+ * FINISH's commit. Returns 0 or BT_ESTALE. */
 int bt_core_agent_result(bt_core_t *core, uint64_t agent_id, const bt_result_t *r,
                          uint64_t token, const bt_now_t *now, bt_actions_t *out);
 
@@ -438,9 +443,11 @@ int bt_core_agent_view(const bt_core_t *core, uint64_t agent_id, bt_agent_view_t
 void bt_core_assign_persisted(bt_core_t *core, uint64_t package_id, uint32_t attempt,
                               bool ok, const bt_now_t *now, bt_actions_t *out);
 
-/* The FINISH write committed: a finished package leaves memory. */
+/* The FINISH write committed (ok): a finished package leaves memory. Or it
+ * failed for good (!ok): the package was never recorded finished, so it goes
+ * back to the queue and runs again (at least once, never lost). */
 void bt_core_finish_persisted(bt_core_t *core, uint64_t package_id, uint32_t attempt,
-                              const bt_now_t *now, bt_actions_t *out);
+                              bool ok, const bt_now_t *now, bt_actions_t *out);
 
 /* --- time ----------------------------------------------------------------- */
 
@@ -487,6 +494,7 @@ typedef struct {
   uint64_t vendor_id;   /* assigned/running: the current attempt's */
   uint64_t agent_id;
   uint32_t failures;    /* earlier attempts that failed */
+  uint32_t lost;        /* earlier attempts lost with their agent */
   int progress;
   const void *checkpoint;
   size_t checkpoint_len;

@@ -109,6 +109,7 @@ struct bt_core_pkg {
   uint32_t attempt;
   uint32_t max_attempts;
   uint32_t failures; /* attempts that failed (count against max_attempts) */
+  uint32_t lost;     /* attempts lost with their agent (bounded separately) */
   uint32_t payload_len;
   uint8_t priority;
   uint8_t state; /* bt_pkg_state_t */
@@ -137,6 +138,7 @@ struct bt_core_agent {
   bt_core_pkg_t **held; /* current assignments */
   uint32_t n_held, cap_held;
   bt_ready_link_t *links; /* one per cap, for capq ready lists */
+  bool accepting;         /* the agent wants work (it polled; not draining) */
   bool ready;             /* in the ready lists */
   bool dirty;             /* in core->dirty_agents */
 };
@@ -174,9 +176,11 @@ struct bt_core {
   bt_core_agent_t **dirty_agents;
   uint32_t n_dirty_agents, cap_dirty_agents;
 
-  /* recent finishes, so a result resent after a lost ack is acked, not stale */
+  /* attempts ended by a result, so the same result resent after a lost reply
+   * is acked again instead of refused as stale (idempotent agent messages) */
   struct {
     uint64_t package_id;
+    uint64_t agent_id;
     uint32_t attempt;
   } recent[1024];
   uint32_t recent_next;
@@ -212,8 +216,10 @@ void bt_core__pkg_free(bt_core_t *core, bt_core_pkg_t *p);
 void bt_core__pkg_set_state(bt_core_t *core, bt_core_pkg_t *p, bt_pkg_state_t s);
 void bt_core__enqueue(bt_core_t *core, bt_core_pkg_t *p, const bt_now_t *now);
 void bt_core__dequeue(bt_core_t *core, bt_core_pkg_t *p);
-void bt_core__remember_finish(bt_core_t *core, uint64_t id, uint32_t attempt);
-bool bt_core__recently_finished(const bt_core_t *core, uint64_t id, uint32_t attempt);
+void bt_core__remember_finish(bt_core_t *core, uint64_t id, uint32_t attempt,
+                              uint64_t agent_id);
+bool bt_core__recently_finished(const bt_core_t *core, uint64_t id, uint32_t attempt,
+                                uint64_t agent_id);
 /* Ends the current attempt of an assigned package without a result from the
  * agent (lost, revoked, handed back): emits FINISH (queued) and HANDOFF. */
 void bt_core__requeue_lost(bt_core_t *core, bt_core_pkg_t *p, bt_outcome_t outcome,

@@ -123,6 +123,8 @@ const bt_core_pkg_t *bt_core_package(const bt_core_t *core, uint64_t id) {
 
 static size_t view_list(const bt_core_t *core, const bt_sym_t *syms, uint32_t n,
                         const char **dst) {
+  if (n > BT_CORE_MAX_LIST) /* the edges never let more in; rows edited by hand might */
+    n = BT_CORE_MAX_LIST;
   for (uint32_t i = 0; i < n; i++)
     dst[i] = bt_core_sym(core, syms[i]);
   return n;
@@ -184,6 +186,8 @@ static void append_syms(const bt_core_t *core, char *buf, size_t len, size_t *o,
 
 char *bt_core_waiting_reason(const bt_core_t *core, uint64_t id, const bt_now_t *now,
                              char *buf, size_t len) {
+  if (len == 0)
+    return buf;
   buf[0] = '\0';
   const bt_core_pkg_t *p = bt_idmap_get(&core->pkg_by_id, id);
   if (p == NULL || p->state != BT_PKG_QUEUED || (p->flags & BT_PKGF_UNPERSISTED))

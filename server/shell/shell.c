@@ -63,6 +63,7 @@ typedef struct {
   uint32_t attempt;
   int code;
   uint64_t token;
+  bool ack; /* FINISH: acknowledge the agent's result once this commits */
 } ctx_t;
 
 static ctx_t *ctx_new(bt_shell_t *sh, const bt_action_t *a) {
@@ -73,6 +74,7 @@ static ctx_t *ctx_new(bt_shell_t *sh, const bt_action_t *a) {
   c->attempt = a->attempt;
   c->code = a->code;
   c->token = a->token;
+  c->ack = false;
   return c;
 }
 
@@ -96,11 +98,13 @@ static void on_finish_committed(void *arg, int status) {
   bt_shell_t *sh = c->sh;
   bt_now_t t = now();
   if (status != 0)
-    bt_log_error("could not record the end of an attempt",
+    bt_log_error("could not record the end of an attempt; it will run again",
                  "package=%" PRIu64 " attempt=%u error=%s", c->package_id, c->attempt,
                  bt_strerror(status));
-  else
-    bt_core_finish_persisted(sh->core, c->package_id, c->attempt, &t, &sh->acts);
+  else if (c->ack)
+    bt_xp_ack(sh->xp, c->agent_id, c->package_id, c->attempt, 0);
+  bt_core_finish_persisted(sh->core, c->package_id, c->attempt, status == 0, &t,
+                           &sh->acts);
   apply(sh);
   free(c);
 }
@@ -166,6 +170,7 @@ static void apply(bt_shell_t *sh) {
   if (sh->applying)
     abort(); /* see the file comment: apply never nests */
   sh->applying = true;
+  ctx_t *last_finish = NULL;
   for (size_t i = 0; i < sh->acts.n; i++) {
     const bt_action_t *a = &sh->acts.v[i];
     switch (a->kind) {
@@ -197,7 +202,8 @@ static void apply(bt_shell_t *sh) {
       break;
     case BT_ACT_FINISH:
       log_finish(sh, a);
-      bt_store_finish(sh->store, a, on_finish_committed, ctx_new(sh, a));
+      last_finish = ctx_new(sh, a);
+      bt_store_finish(sh->store, a, on_finish_committed, last_finish);
       break;
     case BT_ACT_HANDOFF: {
       const bt_core_vendor_t *v = bt_core_vendor(sh->core, a->vendor_id);
@@ -208,7 +214,13 @@ static void apply(bt_shell_t *sh) {
       break;
     }
     case BT_ACT_ACK_RESULT:
-      bt_store_barrier(sh->store, on_ack_ready, ctx_new(sh, a));
+      /* The answer to a result that ended an attempt depends on that FINISH
+       * committing; a barrier would also fire after a FINISH that failed. */
+      if (last_finish != NULL && a->code == 0 && last_finish->package_id == a->package_id &&
+          last_finish->attempt == a->attempt && last_finish->agent_id == a->agent_id)
+        last_finish->ack = true;
+      else
+        bt_store_barrier(sh->store, on_ack_ready, ctx_new(sh, a));
       break;
     case BT_ACT_CANCEL:
       bt_xp_cancel(sh->xp, a->agent_id, a->package_id, a->attempt);
@@ -274,10 +286,10 @@ static void h_started(void *arg, uint64_t agent_id, uint64_t package_id, uint32_
   apply(sh);
 }
 
-static void h_ready(void *arg, uint64_t agent_id) {
+static void h_ready(void *arg, uint64_t agent_id, uint32_t free_slots) {
   bt_shell_t *sh = arg;
   bt_now_t t = now();
-  bt_core_agent_ready(sh->core, agent_id, &t, &sh->acts);
+  bt_core_agent_ready(sh->core, agent_id, free_slots, &t, &sh->acts);
   apply(sh);
 }
 

@@ -227,7 +227,9 @@ static int load_packages(PGconn *c, bt_core_t *core, uint64_t *loaded) {
             " w.prefer, w.avoid, w.max_attempts, w.state, w.attempt, w.vendor_id,"
             " w.agent_id, w.progress, w.checkpoint, w.submitted_at,"
             " (SELECT count(*) FROM attempts t WHERE t.package_id = w.id"
-            "   AND t.outcome IN ('failed', 'transient'))"
+            "   AND t.outcome IN ('failed', 'transient')),"
+            " (SELECT count(*) FROM attempts t WHERE t.package_id = w.id"
+            "   AND t.outcome = 'lost')"
             " FROM work_packages w WHERE w.state IN ('queued', 'assigned', 'running')"
             " ORDER BY w.id",
             0, NULL, NULL, NULL);
@@ -275,6 +277,7 @@ static int load_packages(PGconn *c, bt_core_t *core, uint64_t *loaded) {
       row.checkpoint_len = clen;
       row.submitted_at = bt_pgr_ts(r, i, 19);
       row.failures = (uint32_t)bt_pgr_i64(r, i, 20);
+      row.lost = (uint32_t)bt_pgr_i64(r, i, 21);
       rv = bt_core_load_package(core, &row);
       if (rv != 0)
         bt_log_error("could not load package", "package=%llu state=%s",

@@ -332,11 +332,12 @@ void bt_xp__on_request(bt_xp_t *xp, Baton__AgentRequest *req, void *ctl) {
   switch (req->body_case) {
   case BATON__AGENT_REQUEST__BODY_POLL:
     take_request(s, ctl, BT_XR_POLL, now);
-    if (req->poll->free_slots > 0)
-      xp->h.ready(xp->arg, agent);
+    xp->h.ready(xp->arg, agent, req->poll->free_slots);
     break;
   case BATON__AGENT_REQUEST__BODY_HEARTBEAT:
     take_request(s, ctl, BT_XR_IMMEDIATE, now);
+    if (req->heartbeat->has_free_slots)
+      xp->h.ready(xp->arg, agent, req->heartbeat->free_slots);
     break;
   case BATON__AGENT_REQUEST__BODY_PROGRESS: {
     const Baton__Progress *p = req->progress;
@@ -372,8 +373,8 @@ void bt_xp__on_request(bt_xp_t *xp, Baton__AgentRequest *req, void *ctl) {
       };
       xp->h.result(xp->arg, agent, &r);
     }
-    if (rs->has_free_slots && rs->free_slots > 0)
-      xp->h.ready(xp->arg, agent);
+    if (rs->has_free_slots)
+      xp->h.ready(xp->arg, agent, rs->free_slots);
     break;
   }
   case BATON__AGENT_REQUEST__BODY_BYE:

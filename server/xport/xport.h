@@ -72,8 +72,8 @@ typedef struct {
   void (*seen)(void *arg, uint64_t agent_id);
   /* The agent acknowledged an assignment (it received it). */
   void (*started)(void *arg, uint64_t agent_id, uint64_t package_id, uint32_t attempt);
-  /* The agent has free slots (a poll or results). */
-  void (*ready)(void *arg, uint64_t agent_id);
+  /* The agent reported how many slots it has free (poll, results, heartbeat). */
+  void (*ready)(void *arg, uint64_t agent_id, uint32_t free_slots);
   void (*progress)(void *arg, uint64_t agent_id, uint64_t package_id, uint32_t attempt,
                    int percent, const void *checkpoint, size_t len);
   /* One finished attempt; the shell answers later with bt_xp_ack(). */

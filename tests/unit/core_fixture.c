@@ -237,7 +237,7 @@ void fx_started(fx_t *fx, uint64_t agent_id, uint64_t pkg, uint32_t attempt) {
 
 void fx_finish_persisted(fx_t *fx, uint64_t pkg, uint32_t attempt) {
   fx_clear(fx);
-  bt_core_finish_persisted(fx->core, pkg, attempt, &fx->now, &fx->out);
+  bt_core_finish_persisted(fx->core, pkg, attempt, true, &fx->now, &fx->out);
 }
 
 bt_pkg_state_t fx_state(const fx_t *fx, uint64_t pkg) {

@@ -314,7 +314,7 @@ static void test_core_failure_retries_then_dead(void **state) {
     assert_int_equal(view.not_before_at, retry_at);
     assert_int_equal(strncmp(fx_reason(fx, p), "not before ", 11), 0);
     fx_clear(fx);
-    bt_core_agent_ready(fx->core, a, &fx->now, &fx->out);
+    bt_core_agent_ready(fx->core, a, 1, &fx->now, &fx->out);
     assert_int_equal(fx->out.n, 0);
 
     uint64_t wait = (uint64_t)(retry_at - fx->now.at);
@@ -511,7 +511,7 @@ static void test_core_lease_expiry_hands_off(void **state) {
   /* A lost agent is not revived by a stray message, and is not lost twice. */
   bt_core_agent_seen(fx->core, a, &fx->now);
   fx_clear(fx);
-  bt_core_agent_ready(fx->core, a, &fx->now, &fx->out);
+  bt_core_agent_ready(fx->core, a, 1, &fx->now, &fx->out);
   fx_advance(fx, lease);
   fx_tick(fx);
   assert_int_equal(fx_count(&fx->out, BT_ACT_END_SESSION), 2); /* b1 and c1 */

@@ -34,7 +34,7 @@ static void test_core_submit_not_routable_until_persisted(void **state) {
   assert_int_equal(fx_state(fx, r.id), BT_PKG_QUEUED);
   assert_string_equal(fx_reason(fx, r.id), "");
   fx_clear(fx);
-  bt_core_agent_ready(fx->core, a, &fx->now, &fx->out);
+  bt_core_agent_ready(fx->core, a, 1, &fx->now, &fx->out);
   assert_int_equal(fx_count(&fx->out, BT_ACT_ASSIGN), 0);
   fx_tick(fx);
   assert_int_equal(fx_count(&fx->out, BT_ACT_ASSIGN), 0);

@@ -557,7 +557,7 @@ static void ev_ready(sim_t *s) {
   if (!m->session)
     return;
   fx_clear(s->fx);
-  bt_core_agent_ready(s->fx->core, m->id, &s->fx->now, &s->fx->out);
+  bt_core_agent_ready(s->fx->core, m->id, 1, &s->fx->now, &s->fx->out);
 }
 
 static void ev_hello(sim_t *s, magent_t *m) {
@@ -747,7 +747,7 @@ static uint64_t run_sim(uint64_t seed, bool verbose) {
           m->runs[m->n_runs++] = (run_t){p.pkg, p.attempt, false};
       } else {
         pend_t p = s->pend_finish[--s->n_pend_finish];
-        bt_core_finish_persisted(s->fx->core, p.pkg, p.attempt, &s->fx->now,
+        bt_core_finish_persisted(s->fx->core, p.pkg, p.attempt, true, &s->fx->now,
                                  &s->fx->out);
       }
       take_actions(s);

@@ -253,7 +253,7 @@ static void test_core_route_respects_agent_slots(void **state) {
   }
   assert_int_equal(fx_busy(fx, a), 2);
   fx_clear(fx);
-  bt_core_agent_ready(fx->core, a, &fx->now, &fx->out);
+  bt_core_agent_ready(fx->core, a, 1, &fx->now, &fx->out);
   assert_int_equal(fx_count(&fx->out, BT_ACT_ASSIGN), 0);
   /* A finished attempt frees a slot and the next package fills it at once. */
   fx_result(fx, a, ids[0], 1, BT_OUTCOME_COMPLETED, "ok");
@@ -280,7 +280,7 @@ static void test_core_route_respects_vendor_capacity(void **state) {
   assert_int_equal(fx_busy(fx, g1), 1);
   /* Free agents of a full vendor get nothing. */
   fx_clear(fx);
-  bt_core_agent_ready(fx->core, fx_busy(fx, a1) < 2 ? a1 : a2, &fx->now, &fx->out);
+  bt_core_agent_ready(fx->core, fx_busy(fx, a1) < 2 ? a1 : a2, 1, &fx->now, &fx->out);
   assert_int_equal(fx_count(&fx->out, BT_ACT_ASSIGN), 0);
   /* One of acme's attempts ends: exactly one more goes to acme. */
   uint64_t done = 0;
@@ -369,7 +369,7 @@ static void test_core_route_not_before(void **state) {
   uint64_t later = fx_submit(fx, &(fx_pkg_t){.not_before_in = 5000, .priority = 9});
   assert_int_equal(fx_count(&fx->out, BT_ACT_ASSIGN), 0);
   fx_clear(fx);
-  bt_core_agent_ready(fx->core, a, &fx->now, &fx->out);
+  bt_core_agent_ready(fx->core, a, 1, &fx->now, &fx->out);
   assert_int_equal(fx_count(&fx->out, BT_ACT_ASSIGN), 0);
   uint64_t start_ms = fx->now.ms;
 
