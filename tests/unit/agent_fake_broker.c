@@ -213,6 +213,13 @@ Baton__AgentRequest *fb_expect(fb_t *fb, Baton__AgentRequest__BodyCase body,
 Baton__AgentRequest *fb_handshake(fb_t *fb, const uint8_t pk[32], uint64_t session,
                                   const char *vendor, int timeout_ms,
                                   const char **why) {
+  return fb_handshake_work(fb, pk, session, vendor, timeout_ms, NULL, why);
+}
+
+Baton__AgentRequest *fb_handshake_work(fb_t *fb, const uint8_t pk[32], uint64_t session,
+                                       const char *vendor, int timeout_ms,
+                                       const Baton__Work *welcome_work,
+                                       const char **why) {
   uint8_t nonce[32];
   char name[300];
   Baton__AgentRequest *hello =
@@ -246,7 +253,7 @@ Baton__AgentRequest *fb_handshake(fb_t *fb, const uint8_t pk[32], uint64_t sessi
     fb_req_free(auth);
     return NULL;
   }
-  fb_reply_welcome(fb, 7, NULL);
+  fb_reply_welcome(fb, 7, welcome_work);
   return auth;
 }
 

@@ -54,6 +54,11 @@ int fb_reply_error(fb_t *fb, Baton__ErrorCode code, const char *message);
  * at Auth.held, or NULL with *why set. */
 Baton__AgentRequest *fb_handshake(fb_t *fb, const uint8_t pk[32], uint64_t session,
                                   const char *vendor, int timeout_ms, const char **why);
+/* The same, with welcome_work carried by the Welcome (e.g. cancels). */
+Baton__AgentRequest *fb_handshake_work(fb_t *fb, const uint8_t pk[32], uint64_t session,
+                                       const char *vendor, int timeout_ms,
+                                       const Baton__Work *welcome_work,
+                                       const char **why);
 
 /* Failure recording for scripts run on the broker thread. */
 typedef struct {

@@ -1,7 +1,8 @@
 /*
  * The baton-agent binary end to end against the fake broker: a real handler
- * result, a checkpoint from fd 3, SIGTERM -> drain -> hand back (the handler
- * ignores SIGTERM, so SIGKILL after the grace) -> Bye -> exit 0; a refused secret
+ * result, a checkpoint from fd 3, SIGTERM -> drain -> hand back (the handler's
+ * TERM trap writes a last checkpoint, which goes out before the result) -> Bye ->
+ * exit 0; a refused secret
  * -> exit 1; a bad flag -> exit 2; and the secret never in ps or the log.
  * The agent is started with posix_spawn (fork+exec: this process has nanomsg
  * sockets and must not fork without exec).
@@ -152,7 +153,8 @@ static void test_agent_daemon_run_and_drain(void **state) {
                         "--handler",
                         "upper=tr a-z A-Z",
                         "--handler",
-                        "slow=trap '' TERM; echo 'checkpoint c3RhdGU=' >&3; sleep 30",
+                        "slow=trap 'echo checkpoint ZmluYWw= >&3; exit 1' TERM; "
+                        "echo 'checkpoint c3RhdGU=' >&3; while :; do sleep 0.05; done",
                         "--drain-timeout",
                         "500ms",
                         "--kill-grace",
@@ -189,18 +191,27 @@ static void test_agent_daemon_run_and_drain(void **state) {
   assert_memory_equal(req->progress->checkpoint.data, "state", 5);
   fb_req_free(req);
   fb_reply_work(d.fb, NULL);
-  /* SIGTERM: drain; after 500 ms the handler is stopped (it ignores SIGTERM, so
-   * SIGKILL 300 ms later) and handed back */
+  /* SIGTERM: drain; after 500 ms the handler gets SIGTERM, writes its last
+   * checkpoint and exits; it is handed back, the checkpoint first */
   uint64_t t0 = bt_mono_ms();
   assert_int_equal(kill(d.pid, SIGTERM), 0);
-  req = fb_expect(d.fb, BATON__AGENT_REQUEST__BODY_RESULTS, WAIT_MS, 0);
+  req = fb_expect(d.fb, BATON__AGENT_REQUEST__BODY_PROGRESS, WAIT_MS, 0);
+  assert_non_null(req);
+  assert_true(req->progress->has_checkpoint);
+  assert_int_equal(req->progress->checkpoint.len, 5);
+  assert_memory_equal(req->progress->checkpoint.data, "final", 5);
+  fb_req_free(req);
+  fb_reply_work(d.fb, NULL);
+  req = fb_recv(d.fb, WAIT_MS);
+  assert_non_null(req);
+  assert_int_equal(req->body_case, BATON__AGENT_REQUEST__BODY_RESULTS);
   assert_non_null(req);
   uint64_t took = bt_mono_ms() - t0;
   r = req->results->results[0];
   assert_int_equal(r->package_id, 102);
   assert_int_equal(r->outcome, BATON__OUTCOME__OUTCOME_HANDED_BACK);
   assert_int_equal(req->results->free_slots, 0);
-  assert_true(took >= 700);
+  assert_true(took >= 500);
   fb_req_free(req);
   ack(&d, 102);
   req = fb_expect(d.fb, BATON__AGENT_REQUEST__BODY_BYE, WAIT_MS, 0);

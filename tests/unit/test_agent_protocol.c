@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <uv.h>
 
 #define WAIT_MS 3000
 #define WATCHDOG_MS 20000
@@ -365,8 +366,9 @@ static void test_agent_protocol_redelivery_ignored(void **state) {
   assert_int_equal(h.cancels, 1);
 }
 
-/* Error{SESSION} on Results: a new Hello, Auth.held names the unacknowledged
- * attempt, and the result is sent again in the new session. */
+/* Error{SESSION} on Results: a new Hello; Auth.held names the unacknowledged
+ * result and the running task; Welcome.work cancels the running one; the result
+ * is sent again in the new session. */
 static void script_session(h_t *h) {
   fb_req_free(handshake(h, 0x3333));
   FB_CHECK(&h->st, !h->st.failed);
@@ -374,23 +376,38 @@ static void script_session(h_t *h) {
       fb_expect(h->fb, BATON__AGENT_REQUEST__BODY_POLL, WAIT_MS, 0);
   FB_CHECK(&h->st, req != NULL);
   fb_req_free(req);
-  Baton__Assignment a1, *l1[] = {&a1};
+  Baton__Assignment a1, a2, *l1[] = {&a1, &a2};
   fb_assignment(&a1, 1, 31, 2, "upper", "abc");
-  reply_assignments(h, l1, 1);
+  fb_assignment(&a2, 2, 32, 1, "hold", "x");
+  reply_assignments(h, l1, 2);
   req = fb_expect(h->fb, BATON__AGENT_REQUEST__BODY_RESULTS, WAIT_MS, 1);
   FB_CHECK(&h->st, req != NULL);
   fb_req_free(req);
   fb_reply_error(h->fb, BATON__ERROR_CODE__ERROR_SESSION, "unknown session");
-  Baton__AgentRequest *auth = handshake(h, 0x4444);
+  /* the new session no longer wants 32 */
+  const char *why = "";
+  Baton__Work ww = BATON__WORK__INIT;
+  Baton__Held c32, *cp = &c32;
+  fb_held(&c32, 32, 1);
+  ww.cancel = &cp;
+  ww.n_cancel = 1;
+  Baton__AgentRequest *auth =
+      fb_handshake_work(h->fb, h->pk, 0x4444, "acme", WAIT_MS, &ww, &why);
   FB_CHECK(&h->st, auth != NULL);
-  int held_ok = auth->auth->n_held == 1 && auth->auth->held[0]->package_id == 31 &&
-                auth->auth->held[0]->attempt == 2;
+  int held31 = 0, held32 = 0;
+  for (size_t i = 0; i < auth->auth->n_held; i++) {
+    held31 |=
+        auth->auth->held[i]->package_id == 31 && auth->auth->held[i]->attempt == 2;
+    held32 |=
+        auth->auth->held[i]->package_id == 32 && auth->auth->held[i]->attempt == 1;
+  }
+  size_t n_held = auth->auth->n_held;
   fb_req_free(auth);
-  FB_CHECK(&h->st, held_ok);
+  FB_CHECK(&h->st, n_held == 2 && held31 && held32);
   req = fb_recv(h->fb, WAIT_MS);
   FB_CHECK(&h->st, req != NULL && req->body_case == BATON__AGENT_REQUEST__BODY_RESULTS);
   FB_CHECK(&h->st, req->session == 0x4444 && req->ack_seq == 0);
-  FB_CHECK(&h->st, req->results->n_results == 1);
+  FB_CHECK(&h->st, req->results->n_results == 1); /* 32's result is dropped */
   Baton__Result *r = req->results->results[0];
   FB_CHECK(&h->st, r->package_id == 31 && r->attempt == 2 && r->output.len == 3 &&
                        memcmp(r->output.data, "ABC", 3) == 0);
@@ -398,6 +415,7 @@ static void script_session(h_t *h) {
   reply_held(h, 0, 31, 2);
   req = fb_recv(h->fb, WAIT_MS);
   FB_CHECK(&h->st, req != NULL && req->body_case == BATON__AGENT_REQUEST__BODY_POLL);
+  FB_CHECK(&h->st, req->poll->free_slots == 2);
   fb_req_free(req);
   stop_and_bye(h);
 }
@@ -405,8 +423,9 @@ static void script_session(h_t *h) {
 static void test_agent_protocol_session_lost(void **state) {
   (void)state;
   h_t h;
-  run(&h, script_session, 1, 0, 0);
-  assert_int_equal(h.tasks, 1);
+  run(&h, script_session, 2, 0, 0);
+  assert_int_equal(h.tasks, 2);
+  assert_int_equal(h.cancels, 1);
   assert_int_equal(h.fatals, 0);
 }
 

@@ -319,7 +319,9 @@ static void on_fd3_line(void *user, const char *line, size_t len) {
                 h->package_id, h->attempt, BT_Q(why), BT_Q(head));
     return;
   }
-  if (h->cb.on_progress == NULL || h->stop_reason != 0)
+  /* A handler being handed back may still write a last checkpoint (e.g. from a
+   * TERM trap): the next vendor continues from it. A cancelled one's is moot. */
+  if (h->cb.on_progress == NULL || h->stop_reason == BT_AGENT_CANCELLED)
     return;
   if (msg.kind == BT_FD3_PROGRESS)
     h->cb.on_progress(h, msg.percent, NULL, 0, h->user);

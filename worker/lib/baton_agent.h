@@ -28,7 +28,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <uv.h>
+/* libuv's loop type, declared without <uv.h> (C11 allows the same typedef twice),
+ * so embedders that let the library own its loop need no libuv headers. */
+struct uv_loop_s;
+typedef struct uv_loop_s uv_loop_t;
 
 #ifdef __cplusplus
 extern "C" {
@@ -51,13 +54,16 @@ extern "C" {
 
 /* How an attempt ended. */
 typedef enum {
-  BT_AGENT_COMPLETED = 1, /* done; output is the result */
-  BT_AGENT_FAILED = 2,    /* failed; counts against the vendor */
-  BT_AGENT_TRANSIENT =
-      3, /* failed for a passing reason; retried, not held against the vendor */
-  BT_AGENT_CANCELLED = 4, /* stopped because the broker cancelled it */
-  BT_AGENT_HANDED_BACK =
-      5, /* not run to the end (e.g. the agent is draining): give it to someone else */
+  /* done; output is the result */
+  BT_AGENT_COMPLETED = 1,
+  /* failed; counts against the vendor */
+  BT_AGENT_FAILED = 2,
+  /* failed for a passing reason; retried, not held against the vendor */
+  BT_AGENT_TRANSIENT = 3,
+  /* stopped because the broker cancelled it */
+  BT_AGENT_CANCELLED = 4,
+  /* not run to the end (e.g. the agent is draining): give it to someone else */
+  BT_AGENT_HANDED_BACK = 5,
 } bt_agent_outcome_t;
 
 typedef struct bt_agent bt_agent_t;
@@ -96,8 +102,8 @@ typedef struct {
    * endpoint; each request goes to whichever is connected. */
   const char *brokers;
   const char *vendor; /* vendor name */
-  const char
-      *secret; /* the vendor secret (43 characters); copied into a key, never logged */
+  /* the vendor secret (43 characters); turned into a key, never kept or logged */
+  const char *secret;
   const char *name; /* agent name, unique per vendor; NULL: "hostname-pid" */
   const char *const *capabilities; /* what this agent can run; at least one */
   size_t n_capabilities;
