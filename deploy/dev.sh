@@ -104,24 +104,33 @@ cmd_run() {
   local agent="$BUILD/worker/agentd/baton-agent"
   local ctl=("$BUILD/server/batonctl/batonctl" --control "$data/baton.sock")
   local agents_ep="${BATON_AGENTS:-tcp://127.0.0.1:7800}"
-  local pids=()
+  # Global, not local: the EXIT trap may run after this function has returned.
+  DEMO_PIDS=()
+  DEMO_DATA="$data"
 
+  # Background jobs of a non-interactive shell ignore SIGINT, so Ctrl-C reaches
+  # only this script: it stops the agents (they hand back work), then the broker
+  # (which stops its private PostgreSQL).
   cleanup() {
     trap - INT TERM EXIT
     say "stopping agents and the broker (and its private PostgreSQL)"
-    for p in "${pids[@]:1}"; do kill -TERM "$p" 2>/dev/null || true; done
-    [ ${#pids[@]} -gt 0 ] && kill -TERM "${pids[0]}" 2>/dev/null || true
-    wait 2>/dev/null || true
-    say "stopped; data kept in $data (run again to reuse it)"
+    local p
+    for p in "${DEMO_PIDS[@]:1}"; do kill -TERM "$p" 2>/dev/null || true; done
+    for p in "${DEMO_PIDS[@]:1}"; do wait "$p" 2>/dev/null || true; done
+    if [ ${#DEMO_PIDS[@]} -gt 0 ]; then
+      kill -TERM "${DEMO_PIDS[0]}" 2>/dev/null || true
+      wait "${DEMO_PIDS[0]}" 2>/dev/null || true
+    fi
+    say "stopped; data kept in $DEMO_DATA (run again to reuse it)"
   }
   trap cleanup INT TERM EXIT
 
   say "starting batond (data in $data, log in $data/logs/batond.log)"
   "$batond" --data-dir "$data" --agents "$agents_ep" >>"$data/logs/batond.log" 2>&1 &
-  pids+=($!)
+  DEMO_PIDS+=($!)
   for _ in $(seq 1 150); do
     "${ctl[@]}" stats >/dev/null 2>&1 && break
-    kill -0 "${pids[0]}" 2>/dev/null || { tail -20 "$data/logs/batond.log"; die "batond exited"; }
+    kill -0 "${DEMO_PIDS[0]}" 2>/dev/null || { tail -20 "$data/logs/batond.log"; die "batond exited"; }
     sleep 0.2
   done
   "${ctl[@]}" stats >/dev/null || die "batond did not come up; see $data/logs/batond.log"
@@ -152,7 +161,7 @@ cmd_run() {
     local args=(--broker "$agents_ep" --vendor "$vendor" --name "$name" --slots 2)
     for h in "$@"; do args+=(--handler "$h"); done
     BATON_SECRET="$secret" "$agent" "${args[@]}" >>"$data/logs/$name.log" 2>&1 &
-    pids+=($!)
+    DEMO_PIDS+=($!)
   }
   start_agent acme-eu acme-1 'upper=tr a-z A-Z' 'wordcount=wc -w'
   start_agent globex-in globex-1 'upper=tr a-z A-Z'
@@ -186,7 +195,7 @@ Baton is running. Try, in another terminal:
   ${ctl[*]} wait --all
 Logs: $data/logs/   Press Ctrl-C to stop everything (the private PostgreSQL too).
 EOF
-  wait "${pids[0]}"
+  wait "${DEMO_PIDS[0]}" || true
 }
 
 case "${1:-}" in

@@ -266,6 +266,21 @@ int bt_core_vendor_add(bt_core_t *core, const bt_vendor_spec_t *spec,
   return 0;
 }
 
+void bt_core_vendor_persist_failed(bt_core_t *core, uint64_t vendor_id) {
+  for (uint32_t i = 0; i < core->n_vendors; i++) {
+    bt_core_vendor_t *v = core->vendors[i];
+    if (v->id != vendor_id)
+      continue;
+    if (v->in_flight > 0 || v->agents_connected > 0)
+      return; /* cannot happen before the row exists; keep it rather than dangle */
+    memmove(&core->vendors[i], &core->vendors[i + 1],
+            (core->n_vendors - i - 1) * sizeof *core->vendors);
+    core->n_vendors--;
+    vendor_free(v);
+    return;
+  }
+}
+
 /* --- loading at start ------------------------------------------------------------ */
 
 int bt_core_load_vendor(bt_core_t *core, const bt_vendor_row_t *row) {

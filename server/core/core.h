@@ -251,6 +251,10 @@ int bt_core_vendor_add(bt_core_t *core, const bt_vendor_spec_t *spec,
                        uint64_t token, const bt_now_t *now, uint64_t *out_id,
                        bt_actions_t *out);
 
+/* The vendor's row could not be written: it is taken out again (it has no
+ * agents or work yet). */
+void bt_core_vendor_persist_failed(bt_core_t *core, uint64_t vendor_id);
+
 /* Lookups (borrowed results; NULL when absent). ref = decimal id or name. */
 const bt_core_vendor_t *bt_core_vendor(const bt_core_t *core, uint64_t id);
 const bt_core_vendor_t *bt_core_vendor_by_name(const bt_core_t *core,

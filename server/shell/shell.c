@@ -82,7 +82,7 @@ static void on_assign_committed(void *arg, int status) {
   ctx_t *c = arg;
   bt_shell_t *sh = c->sh;
   bt_now_t t = now();
-  if (status == 0)
+  if (status == 0 && sh->xp != NULL)
     bt_xp_dispatch(sh->xp, c->agent_id, c->package_id, c->attempt);
   else
     bt_log_error("could not record an assignment", "package=%" PRIu64 " attempt=%u error=%s",
@@ -101,8 +101,8 @@ static void on_finish_committed(void *arg, int status) {
     bt_log_error("could not record the end of an attempt; it will run again",
                  "package=%" PRIu64 " attempt=%u error=%s", c->package_id, c->attempt,
                  bt_strerror(status));
-  else if (c->ack)
-    bt_xp_ack(sh->xp, c->agent_id, c->package_id, c->attempt, 0);
+  if (c->ack && sh->xp != NULL)
+    bt_xp_ack(sh->xp, c->agent_id, c->package_id, c->attempt, status == 0 ? 0 : status);
   bt_core_finish_persisted(sh->core, c->package_id, c->attempt, status == 0, &t,
                            &sh->acts);
   apply(sh);
@@ -113,13 +113,19 @@ static void on_ack_ready(void *arg, int status) {
   ctx_t *c = arg;
   /* A barrier that failed means what came before it was not committed: say
    * nothing, the agent will send the result again. */
-  if (status == 0)
-    bt_xp_ack(c->sh->xp, c->agent_id, c->package_id, c->attempt, c->code);
+  if (c->sh->xp != NULL)
+    bt_xp_ack(c->sh->xp, c->agent_id, c->package_id, c->attempt,
+              status == 0 ? c->code : status);
   free(c);
 }
 
 static void on_vendor_committed(void *arg, int status) {
   ctx_t *c = arg;
+  if (status != 0) {
+    bt_log_error("could not record a new vendor", "vendor_id=%" PRIu64 " error=%s",
+                 c->package_id, bt_strerror(status));
+    bt_core_vendor_persist_failed(c->sh->core, c->package_id);
+  }
   bt_ctl_vendor_added(c->sh->ctl, c->token, status, c->package_id /* vendor id */);
   free(c);
 }
@@ -131,7 +137,8 @@ typedef struct {
 
 static void on_agent_committed(void *arg, int status) {
   hello_ctx_t *c = arg;
-  bt_xp_welcome(c->sh->xp, c->session, status);
+  if (c->sh->xp != NULL)
+    bt_xp_welcome(c->sh->xp, c->session, status);
   free(c);
 }
 

@@ -612,7 +612,10 @@ void bt_xp_ack(bt_xp_t *xp, uint64_t agent_id, uint64_t package_id, uint32_t att
   bt_xp_session_t *s = live(xp, agent_id);
   if (s == NULL)
     return;
-  pa_push(code == 0 ? &s->acked : &s->stale, package_id, attempt);
+  if (code == 0)
+    pa_push(&s->acked, package_id, attempt);
+  else if (code == BT_ESTALE)
+    pa_push(&s->stale, package_id, attempt);
   if (s->pending_acks > 0)
     s->pending_acks--;
   bt_xp__mark(xp, s);

@@ -104,7 +104,8 @@ void bt_xp_welcome(bt_xp_t *xp, uint64_t session, int status);
 /* A committed assignment: goes to the agent's outbox. */
 void bt_xp_dispatch(bt_xp_t *xp, uint64_t agent_id, uint64_t package_id,
                     uint32_t attempt);
-/* A result is answered: code 0 = acknowledged, BT_ESTALE = refused. */
+/* A result is answered: code 0 = acknowledged, BT_ESTALE = refused, any other
+ * code = not recorded (the agent keeps it and sends it again). */
 void bt_xp_ack(bt_xp_t *xp, uint64_t agent_id, uint64_t package_id, uint32_t attempt,
                int code);
 /* The agent must stop this attempt. */
