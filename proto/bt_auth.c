@@ -27,6 +27,14 @@ int bt_auth_keypair(const char *secret, uint8_t pk[BT_AUTH_PK_BYTES],
   size_t n = 0;
   if (secret == NULL || strlen(secret) != BT_AUTH_SECRET_CHARS)
     return BT_EINVAL;
+  /* libsodium 1.0.18's decoder reads through a signed char and accepts bytes
+   * from 0x80 up, so check the base64url alphabet here. */
+  for (size_t i = 0; i < BT_AUTH_SECRET_CHARS; i++) {
+    unsigned char c = (unsigned char)secret[i];
+    if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+          c == '-' || c == '_'))
+      return BT_EINVAL;
+  }
   if (sodium_base642bin(seed, sizeof seed, secret, BT_AUTH_SECRET_CHARS, NULL,
                         &n, NULL, sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
       n != sizeof seed)

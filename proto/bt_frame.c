@@ -39,13 +39,25 @@ long bt_frame_reader_feed(bt_frame_reader_t *r, const uint8_t *buf, size_t len,
     if (r->body_len > r->max_body)
       return -1;
     /* One extra byte so an empty body still has a distinct allocation. */
-    r->body = malloc(r->body_len + 1u);
+    r->body_cap = r->body_len < 65536 ? r->body_len + 1u : 65536;
+    r->body = malloc(r->body_cap);
     if (r->body == NULL)
       abort();
     r->body_have = 0;
   }
   size_t want = r->body_len - r->body_have;
   size_t take = len - used < want ? len - used : want;
+  if (r->body_have + take + 1 > r->body_cap) {
+    uint64_t cap = r->body_cap;
+    while (cap < (uint64_t)r->body_have + take + 1)
+      cap *= 2;
+    if (cap > (uint64_t)r->body_len + 1)
+      cap = (uint64_t)r->body_len + 1;
+    r->body = realloc(r->body, (size_t)cap);
+    if (r->body == NULL)
+      abort();
+    r->body_cap = (uint32_t)cap;
+  }
   memcpy(r->body + r->body_have, buf + used, take);
   r->body_have += (uint32_t)take;
   used += take;
@@ -58,6 +70,7 @@ uint8_t *bt_frame_reader_take(bt_frame_reader_t *r, uint32_t *len) {
   uint8_t *b = r->body;
   *len = r->body_len;
   r->body = NULL;
+  r->body_cap = 0;
   r->hdr_have = 0;
   r->body_len = 0;
   r->body_have = 0;

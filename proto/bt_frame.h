@@ -2,7 +2,8 @@
  * Control-socket framing: a 4-byte big-endian length, then that many bytes of one
  * packed CtlRequest or CtlReply. The reader side is incremental so a frame may
  * arrive in any number of pieces; the length is checked against the limit before
- * anything is allocated.
+ * anything is allocated, and the body buffer grows with the bytes that actually
+ * arrive, so announcing a large frame costs nothing until it is sent.
  */
 #ifndef BT_FRAME_H
 #define BT_FRAME_H
@@ -24,7 +25,8 @@ typedef struct {
   uint32_t hdr_have;
   uint32_t body_len;
   uint32_t body_have;
-  uint8_t *body; /* owned; malloc'd once the header is complete */
+  uint8_t *body; /* owned; grows with the bytes that arrive, never beyond body_len */
+  uint32_t body_cap;
   uint32_t max_body;
 } bt_frame_reader_t;
 

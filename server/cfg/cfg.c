@@ -111,17 +111,17 @@ int bt_cfg_set(bt_config_t *cfg, const char *key, const char *value, char *err,
   }
   void *field = (char *)cfg + k->offset;
   if (k->type == BT_CFG_STR) {
-    char **s = field;
-    free(*s);
-    *s = value && *value ? strdup(value) : NULL;
     if (strcmp(k->name, "log_level") == 0) {
       bt_log_level_t l;
-      if (*s == NULL || bt_log_parse_level(*s, &l) != 0) {
+      if (value == NULL || bt_log_parse_level(value, &l) != 0) {
         snprintf(err, err_len, "%s: \"%s\" is not debug, info, warn or error", key,
                  value ? value : "");
         return BT_EINVAL;
       }
     }
+    char **s = field;
+    free(*s);
+    *s = value && *value ? strdup(value) : NULL;
     return 0;
   }
   uint64_t v = 0;
@@ -180,8 +180,7 @@ void bt_cfg_free(bt_config_t *cfg) {
 typedef struct {
   bt_config_t *cfg;
   const char *path;
-  char *err;
-  size_t err_len;
+  char msg[200];
   int rc;
 } file_ctx_t;
 
@@ -191,21 +190,21 @@ static int ini_cb(void *user, const char *section, const char *name, const char 
     return 0;
   if (section[0] != '\0' && strcmp(section, "broker") != 0)
     return 1; /* other sections belong to other programs (e.g. [agent]) */
-  char msg[200];
-  int rc = bt_cfg_set(ctx->cfg, name, value, msg, sizeof msg);
+  int rc = bt_cfg_set(ctx->cfg, name, value, ctx->msg, sizeof ctx->msg);
   if (rc != 0) {
-    snprintf(ctx->err, ctx->err_len, "%s: %s", ctx->path, msg);
     ctx->rc = rc;
-    return 0;
+    return 0; /* inih then reports this line's number */
   }
   return 1;
 }
 
 int bt_cfg_load_file(bt_config_t *cfg, const char *path, char *err, size_t err_len) {
-  file_ctx_t ctx = {cfg, path, err, err_len, 0};
+  file_ctx_t ctx = {.cfg = cfg, .path = path};
   int line = ini_parse(path, ini_cb, &ctx);
-  if (ctx.rc != 0)
+  if (ctx.rc != 0) {
+    snprintf(err, err_len, "%s:%d: %s", path, line, ctx.msg);
     return ctx.rc;
+  }
   if (line == -1) {
     snprintf(err, err_len, "%s: cannot open: %s", path, strerror(errno));
     return BT_ECONFIG;

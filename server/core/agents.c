@@ -118,7 +118,7 @@ static bt_core_pkg_t *current_for(const bt_core_t *core, uint64_t agent_id,
 }
 
 void bt_core__requeue_lost(bt_core_t *core, bt_core_pkg_t *p, bt_outcome_t outcome,
-                           bt_handoff_reason_t reason, const bt_now_t *now,
+                           bt_handoff_reason_t reason, bool handoff, const bt_now_t *now,
                            bt_actions_t *out) {
   bt_core_agent_t *a = bt_core__agent(core, p->agent_id);
   uint64_t from_vendor = p->vendor_id;
@@ -126,7 +126,7 @@ void bt_core__requeue_lost(bt_core_t *core, bt_core_pkg_t *p, bt_outcome_t outco
    * as failures; but a package that takes down every agent it lands on must
    * end, so lost attempts have their own, wider bound. */
   bool dead = false;
-  if (outcome == BT_OUTCOME_LOST && ++p->lost >= 2 * p->max_attempts + 1)
+  if (handoff && outcome == BT_OUTCOME_LOST && ++p->lost >= 2 * p->max_attempts + 1)
     dead = true;
   bt_action_t *act = bt_core__push(out, BT_ACT_FINISH);
   act->package_id = p->id;
@@ -140,7 +140,7 @@ void bt_core__requeue_lost(bt_core_t *core, bt_core_pkg_t *p, bt_outcome_t outco
   act->text = dead ? "lost with its agent too many times"
               : outcome == BT_OUTCOME_LOST ? "agent lost"
                                            : NULL;
-  if (!dead) {
+  if (!dead && handoff) {
     act = bt_core__push(out, BT_ACT_HANDOFF);
     act->package_id = p->id;
     act->attempt = p->attempt;
@@ -254,7 +254,11 @@ int bt_core_agent_hello(bt_core_t *core, const bt_agent_hello_t *hello,
       i++;
       continue;
     }
-    bt_core__requeue_lost(core, p, BT_OUTCOME_LOST, BT_HANDOFF_AGENT_LOST, now, out);
+    /* Still "assigned": the agent never acknowledged it, so it never had it
+     * (e.g. the broker died between commit and send). Route it again, but it is
+     * no handoff: no work moved and no vendor failed. */
+    bt_core__requeue_lost(core, p, BT_OUTCOME_LOST, BT_HANDOFF_AGENT_LOST,
+                          p->state == BT_PKG_RUNNING, now, out);
   }
   for (size_t i = 0; i < hello->n_held; i++) {
     const bt_held_t *h = &hello->held[i];
@@ -308,7 +312,7 @@ void bt_core__agent_lose(bt_core_t *core, bt_core_agent_t *a, bt_agent_state_t s
   bt_core__agent_update_ready(core, a);
   while (a->n_held > 0)
     bt_core__requeue_lost(core, a->held[a->n_held - 1], BT_OUTCOME_LOST,
-                          BT_HANDOFF_AGENT_LOST, now, out);
+                          BT_HANDOFF_AGENT_LOST, true, now, out);
   if (was_connected) {
     bt_action_t *act = bt_core__push(out, BT_ACT_END_SESSION);
     act->agent_id = a->id;

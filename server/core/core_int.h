@@ -221,9 +221,10 @@ void bt_core__remember_finish(bt_core_t *core, uint64_t id, uint32_t attempt,
 bool bt_core__recently_finished(const bt_core_t *core, uint64_t id, uint32_t attempt,
                                 uint64_t agent_id);
 /* Ends the current attempt of an assigned package without a result from the
- * agent (lost, revoked, handed back): emits FINISH (queued) and HANDOFF. */
+ * agent (lost, revoked, handed back): emits FINISH (queued, or dead past the
+ * bound on lost attempts) and, when the agent had the work, a HANDOFF. */
 void bt_core__requeue_lost(bt_core_t *core, bt_core_pkg_t *p, bt_outcome_t outcome,
-                           bt_handoff_reason_t reason, const bt_now_t *now,
+                           bt_handoff_reason_t reason, bool handoff, const bt_now_t *now,
                            bt_actions_t *out);
 
 /* Agents and routing. */

@@ -33,6 +33,8 @@ struct bt_ctl_conn {
   bool closing;
   uint32_t writes;
   uint32_t uid;
+  const char *refused;   /* set: every request is answered with this refusal */
+  uint64_t last_ms;      /* last bytes received */
   bt_ctl_conn_t *prev_conn, *next_conn;
 };
 
@@ -45,6 +47,7 @@ struct bt_ctl {
   void *arg;
   uv_pipe_t listener;
   bool listening;
+  uv_timer_t sweep; /* closes connections that stall mid-frame or idle too long */
   char *path;
   bt_idmap_t reqs;
   uint64_t next_token;

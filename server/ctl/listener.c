@@ -9,6 +9,8 @@
 #include "bt_err.h"
 #include "bt_log.h"
 #include "bt_pballoc.h"
+#include "bt_pbcheck.h"
+#include "bt_time.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -250,23 +252,40 @@ static bt_ctl_req_t *req_new(bt_ctl_conn_t *c) {
 static void on_frame(bt_ctl_conn_t *c, const uint8_t *body, uint32_t len) {
   bt_ctl_t *ctl = c->ctl;
   bt_ctl_req_t *req = req_new(c);
+  if (c->refused != NULL) {
+    bt_ctl__fail(ctl, req, BT_EAUTH, c->refused);
+    c->draining = true;
+    conn_pump(c);
+    return;
+  }
+  char why[160];
+  Baton__CtlRequest *msg = NULL;
   bt_pb_budget_t budget;
   bt_pb_budget_init(&budget, bt_pb_budget_for(len));
-  Baton__CtlRequest *msg = baton__ctl_request__unpack(&budget.a, len, body);
+  if (bt_pb_check(&baton__ctl_request__descriptor, body, len, why, sizeof why) == 0) {
+    msg = baton__ctl_request__unpack(&budget.a, len, body);
+    if (msg == NULL)
+      snprintf(why, sizeof why, "protobuf-c refused it (or its size budget)");
+  }
   if (msg == NULL) {
-    bt_log_warn("rejected control request: not a valid protobuf message", "bytes=%u",
-                len);
-    bt_ctl__fail(ctl, req, BT_EPROTO, "could not decode the request");
+    bt_log_warn("rejected control request: not a valid protobuf message",
+                "reason=%s bytes=%u uid=%u", BT_Q(why), len, c->uid);
+    char text[200];
+    snprintf(text, sizeof text, "could not decode the request: %s", why);
+    bt_ctl__fail(ctl, req, BT_EPROTO, text);
     c->draining = true; /* the stream cannot be trusted any more */
     conn_pump(c);
     return;
   }
   if (!msg->has_version ||
       msg->version != BATON__PROTOCOL_VERSION__PROTOCOL_VERSION_CURRENT) {
-    char why[96];
-    snprintf(why, sizeof why, "control protocol version %u not supported; broker speaks %d",
-             msg->has_version ? msg->version : 0,
-             BATON__PROTOCOL_VERSION__PROTOCOL_VERSION_CURRENT);
+    if (msg->has_version)
+      snprintf(why, sizeof why, "control protocol version %u not supported; broker speaks %d",
+               msg->version, BATON__PROTOCOL_VERSION__PROTOCOL_VERSION_CURRENT);
+    else
+      snprintf(why, sizeof why, "control request without a protocol version (empty frame?)");
+    bt_log_warn("rejected control request", "reason=%s bytes=%u uid=%u", BT_Q(why), len,
+                c->uid);
     bt_ctl__fail(ctl, req, BT_EVERSION, why);
   } else {
     bt_ctl__dispatch(ctl, req, msg);
@@ -276,6 +295,7 @@ static void on_frame(bt_ctl_conn_t *c, const uint8_t *body, uint32_t len) {
 
 static void conn_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
   bt_ctl_conn_t *c = s->data;
+  c->last_ms = bt_mono_ms();
   if (n < 0) {
     free(buf->base);
     /* EOF: the client is done sending; answer what is pending, then close. */
@@ -318,10 +338,11 @@ static void conn_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
 
 /* --- accepting ---------------------------------------------------------------- */
 
+/* A refused client still gets to send its request, so it reads the reason as
+ * the answer instead of finding the connection closed under its write. */
 static void refuse_conn(bt_ctl_conn_t *c, const char *why) {
-  bt_ctl__fail(c->ctl, req_new(c), BT_EAUTH, why);
-  c->draining = true;
-  conn_pump(c);
+  c->refused = why;
+  conn_update_reading(c);
 }
 
 static void on_connection(uv_stream_t *server, int status) {
@@ -358,17 +379,20 @@ static void on_connection(uv_stream_t *server, int status) {
     return;
   }
   c->uid = cred.uid;
+  c->last_ms = bt_mono_ms();
   if (cred.uid != 0 && cred.uid != geteuid()) {
     char why[96];
     snprintf(why, sizeof why, "user %u may not use this control socket", cred.uid);
     bt_log_warn("refused control connection", "uid=%u pid=%d", cred.uid, cred.pid);
     if (ctl->ops.rejected)
       ctl->ops.rejected(ctl->arg, "control.refused", why);
-    refuse_conn(c, why);
+    refuse_conn(c, "this user may not use the control socket");
     return;
   }
   if (ctl->n_conns > ctl->opts.max_connections) {
-    refuse_conn(c, "too many control connections");
+    bt_log_warn("refused control connection: too many connections", "uid=%u limit=%u",
+                cred.uid, ctl->opts.max_connections);
+    refuse_conn(c, "too many control connections; try again later");
     return;
   }
   conn_update_reading(c);
@@ -414,6 +438,30 @@ static void listener_closed(uv_handle_t *h) {
   ctl_maybe_free(ctl);
 }
 
+/* A connection stalled in the middle of a frame for 10 s, or idle with nothing
+ * pending for 10 minutes, is closed: otherwise a few silent clients could hold
+ * every connection slot. */
+#define STALLED_MS 10000
+#define IDLE_MS (10 * 60 * 1000)
+
+static void on_sweep(uv_timer_t *t) {
+  bt_ctl_t *ctl = t->data;
+  uint64_t now = bt_mono_ms();
+  bt_ctl_conn_t *c = ctl->conns;
+  while (c != NULL) {
+    bt_ctl_conn_t *next = c->next_conn;
+    bool mid_frame = c->reader.hdr_have > 0;
+    if (c->head == NULL && c->writes == 0 &&
+        ((mid_frame && now - c->last_ms > STALLED_MS) ||
+         (c->refused && now - c->last_ms > STALLED_MS) || now - c->last_ms > IDLE_MS)) {
+      bt_log_info("closing a stalled control connection", "uid=%u idle_ms=%llu", c->uid,
+                  (unsigned long long)(now - c->last_ms));
+      conn_close(c);
+    }
+    c = next;
+  }
+}
+
 int bt_ctl_new(uv_loop_t *loop, const char *path, const bt_ctl_opts_t *opts,
                bt_core_t *core, bt_store_t *store, const bt_ctl_ops_t *ops, void *arg,
                bt_ctl_t **out) {
@@ -441,7 +489,9 @@ int bt_ctl_new(uv_loop_t *loop, const char *path, const bt_ctl_opts_t *opts,
   bt_idmap_init(&ctl->reqs);
   uv_pipe_init(loop, &ctl->listener, 0);
   ctl->listener.data = ctl;
-  ctl->open_handles = 1;
+  uv_timer_init(loop, &ctl->sweep);
+  ctl->sweep.data = ctl;
+  ctl->open_handles = 2;
   mode_t old = umask(0177); /* the socket is born 0600 */
   rv = uv_pipe_bind(&ctl->listener, path);
   umask(old);
@@ -453,10 +503,12 @@ int bt_ctl_new(uv_loop_t *loop, const char *path, const bt_ctl_opts_t *opts,
     /* Freed by the close callback when the caller runs the loop to tear down. */
     ctl->closing = true;
     uv_close((uv_handle_t *)&ctl->listener, listener_closed);
+    uv_close((uv_handle_t *)&ctl->sweep, listener_closed);
     *out = NULL;
     return rv;
   }
   ctl->listening = true;
+  uv_timer_start(&ctl->sweep, on_sweep, 1000, 1000);
   bt_log_info("control socket ready", "path=%s", BT_Q(path));
   *out = ctl;
   return 0;
@@ -466,6 +518,8 @@ void bt_ctl_stop_accepting(bt_ctl_t *ctl) {
   if (ctl->listening) {
     ctl->listening = false;
     uv_close((uv_handle_t *)&ctl->listener, listener_closed);
+    uv_timer_stop(&ctl->sweep);
+    uv_close((uv_handle_t *)&ctl->sweep, listener_closed);
     unlink(ctl->path);
   }
   for (bt_ctl_conn_t *c = ctl->conns; c; c = c->next_conn) {

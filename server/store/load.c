@@ -49,17 +49,20 @@ int bt_store_migrate(const char *dsn, unsigned *applied) {
   if (c == NULL)
     return BT_EDBDOWN;
   PQsetNoticeProcessor(c, quiet_notices, NULL);
-  int rv = exec_ok(c,
-                   "CREATE TABLE IF NOT EXISTS baton_migrations ("
-                   " version integer PRIMARY KEY, name text NOT NULL,"
-                   " applied_at timestamptz NOT NULL DEFAULT now())",
-                   "create baton_migrations");
+  /* Two brokers (or two `batond migrate`) starting together: the second waits
+   * here for the whole run of the first, then finds nothing left to do. The
+   * lock comes before anything else, even creating the bookkeeping table, whose
+   * IF NOT EXISTS is not safe against a concurrent create. */
+  int rv = exec_ok(c, "SELECT pg_advisory_lock(7800, 1)", "lock");
+  if (rv == 0)
+    rv = exec_ok(c,
+                 "CREATE TABLE IF NOT EXISTS baton_migrations ("
+                 " version integer PRIMARY KEY, name text NOT NULL,"
+                 " applied_at timestamptz NOT NULL DEFAULT now())",
+                 "create baton_migrations");
   for (unsigned i = 0; rv == 0 && i < bt_migrations_count; i++) {
     const bt_migration_t *m = &bt_migrations[i];
     if ((rv = exec_ok(c, "BEGIN", "begin")) != 0)
-      break;
-    /* Two brokers starting together: the second waits here, then skips. */
-    if ((rv = exec_ok(c, "SELECT pg_advisory_xact_lock(7800, 1)", "lock")) != 0)
       break;
     char q[128];
     snprintf(q, sizeof q, "SELECT 1 FROM baton_migrations WHERE version = %d",
@@ -94,8 +97,9 @@ int bt_store_migrate(const char *dsn, unsigned *applied) {
     if ((rv = exec_ok(c, "COMMIT", "commit")) != 0)
       break;
   }
-  if (rv != 0)
+  if (rv != 0 && PQtransactionStatus(c) != PQTRANS_IDLE)
     PQclear(PQexec(c, "ROLLBACK"));
+  /* The session lock goes with the connection. */
   PQfinish(c);
   return rv;
 }

@@ -258,6 +258,11 @@ int64_t bt_pgr_ts(const PGresult *r, int row, int col) {
   if (PQgetisnull(r, row, col) || PQgetlength(r, row, col) != 8)
     return 0;
   int64_t us = (int64_t)be64((const uint8_t *)PQgetvalue(r, row, col));
+  /* -infinity and infinity are stored as the extreme values */
+  if (us == INT64_MIN)
+    return INT64_MIN;
+  if (us == INT64_MAX)
+    return INT64_MAX;
   /* floor division so times before 2000 stay right */
   int64_t ms = us >= 0 ? us / 1000 : -((-us + 999) / 1000);
   return ms + PG_EPOCH_MS;
@@ -296,6 +301,9 @@ const char **bt_pgr_text_array(const PGresult *r, int row, int col, size_t *n) {
       return NULL;
     count = be32(b + 12);
     o = 20;
+    /* Every element takes at least its 4-byte length: check before allocating. */
+    if (count > (len - 20) / 4)
+      return NULL;
   } else if (ndim != 0) {
     return NULL;
   }

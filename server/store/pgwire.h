@@ -43,7 +43,7 @@ void bt_pgp_i16(bt_pgparams_t *p, int16_t v);
 void bt_pgp_f64(bt_pgparams_t *p, double v);
 void bt_pgp_bool(bt_pgparams_t *p, bool v);
 void bt_pgp_text(bt_pgparams_t *p, const char *s);          /* NULL → SQL NULL */
-void bt_pgp_bytes(bt_pgparams_t *p, const void *b, size_t n); /* bytea; NULL → SQL NULL */
+void bt_pgp_bytes(bt_pgparams_t *p, const void *b, size_t n); /* bytea; NULL with n > 0 → SQL NULL */
 void bt_pgp_ts(bt_pgparams_t *p, int64_t at);               /* unix ms; 0 → SQL NULL */
 void bt_pgp_text_array(bt_pgparams_t *p, const char *const *v, size_t n);
 
@@ -73,7 +73,7 @@ void bt_pgp_vectors(const bt_pgparams_t *p, const char **values, int *lengths,
 bool bt_pgr_null(const PGresult *r, int row, int col);
 int64_t bt_pgr_i64(const PGresult *r, int row, int col);  /* int8/int4/int2; NULL → 0 */
 double bt_pgr_f64(const PGresult *r, int row, int col);   /* NULL → -1 */
-int64_t bt_pgr_ts(const PGresult *r, int row, int col);   /* unix ms; NULL → 0 */
+int64_t bt_pgr_ts(const PGresult *r, int row, int col);   /* unix ms; NULL → 0; ±infinity → INT64_MIN/MAX */
 bool bt_pgr_bool(const PGresult *r, int row, int col);
 const char *bt_pgr_text(const PGresult *r, int row, int col); /* NULL → NULL; NUL-terminated by libpq */
 const uint8_t *bt_pgr_bytes(const PGresult *r, int row, int col, size_t *len);

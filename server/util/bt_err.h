@@ -1,7 +1,7 @@
 /*
  * Baton's own error codes. Functions return 0 on success and a negative code on
- * failure; libuv's -errno codes pass through unchanged, Baton's codes live below
- * BT_ERR_BASE so the two ranges never collide. One X-macro generates the enum and
+ * failure; libuv's -errno codes pass through unchanged, Baton's codes start just
+ * above BT_ERR_BASE (-30000), far below any errno, so the two never collide. One X-macro generates the enum and
  * bt_strerror(), so a new code cannot be added without its message.
  */
 #ifndef BT_ERR_H

@@ -170,8 +170,10 @@ char *bt_time_format(int64_t at, char *buf, size_t len) {
 char *bt_duration_format(uint64_t ms, char *buf, size_t len) {
   if (ms < 1000)
     snprintf(buf, len, "%" PRIu64 "ms", ms);
-  else if (ms < 60000)
+  else if (ms < 59950) /* %.1f would round 59950 up to "60.0s" */
     snprintf(buf, len, "%.1fs", (double)ms / 1000.0);
+  else if (ms < 60000)
+    snprintf(buf, len, "1m0s");
   else if (ms < 3600000)
     snprintf(buf, len, "%" PRIu64 "m%" PRIu64 "s", ms / 60000,
              (ms % 60000) / 1000);

@@ -75,6 +75,9 @@ bool bt_valid_text(const char *s, size_t max) {
     unsigned char c = (unsigned char)s[i];
     if (c < 0x20 || c == 0x7f)
       return false;
+    /* U+0080..U+009F (C1 controls: NEL, CSI, …) are 0xC2 0x80..0x9F in UTF-8 */
+    if (c == 0xc2 && i + 1 < len && (unsigned char)s[i + 1] <= 0x9f)
+      return false;
   }
   return true;
 }
@@ -87,7 +90,9 @@ char *bt_sanitize_text(const char *s, char *dst, size_t cap) {
   size_t len = strlen((const char *)u);
   for (size_t i = 0; i < len && o + 1 < cap;) {
     size_t n = utf8_seq(u + i, len - i);
-    if (n == 0 || (n == 1 && (u[i] < 0x20 || u[i] == 0x7f))) {
+    bool control = (n == 1 && (u[i] < 0x20 || u[i] == 0x7f)) ||
+                   (n == 2 && u[i] == 0xc2 && u[i + 1] <= 0x9f);
+    if (n == 0 || control) {
       dst[o++] = '?';
       i += n ? n : 1;
       continue;

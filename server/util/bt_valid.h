@@ -4,7 +4,7 @@
  * (vendor, agent, capability, region, certification, idempotency key) is
  * 1..BT_NAME_MAX bytes of letters, digits and . _ - : / @ + — no spaces, no
  * separators, nothing a log line or an SQL array could misread. Free text
- * (errors, hours) must be valid UTF-8 without control characters.
+ * (errors, hours) must be valid UTF-8 without control characters (C0, DEL or C1).
  */
 #ifndef BT_VALID_H
 #define BT_VALID_H

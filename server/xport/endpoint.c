@@ -11,6 +11,7 @@
 #include "bt_err.h"
 #include "bt_log.h"
 #include "bt_pballoc.h"
+#include "bt_pbcheck.h"
 #include "bt_time.h"
 
 #include <errno.h>
@@ -33,16 +34,22 @@ void bt_xp_opts_default(bt_xp_opts_t *o) {
 }
 
 static void on_message(bt_xp_t *xp, const uint8_t *buf, size_t len, void *ctl) {
+  char why[160], msg[200];
   bt_pb_budget_t budget;
   bt_pb_budget_init(&budget, bt_pb_budget_for(len));
-  Baton__AgentRequest *req = baton__agent_request__unpack(&budget.a, len, buf);
+  Baton__AgentRequest *req = NULL;
+  if (bt_pb_check(&baton__agent_request__descriptor, buf, len, why, sizeof why) == 0) {
+    req = baton__agent_request__unpack(&budget.a, len, buf);
+    if (req == NULL)
+      snprintf(why, sizeof why, "protobuf-c refused it (or its size budget)");
+  }
   if (req == NULL) {
-    bt_log_warn("rejected agent message: not a valid protobuf message", "bytes=%zu", len);
-    bt_xp__reply_error(xp, &ctl, BATON__ERROR_CODE__ERROR_PROTOCOL,
-                       "could not decode message");
+    bt_log_warn("rejected agent message: not a valid protobuf message",
+                "reason=%s bytes=%zu", BT_Q(why), len);
+    snprintf(msg, sizeof msg, "could not decode message: %s", why);
+    bt_xp__reply_error(xp, &ctl, BATON__ERROR_CODE__ERROR_PROTOCOL, msg);
     return;
   }
-  char why[160];
   int rc = bt_xp__validate(req, &xp->opts, why, sizeof why);
   if (rc != 0) {
     bt_log_warn("rejected agent message", "reason=%s bytes=%zu", BT_Q(why), len);
@@ -89,16 +96,23 @@ static void on_readable(uv_poll_t *h, int status, int events) {
 static void on_timer(uv_timer_t *t) {
   bt_xp_t *xp = t->data;
   bt_xp__expire(xp, bt_mono_ms());
-  /* nanomsg drops connections it cannot use (a bad handshake, garbage bytes, an
-   * oversized message) without telling the application; its counters are the
-   * only trace, so say so in the log. */
+  /* nanomsg drops connections it cannot use (garbage bytes, a bad handshake, a
+   * message over NN_RCVMAXSIZE) without telling the application, and counts a
+   * peer's normal close the same way (verified: every case bumps only
+   * NN_STAT_BROKEN_CONNECTIONS). Agents that leave cleanly say Bye first, so
+   * closes beyond the goodbyes are the ones worth a warning. */
   uint64_t broken = nn_get_statistic(xp->sock, NN_STAT_BROKEN_CONNECTIONS);
   if (broken > xp->last_broken) {
-    bt_log_warn("agent connections broken by the transport (peer gone, bad handshake "
-                "or message over the size limit)",
-                "count=%llu total=%llu", (unsigned long long)(broken - xp->last_broken),
-                (unsigned long long)broken);
+    uint64_t n = broken - xp->last_broken;
+    uint64_t unexplained = n > xp->byes ? n - xp->byes : 0;
+    if (unexplained > 0)
+      bt_log_warn("agent connections dropped without a goodbye (crashed agent, garbage "
+                  "bytes, bad handshake or a message over max_message_bytes)",
+                  "count=%llu total=%llu max_message_bytes=%u",
+                  (unsigned long long)unexplained, (unsigned long long)broken,
+                  xp->opts.max_message_bytes);
     xp->last_broken = broken;
+    xp->byes = 0;
     xp->stats.broken_connections = broken;
   }
 }

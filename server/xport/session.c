@@ -379,6 +379,7 @@ void bt_xp__on_request(bt_xp_t *xp, Baton__AgentRequest *req, void *ctl) {
   }
   case BATON__AGENT_REQUEST__BODY_BYE:
     take_request(s, ctl, BT_XR_IMMEDIATE, now);
+    xp->byes++;
     bt_log_info("agent said bye", "agent_id=%llu reason=%s", (unsigned long long)agent,
                 BT_Q(req->bye->reason ? req->bye->reason : ""));
     xp->h.bye(xp->arg, agent);

@@ -40,10 +40,11 @@ static int check_pa(bool has_id, uint64_t id, bool has_attempt, uint32_t attempt
 
 int bt_xp__validate(const Baton__AgentRequest *req, const bt_xp_opts_t *o, char *why,
                     size_t why_len) {
-  if (!req->has_version || req->version != BATON__PROTOCOL_VERSION__PROTOCOL_VERSION_CURRENT) {
+  if (!req->has_version)
+    FAIL("message has no protocol version");
+  if (req->version != BATON__PROTOCOL_VERSION__PROTOCOL_VERSION_CURRENT) {
     snprintf(why, why_len, "protocol version %u not supported; this broker speaks %d",
-             req->has_version ? req->version : 0,
-             BATON__PROTOCOL_VERSION__PROTOCOL_VERSION_CURRENT);
+             req->version, BATON__PROTOCOL_VERSION__PROTOCOL_VERSION_CURRENT);
     return BT_EVERSION;
   }
   if (req->body_case == BATON__AGENT_REQUEST__BODY__NOT_SET)
@@ -79,6 +80,8 @@ int bt_xp__validate(const Baton__AgentRequest *req, const bt_xp_opts_t *o, char 
       FAIL("poll without a valid free_slots");
     return 0;
   case BATON__AGENT_REQUEST__BODY_HEARTBEAT:
+    if (req->heartbeat->has_free_slots && req->heartbeat->free_slots > BT_XP_MAX_SLOTS)
+      FAIL("free_slots out of range");
     return check_held(req->heartbeat->running, req->heartbeat->n_running, "running",
                       why, why_len);
   case BATON__AGENT_REQUEST__BODY_PROGRESS: {
@@ -97,6 +100,8 @@ int bt_xp__validate(const Baton__AgentRequest *req, const bt_xp_opts_t *o, char 
     const Baton__Results *r = req->results;
     if (r->n_results == 0 || r->n_results > BT_XP_MAX_RESULTS)
       FAIL("results must hold 1 to %d entries", BT_XP_MAX_RESULTS);
+    if (r->has_free_slots && r->free_slots > BT_XP_MAX_SLOTS)
+      FAIL("free_slots out of range");
     for (size_t i = 0; i < r->n_results; i++) {
       const Baton__Result *x = r->results[i];
       if (check_pa(x->has_package_id, x->package_id, x->has_attempt, x->attempt, why,

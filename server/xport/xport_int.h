@@ -91,6 +91,7 @@ struct bt_xp {
   uint32_t n_dirty, cap_dirty;
   bt_xp_stats_t stats;
   uint64_t last_broken;
+  uint64_t byes; /* agents that said goodbye (their connection closes normally) */
 };
 
 /* validate.c: checks an unpacked request; returns 0 or BT_EPROTO/BT_EVERSION

@@ -25,6 +25,9 @@ Rules it keeps so `ctest -j2` is safe and failures are debuggable:
     is torn down (SIGTERM, wait, SIGKILL of its process group) even when the
     test fails or is interrupted; its parent-death signal covers a harness that
     is itself killed;
+  * what a process leaves outside its process group (the postmaster that
+    batond's embedded default starts through pg_ctl) is registered with
+    env.add_cleanup(); processes_in(DIR) finds a cluster's processes;
   * on failure the temp dir is kept and printed, with the tails of the logs;
   * PostgreSQL keeps its default durability (fsync, synchronous_commit on).
 
@@ -59,7 +62,7 @@ import urllib.request
 __all__ = [
     "Abort", "Agent", "Broker", "CtlError", "HarnessError", "PgServer", "Proc",
     "ProcessExited", "PsqlError", "TestEnv", "WaitTimeout", "binary",
-    "build_dir", "free_port", "main", "test", "wait_for",
+    "build_dir", "free_port", "main", "processes_in", "test", "wait_for",
 ]
 
 IS_ROOT = os.geteuid() == 0
@@ -466,6 +469,27 @@ atexit.register(_sweep_live)
 
 # ---- PostgreSQL ---------------------------------------------------------------------
 
+def processes_in(data_dir: str) -> list[int]:
+    """Live (non-zombie) processes of a PostgreSQL cluster in data_dir (also
+    one the harness did not start, e.g. batond's embedded one): `pgrep -f`
+    on the path finds the postmaster (its command line names it); backends
+    retitle themselves, but every PostgreSQL process has it as its cwd."""
+    pids = set()
+    rx = re.sub(r"([.\[\]()*+?{}|^$\\])", r"\\\1", data_dir)
+    r = subprocess.run(["pgrep", "-f", "--", rx], capture_output=True, text=True)
+    pids.update(int(p) for p in r.stdout.split())
+    real = os.path.realpath(data_dir)
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if os.readlink(f"/proc/{entry}/cwd") == real:
+                    pids.add(int(entry))
+            except OSError:
+                pass
+    pids.discard(os.getpid())
+    return sorted(p for p in pids if _pid_alive(p))
+
+
 def find_pg_bindir() -> str:
     """PostgreSQL's server binaries: BATON_PG_BINDIR, `pg_config --bindir`
     (Debian's names the server dir even when only libpq-dev is installed, so
@@ -698,20 +722,7 @@ class PgServer:
         """Live (non-zombie) processes working in this cluster: `pgrep -f` on
         the data dir finds the postmaster; backends retitle themselves, but
         every PostgreSQL process has the data dir as its cwd."""
-        pids = set()
-        rx = re.sub(r"([.\[\]()*+?{}|^$\\])", r"\\\1", self.data_dir)
-        r = subprocess.run(["pgrep", "-f", "--", rx], capture_output=True, text=True)
-        pids.update(int(p) for p in r.stdout.split())
-        real = os.path.realpath(self.data_dir)
-        for entry in os.listdir("/proc"):
-            if entry.isdigit():
-                try:
-                    if os.readlink(f"/proc/{entry}/cwd") == real:
-                        pids.add(int(entry))
-                except OSError:
-                    pass
-        pids.discard(os.getpid())
-        return sorted(p for p in pids if _pid_alive(p))
+        return processes_in(self.data_dir)
 
     # -- connecting
 
@@ -767,14 +778,18 @@ class Broker(Proc):
     """batond per CONTRACT.md, on free ports, against a given database:
         batond serve --db DSN --data-dir DIR --agents tcp://127.0.0.1:PORT
                --control DIR/baton.sock --metrics 127.0.0.1:PORT --log-level debug
-    start() returns once `batonctl stats` answers."""
+    (db=None: no --db, the embedded default). start() creates DIR unless
+    make_data_dir=False and returns once `batonctl stats` answers."""
 
     def __init__(self, base_dir: str, db: str | None, name: str = "broker",
                  agents_port: int | None = None, metrics_port: int | None = None,
                  data_dir: str | None = None, log_level: str = "debug",
                  extra_args=(), extra_env: dict | None = None,
-                 batond: str | None = None, batonctl: str | None = None):
+                 batond: str | None = None, batonctl: str | None = None,
+                 make_data_dir: bool = True):
         self.data_dir = data_dir or os.path.join(base_dir, name)
+        # False: leave creating the data dir (and its mode) to batond.
+        self.make_data_dir = make_data_dir
         self.agents_port = agents_port or free_port()
         self.metrics_port = metrics_port or free_port()
         self.control = os.path.join(self.data_dir, "baton.sock")
@@ -802,7 +817,8 @@ class Broker(Proc):
         return f"127.0.0.1:{self.metrics_port}"
 
     def start(self, timeout: float = 30.0) -> "Broker":
-        os.makedirs(self.data_dir, exist_ok=True)
+        if self.make_data_dir:
+            os.makedirs(self.data_dir, exist_ok=True)
         super().start()
 
         def answers():
@@ -935,6 +951,7 @@ class TestEnv:
         self.brokers: list[Broker] = []
         self.failed = False
         self._outer: TestEnv | None = None
+        self._cleanups: list = []
 
     def __enter__(self) -> "TestEnv":
         base = os.environ.get("BATON_TEST_TMPDIR") or tempfile.gettempdir()
@@ -975,8 +992,9 @@ class TestEnv:
         return False
 
     def teardown(self) -> list[str]:
-        """Stops every process (newest first), then PostgreSQL; returns what
-        went wrong (strays), never raises."""
+        """Stops every process (newest first), runs the add_cleanup()
+        functions, then stops PostgreSQL; returns what went wrong (strays),
+        never raises."""
         problems = []
         for p in reversed(self.procs):
             try:
@@ -985,6 +1003,11 @@ class TestEnv:
                 problems.append(f"stopping {p.name}: {e}")
             if p.running:
                 problems.append(f"{p.name} (pid {p.pid}) still running")
+        for what, fn in reversed(self._cleanups):
+            try:
+                fn()
+            except BaseException as e:  # noqa: BLE001 - keep tearing down
+                problems.append(f"cleanup {what}: {e}")
         if self.pg is not None:
             try:
                 self.pg.cleanup()
@@ -1004,6 +1027,13 @@ class TestEnv:
 
     def port(self) -> int:
         return free_port()
+
+    def add_cleanup(self, fn, what: str | None = None) -> None:
+        """Runs fn() at teardown, after every process of the env is stopped
+        and before its PostgreSQL is (newest first; a failure is reported as
+        a teardown problem). For what the harness cannot see, such as the
+        postmaster batond's embedded default leaves after a kill -9."""
+        self._cleanups.append((what or getattr(fn, "__name__", repr(fn)), fn))
 
     def _adopt(self, p: Proc) -> Proc:
         self.procs.append(p)

@@ -1,0 +1,708 @@
+/*
+ * bt_bench: the broker benchmark's load generator (tests/bench/run starts the
+ * PostgreSQL, the broker and the vendor, then this program; README.md says what
+ * the figures mean).
+ *
+ * One process plays both ends:
+ *   - N agents on ONE libuv loop in their own thread, built on libbaton-agent,
+ *     with a no-op handler: on_task notes when (package id) started and
+ *     completes it at once with an empty output;
+ *   - S submitter threads, each with its own blocking control connection,
+ *     keeping up to W Submit requests of B packages in flight (the broker
+ *     answers in request order), until P packages are submitted;
+ *   - the main thread, which polls Stats every 20 ms until P more packages are
+ *     completed (the broker acknowledges nothing before it is committed, so
+ *     Stats.completed counts committed completions), then runs the memory
+ *     phase: Q packages of a capability no vendor offers, so they stay queued,
+ *     and the broker's resident memory before and after.
+ * It prints one JSON object on stdout; progress and errors go to stderr.
+ *
+ * It never touches the broker's database or internals: everything it knows
+ * comes over the two public protocols and from /proc.
+ */
+#include "baton.pb-c.h"
+#include "baton_agent.h"
+#include "bench_ctl.h"
+#include "bench_util.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <uv.h>
+
+#define STATS_POLL_MS 20
+#define STALL_TIMEOUT_S 60
+#define AGENTS_UP_TIMEOUT_S 30
+#define CTL_TIMEOUT_MS 60000
+#define QUEUED_BATCH 5000
+#define QUEUED_WINDOW 2
+
+typedef struct {
+  const char *control;   /* control socket path */
+  const char *agents_ep; /* agent endpoint, tcp://HOST:PORT */
+  const char *vendor;
+  const char *secret; /* from BATON_SECRET, so it stays out of ps */
+  const char *capability;
+  const char *idle_capability;
+  uint32_t agents, slots, submitters, window, batch, payload_bytes;
+  uint64_t packages, queued;
+  int broker_pid, pg_pid;
+  bool prefill;
+  bool progress;
+} opts_t;
+
+static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+static void die(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fputs("bt_bench: ", stderr);
+  vfprintf(stderr, fmt, ap);
+  fputc('\n', stderr);
+  va_end(ap);
+  exit(1);
+}
+
+static double ms_between(uint64_t from_ns, uint64_t to_ns) {
+  return (double)(int64_t)(to_ns - from_ns) / 1e6;
+}
+
+/* --- agents: one loop, one thread ----------------------------------------------- */
+
+typedef struct {
+  const opts_t *o;
+  uv_loop_t loop;
+  uv_async_t stop_async;
+  pthread_t thread;
+  bt_agent_t **agents;
+  uint32_t n_made;
+  uint32_t n_closed;
+  bench_marks_t starts; /* loop thread only until joined */
+  uint64_t complete_errors;
+  _Atomic uint64_t n_started;
+  atomic_int fatal;
+  char fatal_msg[256];
+} agents_t;
+
+static void on_task(bt_agent_t *a, const bt_agent_task_t *t, void *user) {
+  agents_t *ag = user;
+  bench_marks_push(&ag->starts, t->package_id, bench_now_ns());
+  atomic_fetch_add_explicit(&ag->n_started, 1, memory_order_relaxed);
+  if (bt_agent_complete(a, t->package_id, t->attempt, BT_AGENT_COMPLETED, NULL, 0, 0,
+                        NULL) != 0)
+    ag->complete_errors++;
+}
+
+static void on_fatal(bt_agent_t *a, int code, const char *message, void *user) {
+  (void)a;
+  agents_t *ag = user;
+  snprintf(ag->fatal_msg, sizeof ag->fatal_msg, "%s (%s)", message ? message : "",
+           bt_agent_strerror(code));
+  atomic_store(&ag->fatal, 1);
+}
+
+static void on_agent_closed(bt_agent_t *a, void *user) {
+  (void)a;
+  agents_t *ag = user;
+  if (++ag->n_closed == ag->n_made)
+    uv_close((uv_handle_t *)&ag->stop_async, NULL);
+}
+
+static void on_stop_async(uv_async_t *h) {
+  agents_t *ag = h->data;
+  if (ag->n_made == 0) {
+    uv_close((uv_handle_t *)&ag->stop_async, NULL);
+    return;
+  }
+  for (uint32_t i = 0; i < ag->n_made; i++)
+    bt_agent_stop(ag->agents[i], on_agent_closed);
+}
+
+/* The loop thread: makes the agents (every bt_agent_* call happens here), runs
+ * the loop until every agent is closed, frees them. */
+static void *agents_main(void *arg) {
+  agents_t *ag = arg;
+  const opts_t *o = ag->o;
+  const char *caps[] = {o->capability};
+  ag->agents = calloc(o->agents, sizeof *ag->agents);
+  for (uint32_t i = 0; i < o->agents; i++) {
+    char name[64];
+    snprintf(name, sizeof name, "bench-%u", i);
+    bt_agent_config_t cfg = {.brokers = o->agents_ep,
+                             .vendor = o->vendor,
+                             .secret = o->secret,
+                             .name = name,
+                             .capabilities = caps,
+                             .n_capabilities = 1,
+                             .slots = o->slots};
+    bt_agent_callbacks_t cbs = {.on_task = on_task, .on_fatal = on_fatal};
+    bt_agent_t *a;
+    int rv = bt_agent_new(&ag->loop, &cfg, &cbs, ag, &a);
+    if (rv == 0 && (rv = bt_agent_start(a)) != 0)
+      bt_agent_free(a);
+    if (rv != 0) {
+      snprintf(ag->fatal_msg, sizeof ag->fatal_msg, "could not start agent %u: %s", i,
+               bt_agent_strerror(rv));
+      atomic_store(&ag->fatal, 1);
+      break;
+    }
+    ag->agents[ag->n_made++] = a;
+  }
+  uv_run(&ag->loop, UV_RUN_DEFAULT);
+  for (uint32_t i = 0; i < ag->n_made; i++)
+    bt_agent_free(ag->agents[i]);
+  free(ag->agents);
+  uv_loop_close(&ag->loop);
+  return NULL;
+}
+
+static void agents_start(agents_t *ag, const opts_t *o) {
+  memset(ag, 0, sizeof *ag);
+  ag->o = o;
+  if (uv_loop_init(&ag->loop) != 0 || uv_async_init(&ag->loop, &ag->stop_async,
+                                                    on_stop_async) != 0)
+    die("could not make the agents' loop");
+  ag->stop_async.data = ag;
+  if (pthread_create(&ag->thread, NULL, agents_main, ag) != 0)
+    die("could not start the agents' thread");
+}
+
+static void agents_stop(agents_t *ag) {
+  uv_async_send(&ag->stop_async);
+  pthread_join(ag->thread, NULL);
+}
+
+/* --- submitters -------------------------------------------------------------- */
+
+typedef struct {
+  const opts_t *o;
+  const char *capability;
+  uint64_t total;
+  uint32_t batch, window;
+  _Atomic uint64_t claimed;
+  _Atomic uint64_t acked;
+  atomic_int failed;
+} phase_t;
+
+typedef struct {
+  phase_t *ph;
+  pthread_t thread;
+  bench_samples_t ack_ms; /* per request */
+  bench_marks_t sent;     /* per package: id, its request's send time */
+  uint64_t requests;
+  uint64_t first_send_ns, last_ack_ns;
+  char err[300];
+} submitter_t;
+
+/* A whole Submit frame of n identical packages (returned owned). */
+static uint8_t *pack_submit(const char *capability, uint32_t payload_bytes, uint32_t n,
+                            size_t *len) {
+  uint8_t *payload = malloc(payload_bytes ? payload_bytes : 1);
+  Baton__PackageSpec *specs = calloc(n, sizeof *specs);
+  Baton__PackageSpec **ptrs = calloc(n, sizeof *ptrs);
+  if (payload == NULL || specs == NULL || ptrs == NULL)
+    abort();
+  memset(payload, 'x', payload_bytes);
+  for (uint32_t i = 0; i < n; i++) {
+    baton__package_spec__init(&specs[i]);
+    specs[i].capability = (char *)capability;
+    specs[i].has_payload = true;
+    specs[i].payload.data = payload;
+    specs[i].payload.len = payload_bytes;
+    ptrs[i] = &specs[i];
+  }
+  Baton__Submit sub = BATON__SUBMIT__INIT;
+  sub.n_packages = n;
+  sub.packages = ptrs;
+  Baton__CtlRequest req = BATON__CTL_REQUEST__INIT;
+  req.body_case = BATON__CTL_REQUEST__BODY_SUBMIT;
+  req.submit = &sub;
+  uint8_t *frame = bench_frame_pack(&req, len);
+  free(ptrs);
+  free(specs);
+  free(payload);
+  return frame;
+}
+
+static void *submitter_main(void *arg) {
+  submitter_t *s = arg;
+  phase_t *ph = s->ph;
+  bench_conn_t conn;
+  int rv = bench_conn_open(&conn, ph->o->control, CTL_TIMEOUT_MS);
+  if (rv != 0) {
+    snprintf(s->err, sizeof s->err, "could not connect to %s: %s", ph->o->control,
+             strerror(-rv));
+    atomic_store(&ph->failed, 1);
+    return NULL;
+  }
+  size_t full_len;
+  uint8_t *full = pack_submit(ph->capability, ph->o->payload_bytes, ph->batch, &full_len);
+  struct inflight {
+    uint64_t ns;
+    uint32_t n;
+  } *ring = calloc(ph->window, sizeof *ring);
+  uint32_t head = 0, inflight = 0;
+  bool more = true;
+  for (;;) {
+    while (more && inflight < ph->window && !atomic_load(&ph->failed)) {
+      uint64_t start = atomic_fetch_add(&ph->claimed, ph->batch);
+      if (start >= ph->total) {
+        more = false;
+        break;
+      }
+      uint32_t n = ph->total - start < ph->batch ? (uint32_t)(ph->total - start) : ph->batch;
+      size_t len = full_len;
+      uint8_t *frame = n == ph->batch ? full : pack_submit(ph->capability,
+                                                           ph->o->payload_bytes, n, &len);
+      uint64_t t = bench_now_ns();
+      rv = bench_conn_send(&conn, frame, len);
+      if (frame != full)
+        free(frame);
+      if (rv != 0) {
+        snprintf(s->err, sizeof s->err, "send failed: %s", strerror(-rv));
+        goto fail;
+      }
+      if (s->first_send_ns == 0)
+        s->first_send_ns = t;
+      ring[(head + inflight) % ph->window] = (struct inflight){t, n};
+      inflight++;
+    }
+    if (inflight == 0 || atomic_load(&ph->failed))
+      break;
+    Baton__CtlReply *rep;
+    if ((rv = bench_conn_recv(&conn, &rep)) != 0) {
+      snprintf(s->err, sizeof s->err, "reading a reply failed: %s", strerror(-rv));
+      goto fail;
+    }
+    uint64_t t = bench_now_ns();
+    struct inflight e = ring[head];
+    head = (head + 1) % ph->window;
+    inflight--;
+    if (rep->status != BATON__CTL_STATUS__CTL_OK ||
+        rep->body_case != BATON__CTL_REPLY__BODY_SUBMITTED ||
+        rep->submitted->n_packages != e.n) {
+      snprintf(s->err, sizeof s->err, "submit refused: status %d: %s", (int)rep->status,
+               rep->error ? rep->error : "(no error text, or wrong package count)");
+      baton__ctl_reply__free_unpacked(rep, NULL);
+      goto fail;
+    }
+    for (size_t i = 0; i < rep->submitted->n_packages; i++)
+      bench_marks_push(&s->sent, rep->submitted->packages[i]->id, e.ns);
+    baton__ctl_reply__free_unpacked(rep, NULL);
+    bench_samples_push(&s->ack_ms, ms_between(e.ns, t));
+    s->requests++;
+    s->last_ack_ns = t;
+    atomic_fetch_add_explicit(&ph->acked, e.n, memory_order_relaxed);
+  }
+  goto out;
+fail:
+  atomic_store(&ph->failed, 1);
+out:
+  free(ring);
+  free(full);
+  bench_conn_close(&conn);
+  return NULL;
+}
+
+static submitter_t *submitters_start(phase_t *ph, uint32_t n) {
+  submitter_t *s = calloc(n, sizeof *s);
+  for (uint32_t i = 0; i < n; i++) {
+    s[i].ph = ph;
+    if (pthread_create(&s[i].thread, NULL, submitter_main, &s[i]) != 0)
+      die("could not start a submitter thread");
+  }
+  return s;
+}
+
+/* Joins the threads and dies with the first error. */
+static void submitters_join(submitter_t *s, uint32_t n) {
+  for (uint32_t i = 0; i < n; i++)
+    pthread_join(s[i].thread, NULL);
+  for (uint32_t i = 0; i < n; i++)
+    if (s[i].err[0] != '\0')
+      die("submitter %u: %s", i, s[i].err);
+}
+
+/* --- measuring ------------------------------------------------------------------ */
+
+typedef struct {
+  uint64_t ns;
+  double broker_cpu, pg_cpu, self_cpu;
+  uint64_t host_busy, host_total;
+} cpu_mark_t;
+
+static cpu_mark_t cpu_mark(const opts_t *o) {
+  cpu_mark_t m = {.ns = bench_now_ns()};
+  m.broker_cpu = o->broker_pid > 0 ? bench_proc_cpu_s(o->broker_pid) : -1;
+  m.pg_cpu = o->pg_pid > 0 ? bench_proc_tree_cpu_s(o->pg_pid) : -1;
+  m.self_cpu = bench_proc_cpu_s(getpid());
+  bench_host_jiffies(&m.host_busy, &m.host_total);
+  return m;
+}
+
+/* CPU used between a and b, in percent of one core (-1 when unknown). */
+static double cpu_pct(double a, double b, uint64_t a_ns, uint64_t b_ns) {
+  if (a < 0 || b < 0 || b_ns <= a_ns)
+    return -1;
+  return 100.0 * (b - a) / ((double)(b_ns - a_ns) / 1e9);
+}
+
+static void stats_or_die(bench_conn_t *c, bench_stats_t *st) {
+  int rv = bench_conn_stats(c, st);
+  if (rv != 0)
+    die("stats request failed: %s", strerror(-rv));
+}
+
+static void sleep_ms(int ms) {
+  struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+}
+
+static void wait_agents_up(bench_conn_t *c, agents_t *ag, uint32_t want) {
+  uint64_t deadline = bench_now_ns() + (uint64_t)AGENTS_UP_TIMEOUT_S * 1000000000ull;
+  for (;;) {
+    if (atomic_load(&ag->fatal))
+      die("agent failed: %s", ag->fatal_msg);
+    bench_stats_t st;
+    stats_or_die(c, &st);
+    if (st.agents >= want)
+      return;
+    if (bench_now_ns() > deadline)
+      die("only %u of %u agents connected after %d s", st.agents, want,
+          AGENTS_UP_TIMEOUT_S);
+    sleep_ms(STATS_POLL_MS);
+  }
+}
+
+/* Polls Stats until completed >= target; returns when it was seen. */
+static uint64_t wait_completed(bench_conn_t *c, const opts_t *o, agents_t *ag, phase_t *ph,
+                               uint64_t base, uint64_t target) {
+  uint64_t t0 = bench_now_ns(), last_change = t0, last_print = t0;
+  uint64_t last_completed = 0, printed_completed = base;
+  for (;;) {
+    bench_stats_t st;
+    stats_or_die(c, &st);
+    uint64_t now = bench_now_ns();
+    if (st.completed >= target)
+      return now;
+    if (atomic_load(&ag->fatal))
+      die("agent failed: %s", ag->fatal_msg);
+    if (ph != NULL && atomic_load(&ph->failed))
+      return 0; /* the submitters say why */
+    if (st.completed != last_completed) {
+      last_completed = st.completed;
+      last_change = now;
+    } else if (now - last_change > (uint64_t)STALL_TIMEOUT_S * 1000000000ull) {
+      die("no completion for %d s: completed %llu of %llu, queued %llu assigned %llu "
+          "running %llu dead %llu agents %u started %llu",
+          STALL_TIMEOUT_S, (unsigned long long)(st.completed - base),
+          (unsigned long long)(target - base), (unsigned long long)st.queued,
+          (unsigned long long)st.assigned, (unsigned long long)st.running,
+          (unsigned long long)st.dead, st.agents,
+          (unsigned long long)atomic_load(&ag->n_started));
+    }
+    if (o->progress && now - last_print >= 1000000000ull) {
+      double dt = (double)(now - last_print) / 1e9;
+      fprintf(stderr,
+              "bt_bench: %5.1fs acked %llu completed %llu (%.0f/s) queued %llu "
+              "assigned %llu running %llu\n",
+              (double)(now - t0) / 1e9,
+              ph ? (unsigned long long)atomic_load(&ph->acked) : 0ull,
+              (unsigned long long)(st.completed - base),
+              (double)(st.completed - printed_completed) / dt,
+              (unsigned long long)st.queued, (unsigned long long)st.assigned,
+              (unsigned long long)st.running);
+      last_print = now;
+      printed_completed = st.completed;
+    }
+    sleep_ms(STATS_POLL_MS);
+  }
+}
+
+/* --- options ------------------------------------------------------------------ */
+
+static uint64_t num(const char *name, const char *v, uint64_t min, uint64_t max) {
+  char *end;
+  errno = 0;
+  unsigned long long x = strtoull(v, &end, 10);
+  if (*v == '-' || end == v || *end != '\0' || errno != 0 || x < min || x > max)
+    die("--%s: want an integer %llu-%llu, got \"%s\"", name, (unsigned long long)min,
+        (unsigned long long)max, v);
+  return x;
+}
+
+static void usage(void) {
+  fputs("usage: bt_bench --control PATH --agents-endpoint tcp://HOST:PORT --vendor NAME\n"
+        "                [--agents N] [--slots N] [--submitters N] [--window N]\n"
+        "                [--batch N] [--payload-bytes N] [--packages N] [--queued N]\n"
+        "                [--broker-pid PID] [--pg-pid PID] [--prefill] [--progress]\n"
+        "  The vendor secret comes from BATON_SECRET. Prints one JSON object.\n",
+        stderr);
+  exit(2);
+}
+
+static void parse(int argc, char **argv, opts_t *o) {
+  *o = (opts_t){.capability = "noop",
+                .idle_capability = "idle",
+                .agents = 8,
+                .slots = 16,
+                .submitters = 4,
+                .window = 8,
+                .batch = 1,
+                .payload_bytes = 64,
+                .packages = 100000,
+                .queued = 100000};
+  static const struct option lo[] = {
+      {"control", required_argument, NULL, 'c'},
+      {"agents-endpoint", required_argument, NULL, 'e'},
+      {"vendor", required_argument, NULL, 'v'},
+      {"capability", required_argument, NULL, 'C'},
+      {"agents", required_argument, NULL, 'a'},
+      {"slots", required_argument, NULL, 's'},
+      {"submitters", required_argument, NULL, 'S'},
+      {"window", required_argument, NULL, 'w'},
+      {"batch", required_argument, NULL, 'b'},
+      {"payload-bytes", required_argument, NULL, 'p'},
+      {"packages", required_argument, NULL, 'n'},
+      {"queued", required_argument, NULL, 'q'},
+      {"broker-pid", required_argument, NULL, 'B'},
+      {"pg-pid", required_argument, NULL, 'P'},
+      {"prefill", no_argument, NULL, 'f'},
+      {"progress", no_argument, NULL, 'g'},
+      {"help", no_argument, NULL, 'h'},
+      {NULL, 0, NULL, 0}};
+  int c;
+  while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+    switch (c) {
+    case 'c': o->control = optarg; break;
+    case 'e': o->agents_ep = optarg; break;
+    case 'v': o->vendor = optarg; break;
+    case 'C': o->capability = optarg; break;
+    case 'a': o->agents = (uint32_t)num("agents", optarg, 1, 10000); break;
+    case 's': o->slots = (uint32_t)num("slots", optarg, 1, 100000); break;
+    case 'S': o->submitters = (uint32_t)num("submitters", optarg, 1, 1024); break;
+    case 'w': o->window = (uint32_t)num("window", optarg, 1, 256); break;
+    case 'b': o->batch = (uint32_t)num("batch", optarg, 1, 10000); break;
+    case 'p': o->payload_bytes = (uint32_t)num("payload-bytes", optarg, 0, 512 * 1024); break;
+    case 'n': o->packages = num("packages", optarg, 1, 100000000); break;
+    case 'q': o->queued = num("queued", optarg, 0, 100000000); break;
+    case 'B': o->broker_pid = (int)num("broker-pid", optarg, 1, 1u << 30); break;
+    case 'P': o->pg_pid = (int)num("pg-pid", optarg, 1, 1u << 30); break;
+    case 'f': o->prefill = true; break;
+    case 'g': o->progress = true; break;
+    default: usage();
+    }
+  }
+  if (optind != argc || o->control == NULL || o->agents_ep == NULL || o->vendor == NULL)
+    usage();
+  o->secret = getenv("BATON_SECRET");
+  if (o->secret == NULL || *o->secret == '\0')
+    die("BATON_SECRET is not set");
+}
+
+/* --- main ------------------------------------------------------------------- */
+
+static void print_pct(const char *key, bench_samples_t *s) {
+  printf("  \"%s_p50_ms\": %.3f,\n  \"%s_p90_ms\": %.3f,\n  \"%s_p99_ms\": %.3f,\n"
+         "  \"%s_max_ms\": %.3f,\n",
+         key, bench_samples_pct(s, 50), key, bench_samples_pct(s, 90), key,
+         bench_samples_pct(s, 99), key, s->n ? s->v[s->n - 1] : 0.0);
+}
+
+/* A figure with prec decimals, or null when it could not be measured (< 0). */
+static void print_num(const char *key, double v, int prec) {
+  printf("  \"%s\": ", key);
+  if (v < 0)
+    fputs("null", stdout);
+  else
+    printf("%.*f", prec, v);
+  fputs(",\n", stdout);
+}
+
+int main(int argc, char **argv) {
+  opts_t o;
+  parse(argc, argv, &o);
+  bt_agent_set_log_level(2);
+
+  bench_conn_t ctl;
+  int rv = bench_conn_open(&ctl, o.control, CTL_TIMEOUT_MS);
+  if (rv != 0)
+    die("could not connect to %s: %s", o.control, strerror(-rv));
+  bench_stats_t st0;
+  stats_or_die(&ctl, &st0);
+  long rss_start_kb = o.broker_pid ? bench_proc_status_kb(o.broker_pid, "VmRSS") : -1;
+
+  /* Phase 1: throughput and latency. */
+  agents_t ag;
+  phase_t ph = {.o = &o, .capability = o.capability, .total = o.packages,
+                .batch = o.batch, .window = o.window};
+  uint64_t t_agents = 0, t_submitted = 0;
+  if (!o.prefill) {
+    agents_start(&ag, &o);
+    wait_agents_up(&ctl, &ag, st0.agents + o.agents);
+  }
+  cpu_mark_t c0 = cpu_mark(&o);
+  submitter_t *subs = submitters_start(&ph, o.submitters);
+  if (o.prefill) {
+    /* Everything queued first, then the agents come: the peers' "process/s". */
+    submitters_join(subs, o.submitters);
+    t_submitted = bench_now_ns();
+    t_agents = t_submitted;
+    agents_start(&ag, &o);
+  }
+  uint64_t t_done = wait_completed(&ctl, &o, &ag, &ph, st0.completed,
+                                   st0.completed + o.packages);
+  cpu_mark_t c1 = cpu_mark(&o);
+  if (!o.prefill)
+    submitters_join(subs, o.submitters);
+  long rss_run_kb = o.broker_pid ? bench_proc_status_kb(o.broker_pid, "VmRSS") : -1;
+  agents_stop(&ag);
+  if (ag.complete_errors)
+    fprintf(stderr, "bt_bench: warning: %llu bt_agent_complete calls failed\n",
+            (unsigned long long)ag.complete_errors);
+
+  /* Figures of phase 1. */
+  uint64_t first_send = 0, last_ack = 0, requests = 0, n_sent = 0;
+  bench_samples_t ack = {0};
+  for (uint32_t i = 0; i < o.submitters; i++) {
+    if (subs[i].first_send_ns && (first_send == 0 || subs[i].first_send_ns < first_send))
+      first_send = subs[i].first_send_ns;
+    if (subs[i].last_ack_ns > last_ack)
+      last_ack = subs[i].last_ack_ns;
+    requests += subs[i].requests;
+    n_sent += subs[i].sent.n;
+    bench_samples_append(&ack, &subs[i].ack_ms);
+  }
+  bench_samples_sort(&ack);
+  bench_idmap_t sent_map;
+  bench_idmap_init(&sent_map, n_sent);
+  for (uint32_t i = 0; i < o.submitters; i++)
+    for (size_t j = 0; j < subs[i].sent.n; j++)
+      bench_idmap_put(&sent_map, subs[i].sent.v[j].id, subs[i].sent.v[j].ns);
+  /* Start latency: first start of each package (delivery is at least once). */
+  bench_idmap_t started;
+  bench_idmap_init(&started, ag.starts.n);
+  bench_samples_t s2s = {0};
+  uint64_t repeats = 0, unknown = 0, last_start = 0;
+  for (size_t i = 0; i < ag.starts.n; i++) {
+    const bench_mark_t *m = &ag.starts.v[i];
+    uint64_t sent_ns;
+    if (!bench_idmap_put(&started, m->id, m->ns)) {
+      repeats++;
+      continue;
+    }
+    if (m->ns > last_start)
+      last_start = m->ns;
+    if (bench_idmap_get(&sent_map, m->id, &sent_ns))
+      bench_samples_push(&s2s, ms_between(sent_ns, m->ns));
+    else
+      unknown++;
+  }
+  bench_samples_sort(&s2s);
+  double elapsed_s = (double)(t_done - first_send) / 1e9;
+  double process_s = o.prefill ? (double)(t_done - t_agents) / 1e9 : elapsed_s;
+  double submit_s = (double)(last_ack - first_send) / 1e9;
+
+  /* Phase 2: memory per queued package. Nothing offers idle_capability, so the
+   * packages stay queued (with a waiting reason) in the broker's memory. */
+  long rss_q0_kb = -1, rss_q1_kb = -1;
+  double queued_submit_s = 0;
+  uint64_t queued_seen = 0;
+  if (o.queued > 0) {
+    bench_stats_t qs0, qs1;
+    stats_or_die(&ctl, &qs0);
+    rss_q0_kb = o.broker_pid ? bench_proc_status_kb(o.broker_pid, "VmRSS") : -1;
+    phase_t qph = {.o = &o, .capability = o.idle_capability, .total = o.queued,
+                   .batch = QUEUED_BATCH, .window = QUEUED_WINDOW};
+    uint64_t tq = bench_now_ns();
+    submitter_t *qs = submitters_start(&qph, 1);
+    submitters_join(qs, 1);
+    queued_submit_s = (double)(bench_now_ns() - tq) / 1e9;
+    rss_q1_kb = o.broker_pid ? bench_proc_status_kb(o.broker_pid, "VmRSS") : -1;
+    stats_or_die(&ctl, &qs1);
+    queued_seen = qs1.queued - qs0.queued;
+    bench_samples_free(&qs[0].ack_ms);
+    bench_marks_free(&qs[0].sent);
+    free(qs);
+  }
+  long hwm_kb = o.broker_pid ? bench_proc_status_kb(o.broker_pid, "VmHWM") : -1;
+  bench_stats_t st_end;
+  stats_or_die(&ctl, &st_end);
+  bench_conn_close(&ctl);
+
+  double host_pct = -1;
+  if (c1.host_total > c0.host_total)
+    host_pct = 100.0 * (double)(c1.host_busy - c0.host_busy) /
+               (double)(c1.host_total - c0.host_total);
+  double per_pkg = -1;
+  if (o.queued > 0 && rss_q0_kb >= 0 && rss_q1_kb >= 0)
+    per_pkg = (double)(rss_q1_kb - rss_q0_kb) * 1024.0 / (double)o.queued;
+
+  printf("{\n");
+  printf("  \"mode\": \"%s\",\n", o.prefill ? "prefill" : "mixed");
+  printf("  \"packages\": %llu,\n", (unsigned long long)o.packages);
+  printf("  \"elapsed_s\": %.3f,\n", elapsed_s);
+  printf("  \"packages_per_s\": %.1f,\n", (double)o.packages / elapsed_s);
+  printf("  \"process_s\": %.3f,\n", process_s);
+  printf("  \"process_per_s\": %.1f,\n", (double)o.packages / process_s);
+  printf("  \"submit_s\": %.3f,\n", submit_s);
+  printf("  \"submit_per_s\": %.1f,\n", (double)o.packages / submit_s);
+  printf("  \"requests\": %llu,\n", (unsigned long long)requests);
+  print_pct("submit_ack", &ack);
+  print_pct("submit_to_start", &s2s);
+  printf("  \"starts\": %zu,\n", ag.starts.n);
+  printf("  \"repeated_starts\": %llu,\n", (unsigned long long)repeats);
+  printf("  \"unknown_starts\": %llu,\n", (unsigned long long)unknown);
+  printf("  \"last_start_to_done_ms\": %.1f,\n",
+         last_start ? ms_between(last_start, t_done) : 0.0);
+  print_num("broker_cpu_pct", cpu_pct(c0.broker_cpu, c1.broker_cpu, c0.ns, c1.ns), 1);
+  print_num("pg_cpu_pct", cpu_pct(c0.pg_cpu, c1.pg_cpu, c0.ns, c1.ns), 1);
+  print_num("bench_cpu_pct", cpu_pct(c0.self_cpu, c1.self_cpu, c0.ns, c1.ns), 1);
+  print_num("host_busy_pct", host_pct, 1);
+  print_num("broker_cpu_us_per_package",
+            c0.broker_cpu >= 0 && c1.broker_cpu >= 0
+                ? (c1.broker_cpu - c0.broker_cpu) * 1e6 / (double)o.packages
+                : -1,
+            1);
+  print_num("pg_cpu_us_per_package",
+            c0.pg_cpu >= 0 && c1.pg_cpu >= 0
+                ? (c1.pg_cpu - c0.pg_cpu) * 1e6 / (double)o.packages
+                : -1,
+            1);
+  print_num("broker_rss_start_mb", rss_start_kb >= 0 ? rss_start_kb / 1024.0 : -1, 1);
+  print_num("broker_rss_after_run_mb", rss_run_kb >= 0 ? rss_run_kb / 1024.0 : -1, 1);
+  printf("  \"queued\": %llu,\n", (unsigned long long)o.queued);
+  printf("  \"queued_seen\": %llu,\n", (unsigned long long)queued_seen);
+  printf("  \"queued_submit_per_s\": %.1f,\n",
+         queued_submit_s > 0 ? (double)o.queued / queued_submit_s : 0.0);
+  print_num("broker_rss_before_queued_mb", rss_q0_kb >= 0 ? rss_q0_kb / 1024.0 : -1, 1);
+  print_num("broker_rss_after_queued_mb", rss_q1_kb >= 0 ? rss_q1_kb / 1024.0 : -1, 1);
+  print_num("broker_bytes_per_queued_package", per_pkg, 1);
+  print_num("broker_bytes_per_queued_package_minus_payload",
+            per_pkg >= 0 ? per_pkg - o.payload_bytes : -1, 1);
+  print_num("broker_peak_rss_mb", hwm_kb >= 0 ? hwm_kb / 1024.0 : -1, 1);
+  printf("  \"final_completed\": %llu,\n  \"final_queued\": %llu,\n  \"final_dead\": %llu\n",
+         (unsigned long long)st_end.completed, (unsigned long long)st_end.queued,
+         (unsigned long long)st_end.dead);
+  printf("}\n");
+  (void)t_submitted;
+
+  for (uint32_t i = 0; i < o.submitters; i++) {
+    bench_samples_free(&subs[i].ack_ms);
+    bench_marks_free(&subs[i].sent);
+  }
+  free(subs);
+  bench_samples_free(&ack);
+  bench_samples_free(&s2s);
+  bench_marks_free(&ag.starts);
+  bench_idmap_free(&sent_map);
+  bench_idmap_free(&started);
+  return 0;
+}

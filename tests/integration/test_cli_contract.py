@@ -1,0 +1,433 @@
+"""batonctl against a real broker, checked against CONTRACT.md ("batonctl"):
+every command of this issue with --json and the fields the contract names,
+exactly one JSON document on stdout, and the exit codes — 0 ok, 1 rejected or
+not found, 2 usage error (usage on stderr), 3 broker unreachable.
+
+Also: a package nobody can take (capability nobody offers, region nobody has)
+stays queued with a waiting reason naming what is missing and counts as
+waiting in stats; --deadline and --not-before show up in package show and a
+not-before package does not start before its time; a handoff (an agent hung
+past its lease) appears in package show with the contract's fields.
+"""
+
+import base64
+import datetime as dt
+import json
+import os
+import re
+import socket
+import subprocess
+import time
+
+from harness import binary, main, test, wait_for
+
+VENDOR_FIELDS = ["id", "name", "region", "model", "capabilities", "certs", "capacity",
+                 "cost", "state", "agents", "in_flight", "completed", "failed",
+                 "on_time_rate"]
+AGENT_FIELDS = ["id", "vendor", "name", "capabilities", "slots", "busy", "last_seen_ms",
+                "state"]
+PACKAGE_FIELDS = ["id", "capability", "state", "priority", "deadline", "vendor", "agent",
+                  "attempt", "waiting_reason", "progress", "result_bytes"]
+ATTEMPT_FIELDS = ["attempt", "vendor", "agent", "started", "ended", "outcome"]
+HANDOFF_FIELDS = ["from_vendor", "to_vendor", "reason", "at", "checkpoint_bytes"]
+STATS_FIELDS = ["queued", "assigned", "running", "completed", "dead", "cancelled",
+                "vendors", "agents"]
+WAIT_FIELDS = ["completed", "dead", "cancelled", "pending"]
+VENDOR_STATES = {"active", "degraded", "failed", "draining", "suspended"}
+PACKAGE_STATES = {"queued", "assigned", "running", "completed", "dead", "cancelled"}
+HANDOFF_REASONS = {"vendor-failed", "agent-lost", "lease-expired", "drain", "sla-risk",
+                   "admin"}
+
+
+# ---- running batonctl ------------------------------------------------------------------
+
+class Out:
+    """One batonctl run: rc, stdout, stderr, and doc (the JSON document)."""
+
+    def __init__(self, args, rc, out, err):
+        self.args, self.rc, self.out, self.err = args, rc, out, err
+        self.doc = None
+
+    def __repr__(self):
+        return (f"batonctl {' '.join(map(str, self.args))} → rc={self.rc} "
+                f"stdout={self.out[:300]!r} stderr={self.err[:300]!r}")
+
+
+def run(control, *args, json_out=True, timeout=30, cwd=None):
+    argv = [binary("batonctl"), "--control", control] + (["--json"] if json_out else [])
+    argv += [str(a) for a in args]
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
+                       stdin=subprocess.DEVNULL, cwd=cwd)
+    return Out(args, r.returncode, r.stdout, r.stderr)
+
+
+def one_doc(o: Out):
+    """stdout holds exactly one JSON document (json.loads refuses trailing
+    data, so two documents fail here)."""
+    try:
+        return json.loads(o.out)
+    except ValueError as e:
+        raise AssertionError(f"stdout is not exactly one JSON document ({e}): {o}") from None
+
+
+def ok(broker, *args):
+    """A command that must succeed: exit 0 and one JSON document."""
+    o = run(broker.control, *args)
+    assert o.rc == 0, o
+    o.doc = one_doc(o)
+    return o.doc
+
+
+def fails(broker, rc, *args, stderr_rx=None, control=None):
+    """A command that must fail with exit code rc; stderr says why (matching
+    stderr_rx). With --json a failure prints no JSON or exactly one document."""
+    o = run(control or broker.control, *args)
+    assert o.rc == rc, f"expected exit {rc}: {o}"
+    assert o.err.strip(), f"no message on stderr: {o}"
+    if stderr_rx:
+        assert re.search(stderr_rx, o.err), f"stderr does not match {stderr_rx!r}: {o}"
+    if o.out.strip():
+        o.doc = one_doc(o)
+    if rc == 2:
+        assert "usage" in o.err.lower(), f"a usage error without usage: {o}"
+    return o
+
+
+def has(obj, fields, what):
+    assert isinstance(obj, dict), f"{what}: not an object: {obj!r}"
+    missing = [f for f in fields if f not in obj]
+    assert not missing, f"{what}: missing fields {missing}: {obj}"
+
+
+def parse_time(s):
+    assert isinstance(s, str), s
+    return dt.datetime.fromisoformat(s.replace("Z", "+00:00"))
+
+
+def now_utc():
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def check_vendor(v, what):
+    has(v, VENDOR_FIELDS, what)
+    assert isinstance(v["id"], int) and v["id"] > 0, v
+    assert isinstance(v["capabilities"], list) and isinstance(v["certs"], list), v
+    assert v["state"] in VENDOR_STATES, v
+    for k in ("capacity", "agents", "in_flight", "completed", "failed"):
+        assert isinstance(v[k], int) and v[k] >= 0, (k, v)
+    assert isinstance(v["cost"], (int, float)), v
+    assert v["on_time_rate"] is None or 0 <= v["on_time_rate"] <= 1, v
+
+
+def check_package(p, what, history=True):
+    has(p, PACKAGE_FIELDS + (["attempts", "handoffs"] if history else []), what)
+    assert isinstance(p["id"], int) and p["state"] in PACKAGE_STATES, p
+    assert isinstance(p["priority"], int) and 0 <= p["priority"] <= 9, p
+    assert isinstance(p["result_bytes"], int), p
+    if history:
+        for a in p["attempts"]:
+            has(a, ATTEMPT_FIELDS, f"{what} attempt")
+        for h in p["handoffs"]:
+            has(h, HANDOFF_FIELDS, f"{what} handoff")
+
+
+def show(broker, pid):
+    p = ok(broker, "package", "show", pid)
+    check_package(p, f"package show {pid}")
+    return p
+
+
+def wait_state(broker, pid, states, timeout=20):
+    states = {states} if isinstance(states, str) else set(states)
+    return wait_for(lambda: (lambda p: p if p["state"] in states else None)(show(broker, pid)),
+                    timeout=timeout, what=f"package {pid} in {sorted(states)}")
+
+
+def start_agent(env, broker, vendor, secret, name, handlers, slots=1):
+    a = env.agent(vendor=vendor, secret=secret, broker=broker, name=name, slots=slots,
+                  handlers=handlers)
+    wait_for(lambda: a.check_running() and any(
+        x["name"] == name and x["state"] == "connected"
+        for x in ok(broker, "agent", "list")), timeout=20, what=f"agent {name} connected")
+    return a
+
+
+# ---- the tests ---------------------------------------------------------------------------
+
+@test(timeout=150)
+def test_cli_contract(env):
+    broker = env.broker()
+    B = broker
+
+    # -- vendor add: {id, name, secret}; duplicates are rejected (1).
+    acme = ok(B, "vendor", "add", "acme", "--region", "EU-DE", "--model", "nearshore",
+              "--capability", "upper", "--capability", "fail", "--cert", "iso27001",
+              "--capacity", "5", "--cost", "2.5")
+    has(acme, ["id", "name", "secret"], "vendor add")
+    assert acme["name"] == "acme" and isinstance(acme["id"], int), acme
+    assert re.fullmatch(r"[A-Za-z0-9_-]{43}", acme["secret"]), acme
+    beta = ok(B, "vendor", "add", "beta", "--region", "US", "--capability", "lower,slow")
+    gamma = ok(B, "vendor", "add", "gamma", "--region", "IN", "--capability", "slow")
+    assert len({acme["id"], beta["id"], gamma["id"]}) == 3
+    assert len({acme["secret"], beta["secret"], gamma["secret"]}) == 3
+    fails(B, 1, "vendor", "add", "acme", "--region", "US", "--capability", "upper",
+          stderr_rx=r"acme.*already exists")
+    fails(B, 2, "vendor", "add", "delta", "--region", "US", "--capability", "x",
+          "--model", "martian")
+
+    # -- vendor list / vendor show by id and by name.
+    vl = ok(B, "vendor", "list")
+    assert isinstance(vl, list) and [v["name"] for v in vl] == ["acme", "beta", "gamma"], vl
+    for v in vl:
+        check_vendor(v, "vendor list")
+    va = next(v for v in vl if v["name"] == "acme")
+    assert (va["region"], va["model"], va["capabilities"], va["certs"], va["capacity"],
+            va["cost"]) == ("EU-DE", "nearshore", ["upper", "fail"], ["iso27001"], 5, 2.5), va
+    by_name = ok(B, "vendor", "show", "beta")
+    by_id = ok(B, "vendor", "show", beta["id"])
+    check_vendor(by_name, "vendor show NAME")
+    assert by_name == by_id, (by_name, by_id)
+    assert by_name["id"] == beta["id"] and by_name["capabilities"] == ["lower", "slow"]
+    fails(B, 1, "vendor", "show", "nosuchvendor", stderr_rx=r"nosuchvendor")
+    fails(B, 1, "vendor", "show", "999999")
+
+    # -- agents: acme (upper, fail), beta (lower only, for now), gamma (a slow
+    # handler that never finishes in time: the package it gets is handed off).
+    start_agent(env, B, "acme", acme["secret"], "acme-1",
+                {"upper": "tr a-z A-Z", "fail": "echo broken >&2; exit 3"}, slots=2)
+    start_agent(env, B, "beta", beta["secret"], "beta-1", {"lower": "tr A-Z a-z"})
+    g1 = start_agent(env, B, "gamma", gamma["secret"], "gamma-1", {"slow": "sleep 60"})
+    al = ok(B, "agent", "list")
+    assert sorted(a["name"] for a in al) == ["acme-1", "beta-1", "gamma-1"], al
+    for a in al:
+        has(a, AGENT_FIELDS, "agent list")
+        assert a["state"] == "connected" and isinstance(a["last_seen_ms"], int), a
+        assert 0 <= a["last_seen_ms"] < 3000 and 0 <= a["busy"] <= a["slots"], a
+    a1 = next(a for a in al if a["name"] == "acme-1")
+    assert (a1["vendor"], a1["slots"], sorted(a1["capabilities"])) == \
+        ("acme", 2, ["fail", "upper"]), a1
+    assert ok(B, "vendor", "show", "acme")["agents"] == 1
+
+    # -- submit: {id, state}; the same --key twice gives the first package.
+    s1 = ok(B, "submit", "--capability", "upper", "--payload", "hello world")
+    has(s1, ["id", "state"], "submit")
+    assert isinstance(s1["id"], int) and s1["state"] in PACKAGE_STATES, s1
+    k1 = ok(B, "submit", "--capability", "lower", "--payload", "KEYED", "--key", "order-17")
+    k2 = ok(B, "submit", "--capability", "lower", "--payload", "KEYED", "--key", "order-17")
+    assert k1["id"] == k2["id"] and k1["id"] != s1["id"], (k1, k2)
+
+    # -- submit --batch: ids in file order (blank lines skipped).
+    batch = env.path("batch.jsonl")
+    lines = [{"capability": "upper", "payload": "a"},
+             {"capability": "lower", "payload_b64": base64.b64encode(b"BB").decode()},
+             {"capability": "upper", "payload": "ccc", "priority": 7, "region": ["EU-DE"]},
+             {"capability": "lower", "payload": "DDDD", "max_attempts": 2}]
+    with open(batch, "w") as f:
+        f.write(json.dumps(lines[0]) + "\n\n" + "\n".join(json.dumps(x) for x in lines[1:]) + "\n")
+    sb = ok(B, "submit", "--batch", batch)
+    has(sb, ["ids"], "submit --batch")
+    ids = sb["ids"]
+    assert len(ids) == 4 and len(set(ids)) == 4, sb
+    for pid, line in zip(ids, lines):
+        p = show(B, pid)
+        raw = base64.b64decode(line["payload_b64"]) if "payload_b64" in line \
+            else line["payload"].encode()
+        assert (p["capability"], p.get("payload_bytes")) == (line["capability"], len(raw)), \
+            (pid, line, p)
+    assert show(B, ids[2])["priority"] == 7
+
+    # A batch with one bad line: "line N", exit 1, and nothing submitted.
+    total_before = len(ok(B, "package", "list", "--limit", "10000"))
+    bad = env.path("bad.jsonl")
+    with open(bad, "w") as f:
+        f.write('{"capability": "upper", "payload": "x1"}\n'
+                '{"capability": "upper", "payload": "x2"}\n'
+                '{"capability": "upper", "priority": 12}\n'
+                '{"capability": "upper", "payload": "x4"}\n')
+    fails(B, 1, "submit", "--batch", bad, stderr_rx=r"line 3")
+    with open(bad, "w") as f:
+        f.write('{"capability": "upper", "payload": "y1"}\n{"capability": \n')
+    fails(B, 1, "submit", "--batch", bad, stderr_rx=r"line 2")
+    time.sleep(0.3)
+    assert len(ok(B, "package", "list", "--limit", "10000")) == total_before
+
+    # -- wait: completed; the results.
+    done_ids = [s1["id"], k1["id"]] + ids
+    w = ok(B, "wait", *done_ids, "--timeout", "30s")
+    has(w, WAIT_FIELDS, "wait")
+    assert (w["completed"], w["dead"], w["cancelled"], w["pending"]) == (6, 0, 0, 0), w
+
+    # -- result: raw bytes; --out FILE; --json {id, result_b64}.
+    o = run(B.control, "result", s1["id"], json_out=False)
+    assert o.rc == 0 and o.out == "HELLO WORLD", o
+    out_file = env.path("result.bin")
+    r = ok(B, "result", ids[1], "--out", out_file)
+    with open(out_file, "rb") as f:
+        assert f.read() == b"bb"
+    has(r, ["id", "result_b64"], "result --json")
+    assert r["id"] == ids[1] and base64.b64decode(r["result_b64"]) == b"bb", r
+    assert base64.b64decode(ok(B, "result", ids[2])["result_b64"]) == b"CCC"
+
+    # -- package show of a completed package: history with the contract's fields.
+    p = show(B, s1["id"])
+    assert (p["state"], p["vendor"], p["agent"], p["attempt"], p["result_bytes"]) == \
+        ("completed", "acme", "acme-1", 1, 11), p
+    assert len(p["attempts"]) == 1 and p["handoffs"] == [], p
+    a = p["attempts"][0]
+    assert (a["attempt"], a["vendor"], a["agent"], a["outcome"]) == \
+        (1, "acme", "acme-1", "completed"), a
+    assert parse_time(a["started"]) <= parse_time(a["ended"]), a
+    fails(B, 1, "package", "show", "999999", stderr_rx=r"not found|no such")
+
+    # -- dead: a handler that fails, one attempt allowed.
+    dead = ok(B, "submit", "--capability", "fail", "--payload", "x", "--max-attempts", "1")
+    w = ok(B, "wait", dead["id"], "--timeout", "30s")
+    assert (w["dead"], w["pending"], w["completed"]) == (1, 0, 0), w
+    p = show(B, dead["id"])
+    assert p["state"] == "dead" and p["attempts"][0]["outcome"] == "failed", p
+    fails(B, 1, "result", dead["id"], stderr_rx=r"not completed|dead")
+
+    # -- packages nobody can take stay queued, with a reason naming what is missing.
+    nocap = ok(B, "submit", "--capability", "teleport", "--payload", "x")
+    noreg = ok(B, "submit", "--capability", "upper", "--payload", "x", "--region", "AQ")
+    time.sleep(1.5)  # several scheduling rounds
+    for pid, word in ((nocap["id"], "teleport"), (noreg["id"], "AQ")):
+        p = show(B, pid)
+        assert p["state"] == "queued" and p["attempts"] == [], p
+        assert p["waiting_reason"] and word in p["waiting_reason"], p
+    st = ok(B, "stats")
+    has(st, STATS_FIELDS, "stats")
+    assert st["queued"] >= 2 and st.get("waiting", 0) >= 2, st
+    assert isinstance(st["vendors"], dict) and set(st["vendors"]) >= VENDOR_STATES, st
+    assert sum(st["vendors"].values()) == 3 and st["agents"] == 3, st
+    assert st["completed"] >= 6 and st["dead"] >= 1 and st["cancelled"] == 0, st
+    # result of a queued package: rejected; wait on it: pending after its timeout.
+    fails(B, 1, "result", nocap["id"], stderr_rx=r"queued|not completed")
+    o = fails(B, 1, "wait", nocap["id"], "--timeout", "1s", stderr_rx=r"timed out")
+    assert o.doc is not None and o.doc["pending"] == 1, o
+    o = fails(B, 1, "wait", s1["id"], 999999, stderr_rx=r"do not exist")
+
+    # -- package list and its filters.
+    pl = ok(B, "package", "list")
+    assert isinstance(pl, list) and len(pl) == 9, pl
+    for x in pl:
+        check_package(x, "package list", history=False)
+    assert {x["id"] for x in pl} >= set(done_ids + [dead["id"], nocap["id"]])
+    for args, cond in [
+            (("--state", "completed"), lambda x: x["state"] == "completed"),
+            (("--state", "queued"), lambda x: x["state"] == "queued"),
+            (("--vendor", "beta"), lambda x: x["vendor"] == "beta"),
+            (("--capability", "lower"), lambda x: x["capability"] == "lower"),
+            (("--state", "completed", "--vendor", "acme", "--capability", "upper"),
+             lambda x: (x["state"], x["vendor"], x["capability"]) ==
+             ("completed", "acme", "upper"))]:
+        got = ok(B, "package", "list", *args)
+        assert got and all(cond(x) for x in got), (args, got)
+        expect = [x["id"] for x in pl if cond(x)]
+        assert sorted(x["id"] for x in got) == sorted(expect), (args, got, expect)
+    assert len(ok(B, "package", "list", "--limit", "2")) == 2
+    assert len(ok(B, "package", "list", "--state", "queued", "--limit", "1")) == 1
+    fails(B, 1, "package", "list", "--vendor", "nosuchvendor")
+
+    # -- --deadline 2h and --not-before (a time 4-5 s ahead) in package show;
+    # the not-before package does not start before its time.
+    nb_at = (now_utc() + dt.timedelta(seconds=5)).replace(microsecond=0)
+    nb_text = nb_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+    t_sub = now_utc()
+    dl = ok(B, "submit", "--capability", "upper", "--payload", "soon", "--deadline", "2h",
+            "--not-before", nb_text)
+    p = show(B, dl["id"])
+    off = parse_time(p["deadline"]) - (t_sub + dt.timedelta(hours=2))
+    assert abs(off.total_seconds()) < 60, p
+    assert parse_time(p["not_before"]) == nb_at, (p, nb_text)
+    while now_utc() < nb_at - dt.timedelta(milliseconds=300):
+        p = show(B, dl["id"])
+        assert p["state"] == "queued" and p["attempts"] == [], \
+            f"started before its not-before time {nb_text}: {p}"
+        time.sleep(0.2)
+    p = wait_state(B, dl["id"], "completed", timeout=20)
+    assert parse_time(p["attempts"][0]["started"]) >= nb_at, p
+
+    # -- a handoff: gamma's only agent hangs (SIGSTOP) past its lease while it
+    # runs a package; a second beta agent that offers "slow" takes over.
+    slow = ok(B, "submit", "--capability", "slow", "--payload", "slowly")
+    wait_for(lambda: show(B, slow["id"])["agent"] == "gamma-1", timeout=20,
+             what="the slow package on gamma-1")
+    g1.sigstop()
+    wait_for(lambda: show(B, slow["id"])["handoffs"], timeout=20,
+             what="a handoff away from the hung agent")
+    g1.kill9()
+    start_agent(env, B, "beta", beta["secret"], "beta-2", {"slow": "cat"})
+    p = wait_state(B, slow["id"], "completed", timeout=20)
+    h = p["handoffs"][0]
+    has(h, HANDOFF_FIELDS, "handoff")
+    assert h["from_vendor"] == "gamma" and h["reason"] in HANDOFF_REASONS, h
+    assert h["to_vendor"] in (None, "beta"), h
+    assert isinstance(h["checkpoint_bytes"], int) and parse_time(h["at"]), h
+    assert [x["agent"] for x in p["attempts"]] == ["gamma-1", "beta-2"], p["attempts"]
+    assert (p["vendor"], p["attempt"]) == ("beta", 2), p
+    assert ok(B, "result", slow["id"])["result_b64"] == base64.b64encode(b"slowly").decode()
+
+    # -- usage errors: exit 2 with usage on stderr, against a live broker.
+    for args in [("--bogus", "stats"),
+                 ("vendor", "show"),
+                 ("frobnicate",),
+                 ("vendor", "frobnicate"),
+                 ("submit", "--capability", "upper", "--priority", "12"),
+                 ("submit", "--capability", "upper", "--deadline", "5x"),
+                 ("submit", "--capability", "upper", "--not-before", "soonish"),
+                 ("submit", "--payload", "no capability"),
+                 ("submit", "--capability"),
+                 ("package", "show", "abc"),
+                 ("package", "list", "--state", "sleeping"),
+                 ("package", "list", "--limit", "many"),
+                 ("wait",),
+                 ("wait", "1", "--timeout", "forever"),
+                 ("result",),
+                 ("vendor", "add", "delta", "--region", "US", "--capability", "x",
+                  "--capacity", "lots")]:
+        fails(B, 2, *args)
+    # Nothing of that reached the broker as a package or a vendor.
+    assert len(ok(B, "vendor", "list")) == 3
+    B.check_running()
+
+
+@test(pg=False, timeout=60)
+def test_cli_broker_unreachable(env):
+    """Exit 3 with a clear message when nobody answers: no socket file, a
+    socket file nobody listens on, a TCP port nobody listens on."""
+    missing = env.path("nobroker.sock")
+    dead = env.path("dead.sock")
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.bind(dead)
+    s.close()  # the file stays; connecting to it is refused
+    assert os.path.exists(dead)
+    port_sock = socket.socket()
+    port_sock.bind(("127.0.0.1", 0))
+    tcp = f"tcp://127.0.0.1:{port_sock.getsockname()[1]}"  # bound, not listening
+    try:
+        for control in (missing, dead, tcp):
+            for args in (("stats",), ("vendor", "list"),
+                         ("submit", "--capability", "upper", "--payload", "x"),
+                         ("package", "show", "1")):
+                t0 = time.monotonic()
+                o = run(control, *args, timeout=20)
+                took = time.monotonic() - t0
+                assert o.rc == 3, o
+                assert "cannot reach the broker" in o.err and control in o.err, o
+                assert o.out.strip() == "", o
+                assert took < 5, (took, o)
+        # A usage error is still a usage error without a broker.
+        o = run(missing, "submit", "--capability", "upper", "--priority", "12")
+        assert o.rc == 2 and "usage" in o.err.lower(), o
+        # The default control path (./var/baton.sock) names itself too.
+        o = subprocess.run([binary("batonctl"), "stats"], capture_output=True, text=True,
+                           cwd=env.tmp, env={k: v for k, v in os.environ.items()
+                                             if k != "BATON_CONTROL"}, timeout=20)
+        assert o.returncode == 3 and "var/baton.sock" in o.stderr, o
+    finally:
+        port_sock.close()
+
+
+if __name__ == "__main__":
+    main()
