@@ -314,10 +314,15 @@ void bt_core__agent_lose(bt_core_t *core, bt_core_agent_t *a, bt_agent_state_t s
     bt_core__requeue_lost(core, a->held[a->n_held - 1], BT_OUTCOME_LOST,
                           BT_HANDOFF_AGENT_LOST, true, now, out);
   if (was_connected) {
-    bt_action_t *act = bt_core__push(out, BT_ACT_END_SESSION);
-    act->agent_id = a->id;
-    act->vendor_id = a->vendor_id;
-    act->at = now->at;
+    bt_action_t *act;
+    /* A lost agent's session must end so its next message starts over; an
+     * agent that said Bye is ending its session itself. */
+    if (state == BT_AGENT_LOST) {
+      act = bt_core__push(out, BT_ACT_END_SESSION);
+      act->agent_id = a->id;
+      act->vendor_id = a->vendor_id;
+      act->at = now->at;
+    }
     act = bt_core__push(out, BT_ACT_AUDIT);
     act->agent_id = a->id;
     act->vendor_id = a->vendor_id;

@@ -325,10 +325,18 @@ void bt_xp__on_request(bt_xp_t *xp, Baton__AgentRequest *req, void *ctl) {
     break;
   }
 
+  /* Handler calls may end this very session (the core can decide an agent is
+   * gone), so it is looked up again after each one rather than kept. */
+  uint64_t sid = s->id;
   uint64_t agent = s->agent_id;
   if (req->has_ack_seq)
     apply_ack_seq(xp, s, req->ack_seq);
   xp->h.seen(xp->arg, agent);
+  if ((s = bt_idmap_get(&xp->by_session, sid)) == NULL) {
+    bt_xp__reply_error(xp, &ctl, BATON__ERROR_CODE__ERROR_SESSION,
+                       "session ended; send hello");
+    return;
+  }
   switch (req->body_case) {
   case BATON__AGENT_REQUEST__BODY_POLL:
     take_request(s, ctl, BT_XR_POLL, now);
@@ -379,6 +387,7 @@ void bt_xp__on_request(bt_xp_t *xp, Baton__AgentRequest *req, void *ctl) {
   }
   case BATON__AGENT_REQUEST__BODY_BYE:
     take_request(s, ctl, BT_XR_IMMEDIATE, now);
+    s->leaving = true;
     xp->byes++;
     bt_log_info("agent said bye", "agent_id=%llu reason=%s", (unsigned long long)agent,
                 BT_Q(req->bye->reason ? req->bye->reason : ""));
@@ -389,7 +398,8 @@ void bt_xp__on_request(bt_xp_t *xp, Baton__AgentRequest *req, void *ctl) {
                        "unexpected message in an active session");
     return;
   }
-  bt_xp__mark(xp, s);
+  if ((s = bt_idmap_get(&xp->by_session, sid)) != NULL)
+    bt_xp__mark(xp, s);
 }
 
 /* --- replies ---------------------------------------------------------------------- */
@@ -528,13 +538,19 @@ static void send_work(bt_xp_t *xp, bt_xp_session_t *s) {
 
 void bt_xp_flush(bt_xp_t *xp) {
   uint64_t now = bt_mono_ms();
+  uint32_t n_leaving = 0;
   for (uint32_t i = 0; i < xp->n_dirty; i++) {
     bt_xp_session_t *s = xp->dirty[i];
     s->dirty = false;
-    if (should_reply(xp, s, now))
+    if (should_reply(xp, s, now)) {
       send_work(xp, s);
+      if (s->leaving)
+        xp->dirty[n_leaving++] = s; /* reuse the visited part of the array */
+    }
   }
   xp->n_dirty = 0;
+  for (uint32_t i = 0; i < n_leaving; i++)
+    bt_xp__session_free(xp, xp->dirty[i]);
 }
 
 void bt_xp_welcome(bt_xp_t *xp, uint64_t session, int status) {

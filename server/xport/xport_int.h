@@ -69,7 +69,8 @@ typedef struct bt_xp_session {
   uint64_t next_seq;
   uint64_t acked_seq;
   bt_xp_pavec_t acked, stale;
-  bool dirty; /* in xp->dirty */
+  bool dirty;   /* in xp->dirty */
+  bool leaving; /* said Bye: freed once the answer is sent */
 } bt_xp_session_t;
 
 struct bt_xp {

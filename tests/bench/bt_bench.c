@@ -15,6 +15,10 @@
  *     Stats.completed counts committed completions), then runs the memory
  *     phase: Q packages of a capability no vendor offers, so they stay queued,
  *     and the broker's resident memory before and after.
+ * --packages 0 skips the first phase, --queued 0 the second. tests/bench/run
+ * runs them as two invocations with a broker restart in between, so that the
+ * memory phase starts from a fresh heap instead of one the allocator kept from
+ * the backlog of the first phase.
  * It prints one JSON object on stdout; progress and errors go to stderr.
  *
  * It never touches the broker's database or internals: everything it knows
@@ -491,7 +495,7 @@ static void parse(int argc, char **argv, opts_t *o) {
     case 'w': o->window = (uint32_t)num("window", optarg, 1, 256); break;
     case 'b': o->batch = (uint32_t)num("batch", optarg, 1, 10000); break;
     case 'p': o->payload_bytes = (uint32_t)num("payload-bytes", optarg, 0, 512 * 1024); break;
-    case 'n': o->packages = num("packages", optarg, 1, 100000000); break;
+    case 'n': o->packages = num("packages", optarg, 0, 100000000); break;
     case 'q': o->queued = num("queued", optarg, 0, 100000000); break;
     case 'B': o->broker_pid = (int)num("broker-pid", optarg, 1, 1u << 30); break;
     case 'P': o->pg_pid = (int)num("pg-pid", optarg, 1, 1u << 30); break;
@@ -507,71 +511,89 @@ static void parse(int argc, char **argv, opts_t *o) {
     die("BATON_SECRET is not set");
 }
 
-/* --- main ------------------------------------------------------------------- */
+/* --- output --------------------------------------------------------------------- */
 
-static void print_pct(const char *key, bench_samples_t *s) {
-  printf("  \"%s_p50_ms\": %.3f,\n  \"%s_p90_ms\": %.3f,\n  \"%s_p99_ms\": %.3f,\n"
-         "  \"%s_max_ms\": %.3f,\n",
-         key, bench_samples_pct(s, 50), key, bench_samples_pct(s, 90), key,
-         bench_samples_pct(s, 99), key, s->n ? s->v[s->n - 1] : 0.0);
+/* JSON members are printed with a leading ",\n" except the first, so each
+ * phase prints only what it measured. */
+static bool first_member = true;
+
+static void member(const char *key) {
+  printf("%s  \"%s\": ", first_member ? "{\n" : ",\n", key);
+  first_member = false;
 }
 
 /* A figure with prec decimals, or null when it could not be measured (< 0). */
-static void print_num(const char *key, double v, int prec) {
-  printf("  \"%s\": ", key);
+static void put_num(const char *key, double v, int prec) {
+  member(key);
   if (v < 0)
     fputs("null", stdout);
   else
     printf("%.*f", prec, v);
-  fputs(",\n", stdout);
 }
 
-int main(int argc, char **argv) {
-  opts_t o;
-  parse(argc, argv, &o);
-  bt_agent_set_log_level(2);
+static void put_u64(const char *key, uint64_t v) {
+  member(key);
+  printf("%llu", (unsigned long long)v);
+}
 
-  bench_conn_t ctl;
-  int rv = bench_conn_open(&ctl, o.control, CTL_TIMEOUT_MS);
-  if (rv != 0)
-    die("could not connect to %s: %s", o.control, strerror(-rv));
+static void put_pct(const char *key, const bench_samples_t *s) {
+  static const struct {
+    const char *name;
+    double p;
+  } ps[] = {{"p50", 50}, {"p90", 90}, {"p99", 99}, {"max", 100}};
+  for (size_t i = 0; i < sizeof ps / sizeof ps[0]; i++) {
+    char k[96];
+    snprintf(k, sizeof k, "%s_%s_ms", key, ps[i].name);
+    put_num(k, bench_samples_pct(s, ps[i].p), 3);
+  }
+}
+
+static double kb_to_mb(long kb) {
+  return kb >= 0 ? (double)kb / 1024.0 : -1;
+}
+
+static long broker_kb(const opts_t *o, const char *field) {
+  return o->broker_pid ? bench_proc_status_kb(o->broker_pid, field) : -1;
+}
+
+/* --- phase 1: throughput and latency ----------------------------------------------- */
+
+static void run_throughput(const opts_t *o, bench_conn_t *ctl) {
   bench_stats_t st0;
-  stats_or_die(&ctl, &st0);
-  long rss_start_kb = o.broker_pid ? bench_proc_status_kb(o.broker_pid, "VmRSS") : -1;
+  stats_or_die(ctl, &st0);
+  long rss_start_kb = broker_kb(o, "VmRSS");
 
-  /* Phase 1: throughput and latency. */
   agents_t ag;
-  phase_t ph = {.o = &o, .capability = o.capability, .total = o.packages,
-                .batch = o.batch, .window = o.window};
-  uint64_t t_agents = 0, t_submitted = 0;
-  if (!o.prefill) {
-    agents_start(&ag, &o);
-    wait_agents_up(&ctl, &ag, st0.agents + o.agents);
+  phase_t ph = {.o = o, .capability = o->capability, .total = o->packages,
+                .batch = o->batch, .window = o->window};
+  uint64_t t_agents = 0;
+  if (!o->prefill) {
+    agents_start(&ag, o);
+    wait_agents_up(ctl, &ag, st0.agents + o->agents);
   }
-  cpu_mark_t c0 = cpu_mark(&o);
-  submitter_t *subs = submitters_start(&ph, o.submitters);
-  if (o.prefill) {
+  cpu_mark_t c0 = cpu_mark(o);
+  submitter_t *subs = submitters_start(&ph, o->submitters);
+  if (o->prefill) {
     /* Everything queued first, then the agents come: the peers' "process/s". */
-    submitters_join(subs, o.submitters);
-    t_submitted = bench_now_ns();
-    t_agents = t_submitted;
-    agents_start(&ag, &o);
+    submitters_join(subs, o->submitters);
+    t_agents = bench_now_ns();
+    agents_start(&ag, o);
   }
-  uint64_t t_done = wait_completed(&ctl, &o, &ag, &ph, st0.completed,
-                                   st0.completed + o.packages);
-  cpu_mark_t c1 = cpu_mark(&o);
-  if (!o.prefill)
-    submitters_join(subs, o.submitters);
-  long rss_run_kb = o.broker_pid ? bench_proc_status_kb(o.broker_pid, "VmRSS") : -1;
+  uint64_t t_done = wait_completed(ctl, o, &ag, &ph, st0.completed,
+                                   st0.completed + o->packages);
+  cpu_mark_t c1 = cpu_mark(o);
+  if (!o->prefill)
+    submitters_join(subs, o->submitters);
+  long rss_run_kb = broker_kb(o, "VmRSS");
+  long hwm_kb = broker_kb(o, "VmHWM");
   agents_stop(&ag);
   if (ag.complete_errors)
     fprintf(stderr, "bt_bench: warning: %llu bt_agent_complete calls failed\n",
             (unsigned long long)ag.complete_errors);
 
-  /* Figures of phase 1. */
   uint64_t first_send = 0, last_ack = 0, requests = 0, n_sent = 0;
   bench_samples_t ack = {0};
-  for (uint32_t i = 0; i < o.submitters; i++) {
+  for (uint32_t i = 0; i < o->submitters; i++) {
     if (subs[i].first_send_ns && (first_send == 0 || subs[i].first_send_ns < first_send))
       first_send = subs[i].first_send_ns;
     if (subs[i].last_ack_ns > last_ack)
@@ -583,10 +605,11 @@ int main(int argc, char **argv) {
   bench_samples_sort(&ack);
   bench_idmap_t sent_map;
   bench_idmap_init(&sent_map, n_sent);
-  for (uint32_t i = 0; i < o.submitters; i++)
+  for (uint32_t i = 0; i < o->submitters; i++)
     for (size_t j = 0; j < subs[i].sent.n; j++)
       bench_idmap_put(&sent_map, subs[i].sent.v[j].id, subs[i].sent.v[j].ns);
-  /* Start latency: first start of each package (delivery is at least once). */
+  /* Start latency counts the first start of each package: delivery is at least
+   * once, so a package may be offered again (counted as a repeat). */
   bench_idmap_t started;
   bench_idmap_init(&started, ag.starts.n);
   bench_samples_t s2s = {0};
@@ -607,94 +630,48 @@ int main(int argc, char **argv) {
   }
   bench_samples_sort(&s2s);
   double elapsed_s = (double)(t_done - first_send) / 1e9;
-  double process_s = o.prefill ? (double)(t_done - t_agents) / 1e9 : elapsed_s;
+  double process_s = o->prefill ? (double)(t_done - t_agents) / 1e9 : elapsed_s;
   double submit_s = (double)(last_ack - first_send) / 1e9;
-
-  /* Phase 2: memory per queued package. Nothing offers idle_capability, so the
-   * packages stay queued (with a waiting reason) in the broker's memory. */
-  long rss_q0_kb = -1, rss_q1_kb = -1;
-  double queued_submit_s = 0;
-  uint64_t queued_seen = 0;
-  if (o.queued > 0) {
-    bench_stats_t qs0, qs1;
-    stats_or_die(&ctl, &qs0);
-    rss_q0_kb = o.broker_pid ? bench_proc_status_kb(o.broker_pid, "VmRSS") : -1;
-    phase_t qph = {.o = &o, .capability = o.idle_capability, .total = o.queued,
-                   .batch = QUEUED_BATCH, .window = QUEUED_WINDOW};
-    uint64_t tq = bench_now_ns();
-    submitter_t *qs = submitters_start(&qph, 1);
-    submitters_join(qs, 1);
-    queued_submit_s = (double)(bench_now_ns() - tq) / 1e9;
-    rss_q1_kb = o.broker_pid ? bench_proc_status_kb(o.broker_pid, "VmRSS") : -1;
-    stats_or_die(&ctl, &qs1);
-    queued_seen = qs1.queued - qs0.queued;
-    bench_samples_free(&qs[0].ack_ms);
-    bench_marks_free(&qs[0].sent);
-    free(qs);
-  }
-  long hwm_kb = o.broker_pid ? bench_proc_status_kb(o.broker_pid, "VmHWM") : -1;
-  bench_stats_t st_end;
-  stats_or_die(&ctl, &st_end);
-  bench_conn_close(&ctl);
-
   double host_pct = -1;
   if (c1.host_total > c0.host_total)
     host_pct = 100.0 * (double)(c1.host_busy - c0.host_busy) /
                (double)(c1.host_total - c0.host_total);
-  double per_pkg = -1;
-  if (o.queued > 0 && rss_q0_kb >= 0 && rss_q1_kb >= 0)
-    per_pkg = (double)(rss_q1_kb - rss_q0_kb) * 1024.0 / (double)o.queued;
 
-  printf("{\n");
-  printf("  \"mode\": \"%s\",\n", o.prefill ? "prefill" : "mixed");
-  printf("  \"packages\": %llu,\n", (unsigned long long)o.packages);
-  printf("  \"elapsed_s\": %.3f,\n", elapsed_s);
-  printf("  \"packages_per_s\": %.1f,\n", (double)o.packages / elapsed_s);
-  printf("  \"process_s\": %.3f,\n", process_s);
-  printf("  \"process_per_s\": %.1f,\n", (double)o.packages / process_s);
-  printf("  \"submit_s\": %.3f,\n", submit_s);
-  printf("  \"submit_per_s\": %.1f,\n", (double)o.packages / submit_s);
-  printf("  \"requests\": %llu,\n", (unsigned long long)requests);
-  print_pct("submit_ack", &ack);
-  print_pct("submit_to_start", &s2s);
-  printf("  \"starts\": %zu,\n", ag.starts.n);
-  printf("  \"repeated_starts\": %llu,\n", (unsigned long long)repeats);
-  printf("  \"unknown_starts\": %llu,\n", (unsigned long long)unknown);
-  printf("  \"last_start_to_done_ms\": %.1f,\n",
-         last_start ? ms_between(last_start, t_done) : 0.0);
-  print_num("broker_cpu_pct", cpu_pct(c0.broker_cpu, c1.broker_cpu, c0.ns, c1.ns), 1);
-  print_num("pg_cpu_pct", cpu_pct(c0.pg_cpu, c1.pg_cpu, c0.ns, c1.ns), 1);
-  print_num("bench_cpu_pct", cpu_pct(c0.self_cpu, c1.self_cpu, c0.ns, c1.ns), 1);
-  print_num("host_busy_pct", host_pct, 1);
-  print_num("broker_cpu_us_per_package",
-            c0.broker_cpu >= 0 && c1.broker_cpu >= 0
-                ? (c1.broker_cpu - c0.broker_cpu) * 1e6 / (double)o.packages
-                : -1,
-            1);
-  print_num("pg_cpu_us_per_package",
-            c0.pg_cpu >= 0 && c1.pg_cpu >= 0
-                ? (c1.pg_cpu - c0.pg_cpu) * 1e6 / (double)o.packages
-                : -1,
-            1);
-  print_num("broker_rss_start_mb", rss_start_kb >= 0 ? rss_start_kb / 1024.0 : -1, 1);
-  print_num("broker_rss_after_run_mb", rss_run_kb >= 0 ? rss_run_kb / 1024.0 : -1, 1);
-  printf("  \"queued\": %llu,\n", (unsigned long long)o.queued);
-  printf("  \"queued_seen\": %llu,\n", (unsigned long long)queued_seen);
-  printf("  \"queued_submit_per_s\": %.1f,\n",
-         queued_submit_s > 0 ? (double)o.queued / queued_submit_s : 0.0);
-  print_num("broker_rss_before_queued_mb", rss_q0_kb >= 0 ? rss_q0_kb / 1024.0 : -1, 1);
-  print_num("broker_rss_after_queued_mb", rss_q1_kb >= 0 ? rss_q1_kb / 1024.0 : -1, 1);
-  print_num("broker_bytes_per_queued_package", per_pkg, 1);
-  print_num("broker_bytes_per_queued_package_minus_payload",
-            per_pkg >= 0 ? per_pkg - o.payload_bytes : -1, 1);
-  print_num("broker_peak_rss_mb", hwm_kb >= 0 ? hwm_kb / 1024.0 : -1, 1);
-  printf("  \"final_completed\": %llu,\n  \"final_queued\": %llu,\n  \"final_dead\": %llu\n",
-         (unsigned long long)st_end.completed, (unsigned long long)st_end.queued,
-         (unsigned long long)st_end.dead);
-  printf("}\n");
-  (void)t_submitted;
+  member("mode");
+  printf("\"%s\"", o->prefill ? "prefill" : "mixed");
+  put_u64("packages", o->packages);
+  put_num("elapsed_s", elapsed_s, 3);
+  put_num("packages_per_s", (double)o->packages / elapsed_s, 1);
+  put_num("process_s", process_s, 3);
+  put_num("process_per_s", (double)o->packages / process_s, 1);
+  put_num("submit_s", submit_s, 3);
+  put_num("submit_per_s", (double)o->packages / submit_s, 1);
+  put_u64("requests", requests);
+  put_pct("submit_ack", &ack);
+  put_pct("submit_to_start", &s2s);
+  put_u64("starts", ag.starts.n);
+  put_u64("repeated_starts", repeats);
+  put_u64("unknown_starts", unknown);
+  put_num("last_start_to_done_ms", last_start ? ms_between(last_start, t_done) : 0, 1);
+  put_num("broker_cpu_pct", cpu_pct(c0.broker_cpu, c1.broker_cpu, c0.ns, c1.ns), 1);
+  put_num("pg_cpu_pct", cpu_pct(c0.pg_cpu, c1.pg_cpu, c0.ns, c1.ns), 1);
+  put_num("bench_cpu_pct", cpu_pct(c0.self_cpu, c1.self_cpu, c0.ns, c1.ns), 1);
+  put_num("host_busy_pct", host_pct, 1);
+  put_num("broker_cpu_us_per_package",
+          c0.broker_cpu >= 0 && c1.broker_cpu >= 0
+              ? (c1.broker_cpu - c0.broker_cpu) * 1e6 / (double)o->packages
+              : -1,
+          1);
+  put_num("pg_cpu_us_per_package",
+          c0.pg_cpu >= 0 && c1.pg_cpu >= 0
+              ? (c1.pg_cpu - c0.pg_cpu) * 1e6 / (double)o->packages
+              : -1,
+          1);
+  put_num("broker_rss_start_mb", kb_to_mb(rss_start_kb), 1);
+  put_num("broker_rss_after_run_mb", kb_to_mb(rss_run_kb), 1);
+  put_num("broker_peak_rss_run_mb", kb_to_mb(hwm_kb), 1);
 
-  for (uint32_t i = 0; i < o.submitters; i++) {
+  for (uint32_t i = 0; i < o->submitters; i++) {
     bench_samples_free(&subs[i].ack_ms);
     bench_marks_free(&subs[i].sent);
   }
@@ -704,5 +681,65 @@ int main(int argc, char **argv) {
   bench_marks_free(&ag.starts);
   bench_idmap_free(&sent_map);
   bench_idmap_free(&started);
+}
+
+/* --- phase 2: memory per queued package -------------------------------------------- */
+
+/* Nothing offers idle_capability, so these packages stay queued (with a waiting
+ * reason) in the broker's memory. Run on a freshly started broker, the growth
+ * is what the packages cost, not heap the allocator kept from earlier work. */
+static void run_memory(const opts_t *o, bench_conn_t *ctl) {
+  bench_stats_t qs0, qs1;
+  stats_or_die(ctl, &qs0);
+  long rss0_kb = broker_kb(o, "VmRSS");
+  phase_t qph = {.o = o, .capability = o->idle_capability, .total = o->queued,
+                 .batch = QUEUED_BATCH, .window = QUEUED_WINDOW};
+  uint64_t t0 = bench_now_ns();
+  submitter_t *qs = submitters_start(&qph, 1);
+  submitters_join(qs, 1);
+  double submit_s = (double)(bench_now_ns() - t0) / 1e9;
+  long rss1_kb = broker_kb(o, "VmRSS");
+  stats_or_die(ctl, &qs1);
+  double per_pkg = -1;
+  if (rss0_kb >= 0 && rss1_kb >= 0)
+    per_pkg = (double)(rss1_kb - rss0_kb) * 1024.0 / (double)o->queued;
+
+  put_u64("queued", o->queued);
+  put_u64("queued_seen", qs1.queued - qs0.queued);
+  put_num("queued_submit_per_s", (double)o->queued / submit_s, 1);
+  put_num("broker_rss_before_queued_mb", kb_to_mb(rss0_kb), 1);
+  put_num("broker_rss_after_queued_mb", kb_to_mb(rss1_kb), 1);
+  put_num("broker_bytes_per_queued_package", per_pkg, 1);
+  put_num("broker_bytes_per_queued_package_minus_payload",
+          per_pkg >= 0 ? per_pkg - o->payload_bytes : -1, 1);
+
+  bench_samples_free(&qs[0].ack_ms);
+  bench_marks_free(&qs[0].sent);
+  free(qs);
+}
+
+/* --- main ------------------------------------------------------------------- */
+
+int main(int argc, char **argv) {
+  opts_t o;
+  parse(argc, argv, &o);
+  bt_agent_set_log_level(2);
+
+  bench_conn_t ctl;
+  int rv = bench_conn_open(&ctl, o.control, CTL_TIMEOUT_MS);
+  if (rv != 0)
+    die("could not connect to %s: %s", o.control, strerror(-rv));
+  if (o.packages > 0)
+    run_throughput(&o, &ctl);
+  if (o.queued > 0)
+    run_memory(&o, &ctl);
+  put_num("broker_peak_rss_mb", kb_to_mb(broker_kb(&o, "VmHWM")), 1);
+  bench_stats_t st;
+  stats_or_die(&ctl, &st);
+  put_u64("final_completed", st.completed);
+  put_u64("final_queued", st.queued);
+  put_u64("final_dead", st.dead);
+  printf("\n}\n");
+  bench_conn_close(&ctl);
   return 0;
 }

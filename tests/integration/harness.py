@@ -1018,7 +1018,32 @@ class TestEnv:
                         os.kill(pid, signal.SIGKILL)
             except BaseException as e:  # noqa: BLE001
                 problems.append(f"stopping postgres: {e}")
+        problems += self.sanitizer_reports()
         return problems
+
+    # A sanitizer build reports at the point of error or, for leaks, at exit; a
+    # scenario can pass while one of its processes reported. Any such report in
+    # any process's log fails the test.
+    SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                       "runtime error:", "WARNING: ThreadSanitizer")
+
+    def sanitizer_reports(self) -> list[str]:
+        found = []
+        try:
+            names = sorted(os.listdir(self.log_dir))
+        except OSError:
+            return found
+        for name in names:
+            path = os.path.join(self.log_dir, name)
+            try:
+                with open(path, errors="replace") as f:
+                    for line in f:
+                        if any(m in line for m in self.SANITIZER_MARKS):
+                            found.append(f"sanitizer report in logs/{name}: {line.strip()[:200]}")
+                            break
+            except OSError:
+                continue
+        return found
 
     # -- building blocks
 
