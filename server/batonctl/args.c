@@ -7,6 +7,7 @@
  * back to main().
  */
 #include "cli.h"
+#include "output.h"
 
 #include "bt_err.h"
 
@@ -264,11 +265,11 @@ void bt_cli_print_usage_line(const bt_cli_cmd_t *cmd, FILE *f) {
 
 int bt_cli_usage_error(const bt_cli_cmd_t *cmd, const char *fmt, ...) {
   va_list ap;
+  char msg[400];
   va_start(ap, fmt);
-  fputs("batonctl: ", stderr);
-  vfprintf(stderr, fmt, ap);
-  fputc('\n', stderr);
+  vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
+  bt_cli_errorf("%s", msg);
   bt_cli_print_usage_line(cmd, stderr);
   if (cmd != NULL)
     fprintf(stderr, "Run 'batonctl help %s' for details.\n", cmd->name);

@@ -11,6 +11,7 @@
 #include "bt_err.h"
 #include "bt_frame.h"
 #include "cli.h"
+#include "output.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -101,9 +102,8 @@ void bt_cli_conn_close(bt_cli_conn_t *c) {
 }
 
 static int unreachable(const bt_cli_conn_t *c, int err) {
-  fprintf(stderr,
-          "batonctl: cannot reach the broker at %s: %s (is batond running?)\n",
-          c->endpoint, strerror(err));
+  bt_cli_errorf("cannot reach the broker at %s: %s (is batond running?)", c->endpoint,
+                strerror(err));
   return BT_CLI_EXIT_UNREACHABLE;
 }
 
@@ -113,8 +113,7 @@ static int connect_unix(bt_cli_conn_t *c) {
   memset(&sa, 0, sizeof sa);
   sa.sun_family = AF_UNIX;
   if (*path == '\0' || strlen(path) >= sizeof sa.sun_path) {
-    fprintf(stderr, "batonctl: control socket path is empty or too long: %s\n",
-            c->endpoint);
+    bt_cli_errorf("control socket path is empty or too long: %s", c->endpoint);
     return BT_CLI_EXIT_UNREACHABLE;
   }
   memcpy(sa.sun_path, path, strlen(path) + 1);
@@ -166,8 +165,7 @@ static int connect_with_timeout(int fd, const struct sockaddr *sa, socklen_t len
 static int connect_tcp(bt_cli_conn_t *c) {
   char host[256], port[16];
   if (split_tcp(c->endpoint, host, sizeof host, port, sizeof port) != 0) {
-    fprintf(stderr, "batonctl: bad control endpoint %s (want tcp://HOST:PORT)\n",
-            c->endpoint);
+    bt_cli_errorf("bad control endpoint %s (want tcp://HOST:PORT)", c->endpoint);
     return BT_CLI_EXIT_UNREACHABLE;
   }
   struct addrinfo hints, *res = NULL;
@@ -176,8 +174,7 @@ static int connect_tcp(bt_cli_conn_t *c) {
   hints.ai_socktype = SOCK_STREAM;
   int gai = getaddrinfo(host, port, &hints, &res);
   if (gai != 0) {
-    fprintf(stderr, "batonctl: cannot reach the broker at %s: %s\n", c->endpoint,
-            gai_strerror(gai));
+    bt_cli_errorf("cannot reach the broker at %s: %s", c->endpoint, gai_strerror(gai));
     return BT_CLI_EXIT_UNREACHABLE;
   }
   int err = ECONNREFUSED;
@@ -218,11 +215,11 @@ static int wait_fd(int fd, short events, int timeout_ms) {
 
 static int lost(bt_cli_conn_t *c, int err) {
   if (err == ETIMEDOUT)
-    fprintf(stderr, "batonctl: no answer from the broker at %s within %d ms\n",
-            c->endpoint, c->timeout_ms);
+    bt_cli_errorf("no answer from the broker at %s within %d ms", c->endpoint,
+                  c->timeout_ms);
   else
-    fprintf(stderr, "batonctl: lost the connection to the broker at %s: %s\n",
-            c->endpoint, strerror(err));
+    bt_cli_errorf("lost the connection to the broker at %s: %s", c->endpoint,
+                  strerror(err));
   bt_cli_conn_close(c);
   return BT_CLI_EXIT_UNREACHABLE;
 }
@@ -259,9 +256,8 @@ static int read_all(bt_cli_conn_t *c, uint8_t *buf, size_t len, bool started) {
       return lost(c, errno);
     }
     if (n == 0) {
-      fprintf(stderr, "batonctl: the broker at %s closed the connection %s\n",
-              c->endpoint,
-              started ? "in the middle of a reply" : "before replying");
+      bt_cli_errorf("the broker at %s closed the connection %s", c->endpoint,
+                    started ? "in the middle of a reply" : "before replying");
       bt_cli_conn_close(c);
       return BT_CLI_EXIT_UNREACHABLE;
     }
@@ -290,8 +286,8 @@ int bt_cli_conn_roundtrip(bt_cli_conn_t *c, Baton__CtlRequest *req,
 
   size_t body = baton__ctl_request__get_packed_size(req);
   if (body > MAX_REQUEST_BYTES) {
-    fprintf(stderr, "batonctl: request of %zu bytes exceeds the %u byte limit\n",
-            body, MAX_REQUEST_BYTES);
+    bt_cli_errorf("request of %zu bytes exceeds the %u byte limit", body,
+                  MAX_REQUEST_BYTES);
     return BT_CLI_EXIT_FAIL;
   }
   uint8_t *frame = malloc(BT_FRAME_HEADER + body);
@@ -309,10 +305,9 @@ int bt_cli_conn_roundtrip(bt_cli_conn_t *c, Baton__CtlRequest *req,
     return rc;
   uint32_t len = bt_frame_get_length(hdr);
   if (len > BT_CLI_MAX_REPLY_BYTES) {
-    fprintf(stderr,
-            "batonctl: reply of %u bytes from the broker at %s exceeds the %u "
-            "byte limit\n",
-            len, c->endpoint, BT_CLI_MAX_REPLY_BYTES);
+    bt_cli_errorf("reply of %u bytes from the broker at %s exceeds the %u "
+                  "byte limit",
+                  len, c->endpoint, BT_CLI_MAX_REPLY_BYTES);
     bt_cli_conn_close(c);
     return BT_CLI_EXIT_UNREACHABLE;
   }
@@ -326,22 +321,19 @@ int bt_cli_conn_roundtrip(bt_cli_conn_t *c, Baton__CtlRequest *req,
   Baton__CtlReply *reply = baton__ctl_reply__unpack(NULL, len, buf);
   free(buf);
   if (reply == NULL) {
-    fprintf(stderr, "batonctl: unreadable reply from the broker at %s\n",
-            c->endpoint);
+    bt_cli_errorf("unreadable reply from the broker at %s", c->endpoint);
     bt_cli_conn_close(c);
     return BT_CLI_EXIT_UNREACHABLE;
   }
   if (!reply->has_version ||
       reply->version != BATON__PROTOCOL_VERSION__PROTOCOL_VERSION_CURRENT) {
     if (reply->has_version)
-      fprintf(stderr,
-              "batonctl: the broker at %s speaks control protocol version %u, "
-              "batonctl speaks version %d\n",
-              c->endpoint, reply->version,
-              BATON__PROTOCOL_VERSION__PROTOCOL_VERSION_CURRENT);
+      bt_cli_errorf("the broker at %s speaks control protocol version %u, "
+                    "batonctl speaks version %d",
+                    c->endpoint, reply->version,
+                    BATON__PROTOCOL_VERSION__PROTOCOL_VERSION_CURRENT);
     else
-      fprintf(stderr, "batonctl: reply without a protocol version from %s\n",
-              c->endpoint);
+      bt_cli_errorf("reply without a protocol version from %s", c->endpoint);
     baton__ctl_reply__free_unpacked(reply, NULL);
     bt_cli_conn_close(c);
     return BT_CLI_EXIT_UNREACHABLE;
@@ -382,19 +374,18 @@ int bt_cli_conn_call(bt_cli_conn_t *c, Baton__CtlRequest *req,
       reply->has_status ? reply->status : BATON__CTL_STATUS__CTL_OK;
   if (st != BATON__CTL_STATUS__CTL_OK) {
     if (reply->error != NULL && reply->error[0] != '\0')
-      fprintf(stderr, "batonctl: %s\n", reply->error);
+      bt_cli_errorf("%s", reply->error);
     else if (what != NULL)
-      fprintf(stderr, "batonctl: %s: %s\n", what, bt_cli_status_text(st));
+      bt_cli_errorf("%s: %s", what, bt_cli_status_text(st));
     else
-      fprintf(stderr, "batonctl: %s\n", bt_cli_status_text(st));
+      bt_cli_errorf("%s", bt_cli_status_text(st));
     baton__ctl_reply__free_unpacked(reply, NULL);
     return BT_CLI_EXIT_FAIL;
   }
   if (reply->body_case != expect) {
-    fprintf(stderr,
-            "batonctl: unexpected reply from the broker at %s (body %d, "
-            "expected %d)\n",
-            c->endpoint, (int)reply->body_case, (int)expect);
+    bt_cli_errorf("unexpected reply from the broker at %s (body %d, "
+                  "expected %d)",
+                  c->endpoint, (int)reply->body_case, (int)expect);
     baton__ctl_reply__free_unpacked(reply, NULL);
     bt_cli_conn_close(c);
     return BT_CLI_EXIT_UNREACHABLE;

@@ -8,6 +8,7 @@
  * contract: 0 ok, 1 rejected or not found, 2 usage error, 3 broker unreachable.
  */
 #include "cli.h"
+#include "output.h"
 #include "commands.h"
 
 #include "bt_time.h"
@@ -223,6 +224,14 @@ int main(int argc, char **argv) {
   bt_cli_args_init(&args);
   int rc = run(argc, argv, &args, &cli);
   bt_cli_conn_close(&cli.conn);
+  if (rc != BT_CLI_EXIT_OK) {
+    /* --json promises one JSON document on stdout, failures included. */
+    for (int k = 1; k < argc; k++)
+      if (strcmp(argv[k], "--json") == 0) {
+        bt_cli_json_error(rc);
+        break;
+      }
+  }
   bt_cli_args_close(&args);
   /* A full disk or a closed pipe must not pass for success. */
   if (fflush(stdout) != 0 || ferror(stdout)) {

@@ -10,16 +10,31 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The last error said, for the JSON error document of --json. */
+static char last_error[512];
+static bool json_printed;
+
 void bt_cli_errorf(const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  fputs("batonctl: ", stderr);
-  vfprintf(stderr, fmt, ap);
-  fputc('\n', stderr);
+  vsnprintf(last_error, sizeof last_error, fmt, ap);
   va_end(ap);
+  fprintf(stderr, "batonctl: %s\n", last_error);
+}
+
+const char *bt_cli_last_error(void) { return last_error; }
+
+void bt_cli_json_error(int exit_code) {
+  if (json_printed)
+    return;
+  json_t *doc = json_object();
+  bt_cli_json_set(doc, "error", json_string(last_error[0] ? last_error : "failed"));
+  bt_cli_json_set(doc, "exit_code", json_integer(exit_code));
+  bt_cli_json_print(doc);
 }
 
 void bt_cli_json_print(json_t *doc) {
+  json_printed = true;
   /* 15 significant digits print a cost of 0.1 as 0.1, not 0.10000000000000001. */
   json_dumpf(doc, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(15));
   fputc('\n', stdout);

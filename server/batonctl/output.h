@@ -16,8 +16,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Prints "batonctl: <message>\n" on stderr. */
+/* Prints "batonctl: <message>\n" on stderr and remembers the message. */
 void bt_cli_errorf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The last message of bt_cli_errorf ("" when none). */
+const char *bt_cli_last_error(void);
+/* With --json, a failure still prints exactly one JSON document on stdout:
+ * {"error": <last message>, "exit_code": N} — unless a document was printed
+ * already (e.g. wait's last status on a timeout). */
+void bt_cli_json_error(int exit_code);
 
 /* Writes doc to stdout as one JSON document and a newline; takes ownership. */
 void bt_cli_json_print(json_t *doc);

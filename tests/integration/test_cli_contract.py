@@ -415,7 +415,9 @@ def test_cli_broker_unreachable(env):
                 took = time.monotonic() - t0
                 assert o.rc == 3, o
                 assert "cannot reach the broker" in o.err and control in o.err, o
-                assert o.out.strip() == "", o
+                # --json: exactly one JSON document even on failure
+                doc = json.loads(o.out)
+                assert doc["exit_code"] == 3 and "cannot reach the broker" in doc["error"], o
                 assert took < 5, (took, o)
         # A usage error is still a usage error without a broker.
         o = run(missing, "submit", "--capability", "upper", "--priority", "12")

@@ -568,7 +568,21 @@ static void test_batonctl_cli_usage_errors_exit_2(void **state) {
       fail_msg("case %zu: exit %d, stderr: %s", i, r.status, r.err);
     expect_contains(r.err, cases[i].want);
     expect_contains(r.err, "usage: batonctl");
-    assert_int_equal(r.out_len, 0); /* usage errors print nothing on stdout */
+    bool json = false;
+    for (size_t k = 0; cases[i].argv[k] != NULL; k++)
+      json = json || strcmp(cases[i].argv[k], "--json") == 0;
+    if (!json) {
+      assert_int_equal(r.out_len, 0); /* usage errors print nothing on stdout */
+    } else {
+      /* --json: still exactly one JSON document, naming the error */
+      json_error_t je;
+      json_t *doc = json_loadb(r.out, r.out_len, 0, &je);
+      if (doc == NULL)
+        fail_msg("case %zu: stdout is not one JSON document: %s", i, r.out);
+      assert_int_equal(json_integer_value(json_object_get(doc, "exit_code")), 2);
+      expect_contains(json_string_value(json_object_get(doc, "error")), cases[i].want);
+      json_decref(doc);
+    }
     run_free(&r);
   }
   fake_stop(f);
