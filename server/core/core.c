@@ -287,21 +287,7 @@ int bt_core_load_vendor(bt_core_t *core, const bt_vendor_row_t *row) {
   if (row->id == 0 || bt_core__vendor(core, row->id) != NULL ||
       (core->n_vendors > 0 && core->vendors[core->n_vendors - 1]->id > row->id))
     return BT_EINVAL;
-  bt_vendor_spec_t spec = {
-      .name = row->name,
-      .region = row->region,
-      .model = row->model,
-      .caps = row->caps,
-      .n_caps = row->n_caps,
-      .certs = row->certs,
-      .n_certs = row->n_certs,
-      .capacity = row->capacity,
-      .cost = row->cost,
-      .weight = row->weight,
-      .hours = row->hours,
-  };
-  memcpy(spec.auth_key, row->auth_key, sizeof spec.auth_key);
-  bt_core_vendor_t *v = vendor_make(core, row->id, &spec);
+  bt_core_vendor_t *v = vendor_make(core, row->id, &row->spec);
   v->state = row->state;
   v->created_at = row->created_at;
   v->completed = row->completed;

@@ -462,20 +462,9 @@ uint64_t bt_core_tick(bt_core_t *core, const bt_now_t *now, bt_actions_t *out);
 /* --- recovery (loading state at start; no actions) ------------------------ */
 
 typedef struct {
+  bt_vendor_spec_t spec;
   uint64_t id;
-  const char *name;
-  const char *region;
-  bt_model_t model;
-  const char *const *caps;
-  size_t n_caps;
-  const char *const *certs;
-  size_t n_certs;
-  uint32_t capacity;
-  double cost;
-  double weight;
-  const char *hours;
   bt_vendor_state_t state;
-  uint8_t auth_key[32];
   int64_t created_at;
   uint64_t completed, failed, on_time, with_deadline;
 } bt_vendor_row_t;

@@ -207,6 +207,28 @@ static void notice_processor(void *arg, const char *message) {
   bt_log_info("postgresql notice", "notice=%s", BT_Q(line));
 }
 
+static void seg_append(bt_store_seg_t *seg, bt_store_op_t *op) {
+  op->next = NULL;
+  if (seg->tail)
+    seg->tail->next = op;
+  else
+    seg->head = op;
+  seg->tail = op;
+  seg->n_ops++;
+}
+
+/* Puts a sent segment at the end of the in-flight list. */
+static void fly_push(bt_store_t *st, bt_store_seg_t *seg) {
+  seg->cur = seg->head;
+  seg->sent_ms = bt_mono_ms();
+  if (st->fly_tail)
+    st->fly_tail->next = seg;
+  else
+    st->fly_head = seg;
+  st->fly_tail = seg;
+  st->n_inflight++;
+}
+
 /* Sends one segment that prepares every statement; READY when its sync returns. */
 static void send_prepares(bt_store_t *st) {
   bt_store_seg_t *seg = calloc(1, sizeof *seg);
@@ -220,25 +242,17 @@ static void send_prepares(bt_store_t *st) {
     bt_pgp_init(&op->params[0]);
     if (!PQsendPrepare(st->conn, bt_store_sql_name[i], bt_store_sql[i], 0, NULL)) {
       op_free(op);
-      free(seg);
+      fly_push(st, seg); /* lose_connection frees what is in flight */
       lose_connection(st, PQerrorMessage(st->conn));
       return;
     }
-    if (seg->tail)
-      seg->tail->next = op;
-    else
-      seg->head = op;
-    seg->tail = op;
-    seg->n_ops++;
+    seg_append(seg, op);
   }
+  fly_push(st, seg);
   if (!PQpipelineSync(st->conn)) {
     lose_connection(st, PQerrorMessage(st->conn));
     return;
   }
-  seg->cur = seg->head;
-  seg->sent_ms = bt_mono_ms();
-  st->fly_head = st->fly_tail = seg;
-  st->n_inflight = 1;
   st->state = BT_ST_PREPARING;
 }
 
@@ -597,34 +611,15 @@ static void flush_pending(bt_store_t *st) {
       if (st->pend_head == NULL)
         st->pend_tail = NULL;
       st->n_pending--;
-      op->next = NULL;
-      if (seg->tail)
-        seg->tail->next = op;
-      else
-        seg->head = op;
-      seg->tail = op;
-      seg->n_ops++;
+      seg_append(seg, op);
       op->sent_once = true;
       if (!send_op(st, op)) {
-        seg->cur = seg->head;
-        if (st->fly_tail)
-          st->fly_tail->next = seg;
-        else
-          st->fly_head = seg;
-        st->fly_tail = seg;
-        st->n_inflight++;
+        fly_push(st, seg); /* lose_connection replays what is in flight */
         lose_connection(st, PQerrorMessage(st->conn));
         return;
       }
     }
-    seg->cur = seg->head;
-    seg->sent_ms = bt_mono_ms();
-    if (st->fly_tail)
-      st->fly_tail->next = seg;
-    else
-      st->fly_head = seg;
-    st->fly_tail = seg;
-    st->n_inflight++;
+    fly_push(st, seg);
     if (!PQpipelineSync(st->conn)) {
       lose_connection(st, PQerrorMessage(st->conn));
       return;

@@ -148,23 +148,23 @@ static int load_vendors(PGconn *c, bt_core_t *core) {
     const char **caps = bt_pgr_text_array(r, i, 4, &n_caps);
     const char **certs = bt_pgr_text_array(r, i, 5, &n_certs);
     row.id = (uint64_t)bt_pgr_i64(r, i, 0);
-    row.name = bt_pgr_text(r, i, 1);
-    row.region = bt_pgr_text(r, i, 2);
-    if (bt_model_parse(bt_pgr_text(r, i, 3), &row.model) != 0)
-      row.model = BT_MODEL_ONSHORE;
-    row.caps = caps;
-    row.n_caps = n_caps;
-    row.certs = certs;
-    row.n_certs = n_certs;
-    row.capacity = (uint32_t)bt_pgr_i64(r, i, 6);
-    row.cost = bt_pgr_f64(r, i, 7);
-    row.hours = bt_pgr_text(r, i, 8);
-    row.weight = bt_pgr_f64(r, i, 9);
+    row.spec.name = bt_pgr_text(r, i, 1);
+    row.spec.region = bt_pgr_text(r, i, 2);
+    if (bt_model_parse(bt_pgr_text(r, i, 3), &row.spec.model) != 0)
+      row.spec.model = BT_MODEL_ONSHORE;
+    row.spec.caps = caps;
+    row.spec.n_caps = n_caps;
+    row.spec.certs = certs;
+    row.spec.n_certs = n_certs;
+    row.spec.capacity = (uint32_t)bt_pgr_i64(r, i, 6);
+    row.spec.cost = bt_pgr_f64(r, i, 7);
+    row.spec.hours = bt_pgr_text(r, i, 8);
+    row.spec.weight = bt_pgr_f64(r, i, 9);
     if (bt_vendor_state_parse(bt_pgr_text(r, i, 10), &row.state) != 0)
       row.state = BT_VENDOR_ACTIVE;
     const uint8_t *key = bt_pgr_bytes(r, i, 11, &klen);
-    if (key != NULL && klen == sizeof row.auth_key)
-      memcpy(row.auth_key, key, klen);
+    if (key != NULL && klen == sizeof row.spec.auth_key)
+      memcpy(row.spec.auth_key, key, klen);
     row.created_at = bt_pgr_ts(r, i, 12);
     for (int s = 0; s < PQntuples(stats); s++) {
       if ((uint64_t)bt_pgr_i64(stats, s, 0) == row.id) {
@@ -176,7 +176,7 @@ static int load_vendors(PGconn *c, bt_core_t *core) {
     }
     rv = bt_core_load_vendor(core, &row);
     if (rv != 0)
-      bt_log_error("could not load vendor", "vendor=%s", BT_Q(row.name));
+      bt_log_error("could not load vendor", "vendor=%s", BT_Q(row.spec.name));
     free(caps);
     free(certs);
   }

@@ -128,21 +128,23 @@ uint64_t fx_vendor(fx_t *fx, const fx_vendor_t *v) {
   size_t n = bt_core_vendor_count(fx->core);
   uint64_t id = n ? bt_core_vendor_at(fx->core, n - 1)->id + 1 : 1;
   bt_vendor_row_t row = {
+      .spec = {
+          .name = v->name,
+          .region = v->region ? v->region : "EU-DE",
+          .model = BT_MODEL_NEARSHORE,
+          .caps = caps.v,
+          .n_caps = caps.n,
+          .certs = certs.v,
+          .n_certs = certs.n,
+          .capacity = v->capacity ? v->capacity : 100,
+          .cost = v->cost,
+          .weight = 1.0,
+      },
       .id = id,
-      .name = v->name,
-      .region = v->region ? v->region : "EU-DE",
-      .model = BT_MODEL_NEARSHORE,
-      .caps = caps.v,
-      .n_caps = caps.n,
-      .certs = certs.v,
-      .n_certs = certs.n,
-      .capacity = v->capacity ? v->capacity : 100,
-      .cost = v->cost,
-      .weight = 1.0,
       .state = v->state,
       .created_at = fx->now.at,
   };
-  memcpy(row.auth_key, key, sizeof key);
+  memcpy(row.spec.auth_key, key, sizeof key);
   assert_int_equal(bt_core_load_vendor(fx->core, &row), 0);
   return id;
 }

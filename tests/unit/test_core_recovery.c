@@ -13,15 +13,17 @@ static const char *const translate[] = {"translate"};
 
 static bt_vendor_row_t vendor_row(uint64_t id, const char *name, const char *region) {
   return (bt_vendor_row_t){
+      .spec = {
+          .name = name,
+          .region = region,
+          .model = BT_MODEL_ONSHORE,
+          .caps = translate,
+          .n_caps = 1,
+          .capacity = 10,
+          .cost = 1,
+          .weight = 1,
+      },
       .id = id,
-      .name = name,
-      .region = region,
-      .model = BT_MODEL_ONSHORE,
-      .caps = translate,
-      .n_caps = 1,
-      .capacity = 10,
-      .cost = 1,
-      .weight = 1,
       .state = BT_VENDOR_ACTIVE,
       .created_at = FX_T0_AT - 86400000,
       .completed = 40,
