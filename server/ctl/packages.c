@@ -107,17 +107,21 @@ void bt_ctl_submitted(bt_ctl_t *ctl, uint64_t token, int status,
 
 /* --- show and list ---------------------------------------------------------------- */
 
+/* A read in flight: the request it answers (by token, since the client may
+ * leave meanwhile) and the package it is about. */
 typedef struct {
   bt_ctl_t *ctl;
   uint64_t token;
+  uint64_t package_id;
 } pending_t;
 
-static pending_t *pending_new(bt_ctl_t *ctl, bt_ctl_req_t *req) {
+static pending_t *pending_new(bt_ctl_t *ctl, bt_ctl_req_t *req, uint64_t package_id) {
   pending_t *p = malloc(sizeof *p);
   if (p == NULL)
     abort();
   p->ctl = ctl;
   p->token = req->token;
+  p->package_id = package_id;
   return p;
 }
 
@@ -277,7 +281,7 @@ void bt_ctl__package_show(bt_ctl_t *ctl, bt_ctl_req_t *req, const Baton__Package
     bt_ctl__fail(ctl, req, BT_EINVAL, "package id required");
     return;
   }
-  bt_store_get_package(ctl->store, m->id, on_show, pending_new(ctl, req));
+  bt_store_get_package(ctl->store, m->id, on_show, pending_new(ctl, req, m->id));
 }
 
 void bt_ctl__package_list(bt_ctl_t *ctl, bt_ctl_req_t *req, const Baton__PackageQuery *m) {
@@ -303,7 +307,7 @@ void bt_ctl__package_list(bt_ctl_t *ctl, bt_ctl_req_t *req, const Baton__Package
   }
   f.capability = m->capability;
   f.limit = m->has_limit && m->limit > 0 ? (m->limit > 10000 ? 10000 : m->limit) : 100;
-  bt_store_list_packages(ctl->store, &f, on_show, pending_new(ctl, req));
+  bt_store_list_packages(ctl->store, &f, on_show, pending_new(ctl, req, 0));
 }
 
 /* --- result --------------------------------------------------------------------- */
@@ -329,13 +333,12 @@ static void on_result(void *arg, int status, const char *state, const uint8_t *d
     Baton__ResultData rd = BATON__RESULT_DATA__INIT;
     bt_ctl__reply_init(&reply);
     rd.has_id = rd.has_result = true;
-    rd.id = p->token; /* replaced below */
+    rd.id = p->package_id;
     rd.state = (char *)state;
     rd.result.data = (uint8_t *)(data ? data : (const uint8_t *)"");
     rd.result.len = len;
     reply.body_case = BATON__CTL_REPLY__BODY_RESULT;
     reply.result = &rd;
-    rd.id = req->name[0] ? strtoull(req->name, NULL, 10) : 0;
     bt_ctl__answer(p->ctl, req, &reply);
   }
   free(p);
@@ -346,8 +349,7 @@ void bt_ctl__result(bt_ctl_t *ctl, bt_ctl_req_t *req, const Baton__PackageRef *m
     bt_ctl__fail(ctl, req, BT_EINVAL, "package id required");
     return;
   }
-  snprintf(req->name, sizeof req->name, "%llu", (unsigned long long)m->id);
-  bt_store_get_result(ctl->store, m->id, on_result, pending_new(ctl, req));
+  bt_store_get_result(ctl->store, m->id, on_result, pending_new(ctl, req, m->id));
 }
 
 /* --- wait ------------------------------------------------------------------------- */
