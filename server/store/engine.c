@@ -248,6 +248,19 @@ static void send_prepares(bt_store_t *st) {
     }
     seg_append(seg, op);
   }
+  /* Then the session settings, in the same segment. */
+  bt_store_op_t *setup = bt_store__op_new(NULL, NULL, NULL);
+  setup->prepare = true; /* freed with the prepares */
+  setup->nq = 1;
+  setup->stmt[0] = BT_SQL_SESSION_SETUP;
+  bt_pgp_init(&setup->params[0]);
+  seg_append(seg, setup);
+  if (!PQsendQueryPrepared(st->conn, bt_store_sql_name[BT_SQL_SESSION_SETUP], 0, NULL, NULL,
+                           NULL, 1)) {
+    fly_push(st, seg);
+    lose_connection(st, PQerrorMessage(st->conn));
+    return;
+  }
   fly_push(st, seg);
   if (!PQpipelineSync(st->conn)) {
     lose_connection(st, PQerrorMessage(st->conn));

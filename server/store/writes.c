@@ -86,7 +86,7 @@ static void complete_insert(bt_store_op_t *op, int status) {
     abort();
   for (size_t i = 0; i < x->n; i++)
     rows[i].id = x->ids[i];
-  if (status == 0) {
+  if (status == 0 && PQnfields(op->res[0]) == 3) { /* the keyed form names earlier packages */
     const PGresult *r = op->res[0];
     int nr = PQntuples(r);
     for (int i = 0; i < nr; i++) {
@@ -144,7 +144,13 @@ void bt_store_insert_packages(bt_store_t *st, const bt_core_t *core,
   x->n = n;
   memcpy(x->ids, ids, n * sizeof *ids);
   op->extra = x;
-  bt_pgparams_t *p = bt_store__op_stmt(op, BT_SQL_PACKAGES_INSERT);
+  bool keyed = false;
+  for (size_t i = 0; i < n && !keyed; i++) {
+    bt_pkg_view_t v;
+    keyed = bt_core_package_view(core, ids[i], &v) == 0 && v.key != NULL;
+  }
+  bt_pgparams_t *p =
+      bt_store__op_stmt(op, keyed ? BT_SQL_PACKAGES_INSERT_KEYED : BT_SQL_PACKAGES_INSERT);
 
   /* Column-major: one array parameter per column, one element per package. */
   enum { C_ID, C_KEY, C_CAP, C_PAYLOAD, C_PRIO, C_DEADLINE, C_NOTBEFORE, C_REGIONS,
