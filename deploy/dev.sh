@@ -24,7 +24,7 @@ die() { printf 'dev.sh: %s\n' "$*" >&2; exit 1; }
 DEB_PACKAGES=(
   build-essential cmake pkg-config
   libuv1-dev libnanomsg-dev libprotobuf-c-dev protobuf-c-compiler
-  libpq-dev libcmocka-dev libsodium-dev libjansson-dev libinih-dev
+  libpq-dev libcmocka-dev libsodium-dev libjansson-dev libinih-dev libmicrohttpd-dev
   postgresql-15 postgresql-client-15
   python3 procps util-linux
 )

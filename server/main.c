@@ -228,9 +228,6 @@ int main(int argc, char **argv) {
   snprintf(control, sizeof control, "%s", cfg.control ? cfg.control : "");
   if (cfg.control == NULL)
     snprintf(control, sizeof control, "%s/baton.sock", cfg.data_dir);
-  if (cfg.metrics != NULL)
-    bt_log_debug("the metrics endpoint is not part of this version yet", "metrics=%s",
-                 BT_Q(cfg.metrics));
 
   app_t app;
   memset(&app, 0, sizeof app);

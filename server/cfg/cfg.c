@@ -8,6 +8,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <ini.h>
+#include <math.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,6 +66,23 @@ const bt_cfg_key_t bt_cfg_keys[] = {
      "most writes in one transaction"},
     {"store_timeout", BT_CFG_DURATION, "15s", 1000, 3600 * MS, OFF(store_timeout_ms),
      NULL, "a transaction unanswered this long: the connection is dropped and retried"},
+    {"score_cost", BT_CFG_REAL, "1.0", 0, 100, OFF(score_cost), NULL,
+     "routing weight of the cost term, cost_reference / (cost_reference + cost)"},
+    {"score_sla", BT_CFG_REAL, "1.0", 0, 100, OFF(score_sla), NULL,
+     "routing weight of the on-time term, (on_time + 9) / (with_deadline + 10)"},
+    {"score_utilisation", BT_CFG_REAL, "1.0", 0, 100, OFF(score_utilisation), NULL,
+     "routing weight of the free-capacity term, 1 - in_flight / capacity"},
+    {"score_prefer", BT_CFG_REAL, "1.0", 0, 100, OFF(score_prefer), NULL,
+     "routing weight of a package preferring the vendor (--prefer)"},
+    {"score_hours", BT_CFG_REAL, "0.5", 0, 100, OFF(score_hours), NULL,
+     "routing weight of the vendor being inside its working hours"},
+    {"cost_reference", BT_CFG_REAL, "1.0", 0.001, 1e9, OFF(cost_reference), NULL,
+     "the cost at which the cost term is 0.5"},
+    {"share_cap", BT_CFG_REAL, "0.7", 0.01, 1.0, OFF(share_cap), NULL,
+     "largest share of a capability's in-flight work one vendor gets while another "
+     "eligible vendor has room (1 = no cap)"},
+    {"aging_bound", BT_CFG_DURATION, "5m", 0, 24 * 3600 * MS, OFF(aging_bound_ms), NULL,
+     "a package routable this long goes before all others, oldest first (0 = off)"},
 };
 const size_t bt_cfg_nkeys = sizeof bt_cfg_keys / sizeof bt_cfg_keys[0];
 
@@ -124,6 +142,22 @@ int bt_cfg_set(bt_config_t *cfg, const char *key, const char *value, char *err,
     *s = value && *value ? strdup(value) : NULL;
     return 0;
   }
+  if (k->type == BT_CFG_REAL) {
+    char *end;
+    errno = 0;
+    double d = value ? strtod(value, &end) : 0;
+    if (value == NULL || end == value || *end != '\0' || errno || !isfinite(d)) {
+      snprintf(err, err_len, "%s: \"%s\" is not a number", key, value ? value : "");
+      return BT_EINVAL;
+    }
+    if (d < k->min || d > k->max) {
+      snprintf(err, err_len, "%s: %s is out of range (%g to %g)", key, value, k->min,
+               k->max);
+      return BT_EINVAL;
+    }
+    *(double *)field = d;
+    return 0;
+  }
   uint64_t v = 0;
   int rc;
   const char *what;
@@ -148,9 +182,9 @@ int bt_cfg_set(bt_config_t *cfg, const char *key, const char *value, char *err,
     snprintf(err, err_len, "%s: \"%s\" is not %s", key, value, what);
     return BT_EINVAL;
   }
-  if (v < k->min || v > k->max) {
-    snprintf(err, err_len, "%s: %s is out of range (%llu to %llu%s)", key, value,
-             (unsigned long long)k->min, (unsigned long long)k->max,
+  if ((double)v < k->min || (double)v > k->max) {
+    snprintf(err, err_len, "%s: %s is out of range (%.0f to %.0f%s)", key, value, k->min,
+             k->max,
              k->type == BT_CFG_DURATION ? " ms" : k->type == BT_CFG_BYTES ? " bytes" : "");
     return BT_EINVAL;
   }
@@ -244,6 +278,9 @@ void bt_cfg_dump(const bt_config_t *cfg, char *buf, size_t len) {
     } else if (k->type == BT_CFG_DURATION) {
       o += (size_t)snprintf(buf + o, len - o, "%s = %ums\n", k->name,
                             *(const uint32_t *)field);
+    } else if (k->type == BT_CFG_REAL) {
+      o += (size_t)snprintf(buf + o, len - o, "%s = %g\n", k->name,
+                            *(const double *)field);
     } else {
       o += (size_t)snprintf(buf + o, len - o, "%s = %u\n", k->name,
                             *(const uint32_t *)field);

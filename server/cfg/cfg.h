@@ -41,15 +41,30 @@ typedef struct {
   uint32_t store_pipeline_depth;
   uint32_t store_segment_ops;
   uint32_t store_timeout_ms;
+  /* routing */
+  double score_cost;
+  double score_sla;
+  double score_utilisation;
+  double score_prefer;
+  double score_hours;
+  double cost_reference;
+  double share_cap;
+  uint32_t aging_bound_ms;
 } bt_config_t;
 
-typedef enum { BT_CFG_STR, BT_CFG_UINT, BT_CFG_DURATION, BT_CFG_BYTES } bt_cfg_type_t;
+typedef enum {
+  BT_CFG_STR,
+  BT_CFG_UINT,
+  BT_CFG_DURATION,
+  BT_CFG_BYTES,
+  BT_CFG_REAL,
+} bt_cfg_type_t;
 
 typedef struct {
   const char *name;
   bt_cfg_type_t type;
   const char *def;  /* NULL = unset (strings only) */
-  uint64_t min, max;
+  double min, max;  /* bounds (ms for durations, bytes for sizes) */
   size_t offset;
   const char *env;  /* NULL = none */
   const char *help;

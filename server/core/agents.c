@@ -89,6 +89,10 @@ void bt_core__agent_hold(bt_core_t *core, bt_core_agent_t *a, bt_core_pkg_t *p) 
   a->held[a->n_held++] = p;
   bt_core_vendor_t *v = bt_core__vendor(core, a->vendor_id);
   v->in_flight++;
+  uint32_t ci = bt_core__vendor_cap_index(v, p->cls->cap);
+  if (ci != BT_NOPOS)
+    v->cap_in_flight[ci]++;
+  bt_core__capq(core, p->cls->cap)->in_flight++;
   bt_core__agent_update_ready(core, a);
 }
 
@@ -97,6 +101,10 @@ void bt_core__agent_release(bt_core_t *core, bt_core_agent_t *a, bt_core_pkg_t *
     if (a->held[i] == p) {
       a->held[i] = a->held[--a->n_held];
       bt_core_vendor_t *v = bt_core__vendor(core, a->vendor_id);
+      uint32_t ci = bt_core__vendor_cap_index(v, p->cls->cap);
+      if (ci != BT_NOPOS)
+        v->cap_in_flight[ci]--;
+      bt_core__capq(core, p->cls->cap)->in_flight--;
       /* A vendor at capacity may have other agents waiting for room. */
       if (v->in_flight-- >= v->capacity)
         bt_core__mark_vendor(core, v);
@@ -671,6 +679,10 @@ int bt_core_load_package(bt_core_t *core, const bt_pkg_row_t *row) {
   p->failures = row->failures;
   p->lost = row->lost;
   p->progress = (int8_t)(row->progress < 0 ? -1 : row->progress > 100 ? 100 : row->progress);
+  /* A package that was waiting before the restart keeps its age. */
+  if (row->state == BT_PKG_QUEUED)
+    p->ready_at = row->spec.not_before_at > row->submitted_at ? row->spec.not_before_at
+                                                              : row->submitted_at;
   if (row->checkpoint != NULL && row->checkpoint_len > 0) {
     p->checkpoint = bt_xmalloc(row->checkpoint_len);
     memcpy(p->checkpoint, row->checkpoint, row->checkpoint_len);

@@ -20,6 +20,14 @@ void bt_core_config_default(bt_core_config_t *cfg) {
   cfg->retry_max_ms = 60000;
   cfg->default_max_attempts = 3;
   cfg->seed = 0x9e3779b97f4a7c15ull;
+  cfg->w_cost = 1.0;
+  cfg->w_sla = 1.0;
+  cfg->w_util = 1.0;
+  cfg->w_prefer = 1.0;
+  cfg->w_hours = 0.5;
+  cfg->cost_ref = 1.0;
+  cfg->share_cap = 0.7;
+  cfg->aging_bound_ms = 300000;
 }
 
 bt_core_t *bt_core_new(const bt_core_config_t *cfg) {
@@ -31,7 +39,7 @@ bt_core_t *bt_core_new(const bt_core_config_t *cfg) {
   bt_idmap_init(&core->agent_by_id);
   bt_idmap_init(&core->pkg_by_id);
   bt_strmap_init(&core->pkg_by_key);
-  bt_pheap_init(&core->delayed, bt_core__pkg_earlier);
+  bt_pheap_init(&core->delayed, bt_core__pkg_earlier, offsetof(bt_core_pkg_t, heap_pos));
   core->next_vendor_id = core->next_agent_id = core->next_pkg_id = 1;
   core->rng = cfg->seed ? cfg->seed : 1;
   /* Symbol 0 is "none". */
@@ -45,6 +53,7 @@ bt_core_t *bt_core_new(const bt_core_config_t *cfg) {
 static void vendor_free(bt_core_vendor_t *v) {
   free(v->name);
   free(v->region);
+  free(v->cap_in_flight);
   free(v->caps);
   free(v->certs);
   free(v->hours);
@@ -80,6 +89,7 @@ void bt_core_free(bt_core_t *core) {
      * what is left here has no packages. */
     for (uint32_t j = 0; j < core->capqs[i].n_classes; j++) {
       bt_pheap_close(&core->capqs[i].classes[j]->ready);
+      bt_pheap_close(&core->capqs[i].classes[j]->aging);
       free(core->capqs[i].classes[j]);
     }
     free(core->capqs[i].classes);
@@ -96,6 +106,7 @@ void bt_core_free(bt_core_t *core) {
   bt_strmap_close(&core->strs.map);
   free(core->dirty_caps);
   free(core->dirty_agents);
+  free(core->sched_buf);
   free(core);
 }
 
@@ -224,10 +235,12 @@ static bt_core_vendor_t *vendor_make(bt_core_t *core, uint64_t id,
   v->cost = spec->cost;
   v->weight = spec->weight;
   v->hours = spec->hours && *spec->hours ? bt_xstrdup(spec->hours) : NULL;
+  v->cap_in_flight = bt_xcalloc(v->n_caps + 1, sizeof *v->cap_in_flight);
   v->state = BT_VENDOR_ACTIVE;
+  v->in_hours = true;
   memcpy(v->auth_key, spec->auth_key, sizeof v->auth_key);
   /* Vendor names are what packages' prefer/avoid lists name. */
-  bt_core_intern(core, spec->name);
+  v->name_sym = bt_core_intern(core, spec->name);
   return v;
 }
 
@@ -264,6 +277,12 @@ int bt_core_vendor_add(bt_core_t *core, const bt_vendor_spec_t *spec,
   a->text2 = v->name;
   a->text3 = v->region;
   return 0;
+}
+
+void bt_core_vendor_set_in_hours(bt_core_t *core, uint64_t vendor_id, bool in_hours) {
+  bt_core_vendor_t *v = bt_core__vendor(core, vendor_id);
+  if (v != NULL)
+    v->in_hours = in_hours;
 }
 
 void bt_core_vendor_persist_failed(bt_core_t *core, uint64_t vendor_id) {

@@ -115,6 +115,18 @@ typedef struct {
   uint32_t retry_max_ms;       /* … capped here, with ±20% jitter */
   uint32_t default_max_attempts;
   uint64_t seed;               /* for backoff jitter */
+  /* Routing score (see sched.c and the README): among the eligible vendors with
+   * room, a package goes to the highest
+   *   weight × (w_cost·cost + w_sla·sla + w_util·util + w_prefer·prefer + w_hours·hours)
+   * with every term in [0, 1]. */
+  double w_cost, w_sla, w_util, w_prefer, w_hours;
+  double cost_ref;             /* cost term = cost_ref / (cost_ref + cost) */
+  /* No lock-in: a vendor whose share of a capability's in-flight work would
+   * exceed this is passed over while another eligible vendor has room. 1 = off. */
+  double share_cap;
+  /* Aging: a package ready this long goes before any other (oldest first), so
+   * low priority work is never starved. 0 = off. */
+  uint32_t aging_bound_ms;
 } bt_core_config_t;
 
 /* Sensible defaults for every field. */
@@ -205,6 +217,9 @@ typedef struct bt_core_vendor {
   bt_vendor_state_t state;
   uint8_t auth_key[32];
   int64_t created_at;
+  bt_sym_t name_sym;       /* for packages' prefer and avoid lists */
+  bool in_hours;           /* inside its working hours now (the shell keeps this) */
+  uint32_t *cap_in_flight; /* per capability (parallel to caps): for the share cap */
   /* live figures */
   uint32_t in_flight;
   uint32_t agents_connected;
@@ -212,6 +227,9 @@ typedef struct bt_core_vendor {
   uint64_t failed;
   uint64_t on_time;       /* completed with a deadline, on time */
   uint64_t with_deadline; /* completed with a deadline */
+  /* scheduler scratch, meaningless outside a routing pass */
+  uint32_t sched_stamp;
+  uint32_t sched_slot;
 } bt_core_vendor_t;
 
 typedef struct bt_core_agent bt_core_agent_t;
@@ -250,6 +268,22 @@ typedef struct {
 int bt_core_vendor_add(bt_core_t *core, const bt_vendor_spec_t *spec,
                        uint64_t token, const bt_now_t *now, uint64_t *out_id,
                        bt_actions_t *out);
+
+/* Whether the vendor is inside its working hours now. The shell evaluates the
+ * hours in the vendor's time zone (a clock and tz data: not the core's job) and
+ * says so when it changes; a vendor without hours is always inside. Soft: it
+ * only moves the score. */
+void bt_core_vendor_set_in_hours(bt_core_t *core, uint64_t vendor_id, bool in_hours);
+
+/* The routing score of a vendor for a package, term by term (for tests, logs
+ * and the README's worked example). Returns 0 or BT_ENOTFOUND. */
+typedef struct {
+  double cost, sla, util, prefer, hours; /* each in [0, 1] */
+  double weight;                         /* the vendor's weight */
+  double total;                          /* weight × the weighted sum */
+} bt_score_t;
+int bt_core_score(const bt_core_t *core, uint64_t package_id, uint64_t vendor_id,
+                  bt_score_t *out);
 
 /* The vendor's row could not be written: it is taken out again (it has no
  * agents or work yet). */

@@ -41,12 +41,16 @@ uint64_t bt_hash_bytes(const void *p, size_t n, uint64_t seed);
 
 /* --- package heap ----------------------------------------------------------- */
 typedef int (*bt_pheap_less_fn)(const bt_core_pkg_t *a, const bt_core_pkg_t *b);
+/* A package may sit in two heaps at once (priority order and age order), so
+ * each heap keeps the package's position in its own field: pos_off is that
+ * field's offset inside bt_core_pkg_t. */
 typedef struct {
   bt_core_pkg_t **v;
   uint32_t n, cap;
   bt_pheap_less_fn less;
+  size_t pos_off;
 } bt_pheap_t;
-void bt_pheap_init(bt_pheap_t *h, bt_pheap_less_fn less);
+void bt_pheap_init(bt_pheap_t *h, bt_pheap_less_fn less, size_t pos_off);
 void bt_pheap_close(bt_pheap_t *h);
 void bt_pheap_push(bt_pheap_t *h, bt_core_pkg_t *p);
 bt_core_pkg_t *bt_pheap_top(const bt_pheap_t *h);
@@ -73,6 +77,7 @@ typedef struct bt_core_class {
   bt_sym_t cap;
   bt_core_reqs_t *reqs; /* NULL = unconstrained */
   bt_pheap_t ready;     /* queued and routable, best first */
+  bt_pheap_t aging;     /* the same packages, longest ready first */
   uint32_t refs;        /* packages that point here */
   uint32_t index;       /* position in its capq's classes */
 } bt_core_class_t;
@@ -83,6 +88,7 @@ typedef struct {
   uint32_t n_classes, cap_classes;
   bt_core_agent_t *ready_head, *ready_tail; /* agents with a free slot */
   uint32_t n_ready;
+  uint32_t in_flight; /* assigned and running packages of this capability */
   bool dirty; /* in core->dirty_caps */
 } bt_core_capq_t;
 
@@ -101,11 +107,13 @@ struct bt_core_pkg {
   int64_t deadline_at;
   int64_t not_before_at; /* also the retry time after a failure */
   int64_t submitted_at;
+  int64_t ready_at;      /* when it last became routable (aging); 0 while not */
   bt_core_class_t *cls;
   uint64_t token; /* submit request, while unpersisted */
   uint8_t *checkpoint;
   uint32_t checkpoint_len;
-  uint32_t heap_pos; /* in cls->ready or core->delayed */
+  uint32_t heap_pos;  /* in cls->ready or core->delayed */
+  uint32_t aging_pos; /* in cls->aging */
   uint32_t attempt;
   uint32_t max_attempts;
   uint32_t failures; /* attempts that failed (count against max_attempts) */
@@ -173,6 +181,10 @@ struct bt_core {
 
   bt_sym_t *dirty_caps;
   uint32_t n_dirty_caps, cap_dirty_caps;
+  /* routing scratch (sched.c) */
+  void *sched_buf;
+  uint32_t sched_buf_cap;
+  uint32_t sched_stamp;
   bt_core_agent_t **dirty_agents;
   uint32_t n_dirty_agents, cap_dirty_agents;
 
@@ -200,6 +212,7 @@ bool bt_core__vendor_has_cap(const bt_core_vendor_t *v, bt_sym_t cap);
 bool bt_core__vendor_accepts(const bt_core_vendor_t *v);
 bool bt_core__reqs_allow(const bt_core_t *core, const bt_core_reqs_t *r,
                          const bt_core_vendor_t *v);
+bool bt_core__reqs_prefer(const bt_core_reqs_t *r, const bt_core_vendor_t *v);
 bt_core_reqs_t *bt_core__reqs_intern(bt_core_t *core, const bt_pkg_spec_t *spec);
 void bt_core__reqs_release(bt_core_t *core, bt_core_reqs_t *r);
 void bt_core__reqs_free_all(bt_core_t *core);
@@ -208,6 +221,8 @@ bt_core_class_t *bt_core__class_get(bt_core_t *core, bt_sym_t cap,
 void bt_core__class_release(bt_core_t *core, bt_core_class_t *cls);
 int bt_core__pkg_better(const bt_core_pkg_t *a, const bt_core_pkg_t *b);
 int bt_core__pkg_earlier(const bt_core_pkg_t *a, const bt_core_pkg_t *b);
+int bt_core__pkg_older(const bt_core_pkg_t *a, const bt_core_pkg_t *b);
+uint32_t bt_core__vendor_cap_index(const bt_core_vendor_t *v, bt_sym_t cap);
 
 /* Package placement. */
 bt_core_pkg_t *bt_core__pkg_new(bt_core_t *core, const bt_pkg_spec_t *spec,

@@ -23,6 +23,7 @@ bt_core_pkg_t *bt_core__pkg_new(bt_core_t *core, const bt_pkg_spec_t *spec,
   p->not_before_at = spec->not_before_at;
   p->submitted_at = submitted_at;
   p->heap_pos = BT_NOPOS;
+  p->aging_pos = BT_NOPOS;
   p->max_attempts =
       spec->max_attempts ? spec->max_attempts : core->cfg.default_max_attempts;
   p->payload_len = (uint32_t)spec->payload_len;

@@ -32,6 +32,13 @@ int bt_core__pkg_earlier(const bt_core_pkg_t *a, const bt_core_pkg_t *b) {
   return a->id < b->id;
 }
 
+/* Aging order: ready the longest, then id. */
+int bt_core__pkg_older(const bt_core_pkg_t *a, const bt_core_pkg_t *b) {
+  if (a->ready_at != b->ready_at)
+    return a->ready_at < b->ready_at;
+  return a->id < b->id;
+}
+
 /* --- requirement sets -------------------------------------------------------- */
 
 static int sym_cmp(const void *a, const void *b) {
@@ -179,6 +186,24 @@ bool bt_core__vendor_has_cap(const bt_core_vendor_t *v, bt_sym_t cap) {
   return sym_in(v->caps, v->n_caps, cap);
 }
 
+uint32_t bt_core__vendor_cap_index(const bt_core_vendor_t *v, bt_sym_t cap) {
+  uint32_t lo = 0, hi = v->n_caps;
+  while (lo < hi) {
+    uint32_t mid = (lo + hi) / 2;
+    if (v->caps[mid] == cap)
+      return mid;
+    if (v->caps[mid] < cap)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return BT_NOPOS;
+}
+
+bool bt_core__reqs_prefer(const bt_core_reqs_t *r, const bt_core_vendor_t *v) {
+  return r != NULL && sym_in(r->prefer, r->n_prefer, v->name_sym);
+}
+
 bool bt_core__vendor_accepts(const bt_core_vendor_t *v) {
   return v->state == BT_VENDOR_ACTIVE || v->state == BT_VENDOR_DEGRADED;
 }
@@ -194,12 +219,10 @@ bool bt_core__reqs_allow(const bt_core_t *core, const bt_core_reqs_t *r,
       return false;
   if (r->max_cost >= 0 && v->cost > r->max_cost)
     return false;
-  if (r->n_avoid > 0) {
-    /* Vendor names are interned lazily; a name never interned cannot be avoided. */
-    for (uint32_t i = 0; i < r->n_avoid; i++)
-      if (strcmp(bt_core_sym(core, r->avoid[i]), v->name) == 0)
-        return false;
-  }
+  (void)core;
+  /* Vendor names are interned (name_sym), so avoiding is a lookup. */
+  if (r->n_avoid > 0 && sym_in(r->avoid, r->n_avoid, v->name_sym))
+    return false;
   return true;
 }
 
@@ -220,7 +243,8 @@ bt_core_class_t *bt_core__class_get(bt_core_t *core, bt_sym_t cap,
   c->cap = cap;
   c->reqs = reqs;
   c->refs = 1;
-  bt_pheap_init(&c->ready, bt_core__pkg_better);
+  bt_pheap_init(&c->ready, bt_core__pkg_better, offsetof(bt_core_pkg_t, heap_pos));
+  bt_pheap_init(&c->aging, bt_core__pkg_older, offsetof(bt_core_pkg_t, aging_pos));
   if (q->n_classes == q->cap_classes) {
     q->cap_classes = q->cap_classes ? q->cap_classes * 2 : 4;
     q->classes = bt_xrealloc(q->classes, q->cap_classes * sizeof *q->classes);
@@ -240,6 +264,7 @@ void bt_core__class_release(bt_core_t *core, bt_core_class_t *c) {
   q->classes[i]->index = i;
   bt_core__reqs_release(core, c->reqs);
   bt_pheap_close(&c->ready);
+  bt_pheap_close(&c->aging);
   free(c);
 }
 
@@ -253,16 +278,24 @@ void bt_core__enqueue(bt_core_t *core, bt_core_pkg_t *p, const bt_now_t *now) {
     return;
   }
   p->flags &= (uint8_t)~BT_PKGF_DELAYED;
+  /* Its age counts from when it became routable; a package loaded at start
+   * keeps the time it was already waiting (bt_core_load_package sets it). */
+  if (p->ready_at == 0)
+    p->ready_at = now->at;
   bt_pheap_push(&p->cls->ready, p);
+  bt_pheap_push(&p->cls->aging, p);
   bt_core__mark_cap(core, p->cls->cap);
 }
 
 void bt_core__dequeue(bt_core_t *core, bt_core_pkg_t *p) {
   if (p->heap_pos == BT_NOPOS)
     return;
-  if (p->flags & BT_PKGF_DELAYED)
+  if (p->flags & BT_PKGF_DELAYED) {
     bt_pheap_remove(&core->delayed, p);
-  else
+  } else {
     bt_pheap_remove(&p->cls->ready, p);
+    bt_pheap_remove(&p->cls->aging, p);
+    p->ready_at = 0;
+  }
   p->flags &= (uint8_t)~BT_PKGF_DELAYED;
 }

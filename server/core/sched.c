@@ -1,20 +1,35 @@
 /*
- * Routing: which queued package goes to which agent.
+ * Routing: which queued package goes to which vendor's agent.
  *
  * Eligibility is hard and checked on every decision: the vendor accepts work
- * (active or degraded) and is under its capacity, the agent has a free slot and
- * offers the capability, and the package's requirement set allows the vendor
- * (region, certifications, max cost, avoided vendors). Among eligible packages
- * the best comes first: priority, then earliest deadline, then submission order.
+ * (active or degraded) and is under its capacity, one of its agents offers the
+ * capability and has a free slot, and the package's requirement set allows the
+ * vendor (region, certifications, max cost, avoided vendors).
  *
- * Work arrives in two ways, and both end here through bt_core__sched():
- *  - an agent has room (it polled, or finished something): fill that agent with
- *    the best packages it may take (agent-driven);
- *  - packages became routable in a capability: hand them round-robin over the
- *    agents with room for that capability, one package per agent per round, so
- *    a burst spreads over vendors instead of filling the first agent.
- * Each decision reads only the top of each class heap of the capability, so its
- * cost does not grow with the number of queued packages.
+ * Whenever capacity or work changes (an agent polls or frees a slot, packages
+ * become routable), the affected capabilities are marked and bt_core__sched()
+ * places packages until nothing more can be placed:
+ *
+ *  1. Which package: the best placeable one — the top of a class heap that at
+ *     least one vendor with room may take — across the marked capabilities.
+ *     Best is: a package ready for longer than aging_bound first (oldest
+ *     first: no starvation), then higher priority, earlier deadline, lower id.
+ *  2. Which vendor: the highest score among the eligible vendors with room,
+ *        score = weight × (w_cost·cost + w_sla·sla + w_util·util
+ *                          + w_prefer·prefer + w_hours·hours)
+ *        cost   = cost_ref / (cost_ref + vendor cost)        1 when free
+ *        sla    = (on_time + 9) / (with_deadline + 10)       0.9 with no history
+ *        util   = 1 − in_flight / capacity                   its free share
+ *        prefer = 1 if the package prefers the vendor, else 0
+ *        hours  = 1 inside its working hours (or none set), else 0
+ *     except that a vendor whose share of the capability's in-flight work would
+ *     exceed share_cap is passed over while another eligible vendor has room.
+ *     Ties go to the lower vendor id.
+ *  3. Which agent: the vendor's agent with the most free slots.
+ *
+ * A decision reads only the top of each class heap (one class per capability
+ * and requirement set), so its cost depends on the number of classes and of
+ * vendors with room, never on the number of queued packages.
  */
 #include "core_int.h"
 
@@ -54,34 +69,158 @@ static bool vendor_has_room(const bt_core_vendor_t *v) {
   return bt_core__vendor_accepts(v) && v->in_flight < v->capacity;
 }
 
-/* The best ready package of one capability that vendor v may take. */
-static bt_core_pkg_t *best_in_cap(bt_core_t *core, bt_sym_t cap,
-                                  const bt_core_vendor_t *v) {
-  if (cap >= core->n_capqs)
-    return NULL;
+/* --- the score ------------------------------------------------------------- */
+
+static void score(const bt_core_t *core, const bt_core_pkg_t *p,
+                  const bt_core_vendor_t *v, bt_score_t *s) {
+  const bt_core_config_t *c = &core->cfg;
+  s->cost = c->cost_ref > 0 ? c->cost_ref / (c->cost_ref + v->cost) : 0.0;
+  s->sla = ((double)v->on_time + 9.0) / ((double)v->with_deadline + 10.0);
+  s->util = v->capacity > 0 ? 1.0 - (double)v->in_flight / (double)v->capacity : 0.0;
+  if (s->util < 0)
+    s->util = 0;
+  s->prefer = bt_core__reqs_prefer(p->cls->reqs, v) ? 1.0 : 0.0;
+  s->hours = v->in_hours ? 1.0 : 0.0;
+  s->weight = v->weight;
+  s->total = v->weight * (c->w_cost * s->cost + c->w_sla * s->sla + c->w_util * s->util +
+                          c->w_prefer * s->prefer + c->w_hours * s->hours);
+}
+
+int bt_core_score(const bt_core_t *core, uint64_t package_id, uint64_t vendor_id,
+                  bt_score_t *out) {
+  const bt_core_pkg_t *p = bt_idmap_get(&core->pkg_by_id, package_id);
+  const bt_core_vendor_t *v = bt_core__vendor(core, vendor_id);
+  if (p == NULL || v == NULL)
+    return -1;
+  score(core, p, v, out);
+  return 0;
+}
+
+/* --- vendors with room for a capability -------------------------------------- */
+
+/* A vendor that can take a package of the capability now, with the agent that
+ * would run it. */
+typedef struct {
+  bt_core_vendor_t *v;
+  bt_core_agent_t *a;
+} cand_t;
+
+static cand_t *scratch(bt_core_t *core, uint32_t n) {
+  if (n > core->sched_buf_cap) {
+    core->sched_buf_cap = n < 64 ? 64 : n * 2;
+    core->sched_buf = bt_xrealloc(core->sched_buf, core->sched_buf_cap * sizeof(cand_t));
+  }
+  return core->sched_buf;
+}
+
+/* Collects each vendor that has room and an agent with a free slot for cap,
+ * with its agent that has the most free slots. Returns how many (in *out). */
+static uint32_t vendors_with_room(bt_core_t *core, bt_sym_t cap, cand_t **out) {
   const bt_core_capq_t *q = &core->capqs[cap];
-  bt_core_pkg_t *best = NULL;
+  cand_t *buf = scratch(core, q->n_ready);
+  uint32_t n = 0;
+  uint32_t stamp = ++core->sched_stamp;
+  for (bt_core_agent_t *a = q->ready_head; a != NULL;) {
+    bt_core_agent_t *next = NULL;
+    for (uint32_t i = 0; i < a->n_caps; i++)
+      if (a->caps[i] == cap)
+        next = a->links[i].next;
+    bt_core_vendor_t *v = bt_core__vendor(core, a->vendor_id);
+    if (vendor_has_room(v)) {
+      if (v->sched_stamp != stamp) {
+        v->sched_stamp = stamp;
+        v->sched_slot = n;
+        buf[n].v = v;
+        buf[n].a = a;
+        n++;
+      } else {
+        bt_core_agent_t *b = buf[v->sched_slot].a;
+        if (a->slots - a->n_held > b->slots - b->n_held)
+          buf[v->sched_slot].a = a;
+      }
+    }
+    a = next;
+  }
+  *out = buf;
+  return n;
+}
+
+/* --- which package ------------------------------------------------------------ */
+
+typedef struct {
+  bt_core_pkg_t *p;
+  bool overdue;
+} pick_t;
+
+/* True when a goes before b. */
+static bool pick_better(const pick_t *a, const pick_t *b) {
+  if (a->overdue != b->overdue)
+    return a->overdue;
+  if (a->overdue)
+    return bt_core__pkg_older(a->p, b->p);
+  return bt_core__pkg_better(a->p, b->p);
+}
+
+static bool class_placeable(const bt_core_t *core, const bt_core_class_t *c,
+                            const cand_t *vs, uint32_t n) {
+  for (uint32_t i = 0; i < n; i++)
+    if (bt_core__reqs_allow(core, c->reqs, vs[i].v))
+      return true;
+  return false;
+}
+
+/* The best package of cap that one of the n vendors may take. */
+static pick_t pick_package(const bt_core_t *core, bt_sym_t cap, const cand_t *vs,
+                           uint32_t n, const bt_now_t *now) {
+  const bt_core_capq_t *q = &core->capqs[cap];
+  pick_t best = {NULL, false};
+  uint32_t bound = core->cfg.aging_bound_ms;
   for (uint32_t i = 0; i < q->n_classes; i++) {
-    bt_core_class_t *c = q->classes[i];
-    bt_core_pkg_t *top = bt_pheap_top(&c->ready);
-    if (top == NULL || !bt_core__reqs_allow(core, c->reqs, v))
+    const bt_core_class_t *c = q->classes[i];
+    if (c->ready.n == 0 || !class_placeable(core, c, vs, n))
       continue;
-    if (best == NULL || bt_core__pkg_better(top, best))
-      best = top;
+    pick_t cand = {bt_pheap_top(&c->ready), false};
+    if (bound > 0) {
+      bt_core_pkg_t *old = bt_pheap_top(&c->aging);
+      if (now->at - old->ready_at >= (int64_t)bound)
+        cand = (pick_t){old, true};
+    }
+    if (best.p == NULL || pick_better(&cand, &best))
+      best = cand;
   }
   return best;
 }
 
-static bt_core_pkg_t *best_for_agent(bt_core_t *core, const bt_core_agent_t *a,
-                                     const bt_core_vendor_t *v) {
-  bt_core_pkg_t *best = NULL;
-  for (uint32_t i = 0; i < a->n_caps; i++) {
-    bt_core_pkg_t *p = best_in_cap(core, a->caps[i], v);
-    if (p != NULL && (best == NULL || bt_core__pkg_better(p, best)))
-      best = p;
+/* --- which vendor ------------------------------------------------------------- */
+
+static const cand_t *pick_vendor(const bt_core_t *core, const bt_core_pkg_t *p,
+                                 const cand_t *vs, uint32_t n) {
+  const bt_core_capq_t *q = &core->capqs[p->cls->cap];
+  double cap = core->cfg.share_cap;
+  const cand_t *best = NULL, *best_capped = NULL;
+  double best_s = 0, best_capped_s = 0;
+  for (uint32_t i = 0; i < n; i++) {
+    const bt_core_vendor_t *v = vs[i].v;
+    if (!bt_core__reqs_allow(core, p->cls->reqs, v))
+      continue;
+    bt_score_t s;
+    score(core, p, v, &s);
+    uint32_t ci = bt_core__vendor_cap_index(v, p->cls->cap);
+    uint32_t mine = ci == BT_NOPOS ? 0 : v->cap_in_flight[ci];
+    /* Its share after taking this one. */
+    bool capped = cap < 1.0 && (double)(mine + 1) > cap * (double)(q->in_flight + 1);
+    const cand_t **slot = capped ? &best_capped : &best;
+    double *slot_s = capped ? &best_capped_s : &best_s;
+    if (*slot == NULL || s.total > *slot_s ||
+        (s.total == *slot_s && v->id < (*slot)->v->id)) {
+      *slot = &vs[i];
+      *slot_s = s.total;
+    }
   }
-  return best;
+  return best != NULL ? best : best_capped;
 }
+
+/* --- placing ------------------------------------------------------------------ */
 
 static void assign(bt_core_t *core, bt_core_pkg_t *p, bt_core_agent_t *a,
                    const bt_now_t *now, bt_actions_t *out) {
@@ -101,96 +240,47 @@ static void assign(bt_core_t *core, bt_core_pkg_t *p, bt_core_agent_t *a,
   act->at = now->at;
 }
 
-static void fill_agent(bt_core_t *core, bt_core_agent_t *a, const bt_now_t *now,
-                       bt_actions_t *out) {
-  const bt_core_vendor_t *v = bt_core__vendor(core, a->vendor_id);
-  while (a->ready && vendor_has_room(v)) {
-    bt_core_pkg_t *p = best_for_agent(core, a, v);
-    if (p == NULL)
-      break;
-    assign(core, p, a, now, out);
-  }
-}
-
-static bool cap_has_work(const bt_core_t *core, bt_sym_t cap) {
-  const bt_core_capq_t *q = &core->capqs[cap];
-  for (uint32_t i = 0; i < q->n_classes; i++)
-    if (q->classes[i]->ready.n > 0)
-      return true;
-  return false;
-}
-
-/* Moves agent a to the tail of capability cap's ready list (round robin). */
-static void rotate(bt_core_t *core, bt_core_capq_t *q, bt_core_agent_t *a,
-                   uint32_t idx, bt_sym_t cap) {
-  if (q->ready_tail == a)
-    return;
-  bt_core_agent_t *next = a->links[idx].next;
-  bt_core_agent_t *prev = a->links[idx].prev;
-  (void)core;
-  /* unlink */
-  if (prev) {
-    for (uint32_t i = 0; i < prev->n_caps; i++)
-      if (prev->caps[i] == cap)
-        prev->links[i].next = next;
-  } else {
-    q->ready_head = next;
-  }
-  for (uint32_t i = 0; i < next->n_caps; i++)
-    if (next->caps[i] == cap)
-      next->links[i].prev = prev;
-  /* append */
-  bt_core_agent_t *tail = q->ready_tail;
-  for (uint32_t i = 0; i < tail->n_caps; i++)
-    if (tail->caps[i] == cap)
-      tail->links[i].next = a;
-  a->links[idx].prev = tail;
-  a->links[idx].next = NULL;
-  q->ready_tail = a;
-}
-
-static void fill_cap(bt_core_t *core, bt_sym_t cap, const bt_now_t *now,
-                     bt_actions_t *out) {
-  bt_core_capq_t *q = bt_core__capq(core, cap);
-  bool progress = true;
-  while (progress && q->ready_head != NULL && cap_has_work(core, cap)) {
-    progress = false;
-    /* One round: walk the list once; only an agent that gets a package moves to
-     * the tail. Rotating every agent visited (also those that got nothing)
-     * brought the list back to its old order after each round, so packages
-     * committed one at a time all went to the first agent
-     * (test_core_route_spreads_burst). */
-    uint32_t n = q->n_ready;
-    bt_core_agent_t *a = q->ready_head;
-    for (uint32_t i = 0; i < n && a != NULL; i++) {
-      uint32_t idx = 0;
-      while (a->caps[idx] != cap)
-        idx++;
-      /* assign() may unlink a (full) and rotate() moves it; next stays put. */
-      bt_core_agent_t *next = a->links[idx].next;
-      const bt_core_vendor_t *v = bt_core__vendor(core, a->vendor_id);
-      bt_core_pkg_t *p = vendor_has_room(v) ? best_in_cap(core, cap, v) : NULL;
-      if (p != NULL) {
-        rotate(core, q, a, idx, cap);
-        assign(core, p, a, now, out);
-        progress = true;
-      }
-      a = next;
-    }
-  }
-}
-
 void bt_core__sched(bt_core_t *core, const bt_now_t *now, bt_actions_t *out) {
-  /* Caps first: a burst of new packages is spread round-robin before any single
-   * agent that asked is filled to the brim. */
-  while (core->n_dirty_caps > 0) {
-    bt_sym_t cap = core->dirty_caps[--core->n_dirty_caps];
-    core->capqs[cap].dirty = false;
-    fill_cap(core, cap, now, out);
-  }
-  while (core->n_dirty_agents > 0) {
-    bt_core_agent_t *a = core->dirty_agents[--core->n_dirty_agents];
+  /* An agent with room makes its capabilities worth a look. */
+  for (uint32_t i = 0; i < core->n_dirty_agents; i++) {
+    bt_core_agent_t *a = core->dirty_agents[i];
     a->dirty = false;
-    fill_agent(core, a, now, out);
+    for (uint32_t k = 0; k < a->n_caps; k++)
+      bt_core__mark_cap(core, a->caps[k]);
   }
+  core->n_dirty_agents = 0;
+  /* The marked capabilities (dirty_caps is reused as the working list; new
+   * marks made while placing are impossible: placing only takes room). */
+  uint32_t n_caps = core->n_dirty_caps;
+  const uint32_t marked = n_caps;
+  bt_sym_t *caps = core->dirty_caps;
+  for (;;) {
+    pick_t best = {NULL, false};
+    bt_sym_t best_cap = 0;
+    for (uint32_t i = 0; i < n_caps;) {
+      cand_t *vs;
+      uint32_t n = vendors_with_room(core, caps[i], &vs);
+      pick_t p = n ? pick_package(core, caps[i], vs, n, now) : (pick_t){NULL, false};
+      if (p.p == NULL) {
+        /* Nothing placeable here, and placing elsewhere only takes room. */
+        core->capqs[caps[i]].dirty = false;
+        caps[i] = caps[--n_caps];
+        continue;
+      }
+      if (best.p == NULL || pick_better(&p, &best)) {
+        best = p;
+        best_cap = caps[i];
+      }
+      i++;
+    }
+    if (best.p == NULL)
+      break;
+    cand_t *vs;
+    uint32_t n = vendors_with_room(core, best_cap, &vs);
+    const cand_t *c = pick_vendor(core, best.p, vs, n);
+    BT_ASSERT(c != NULL); /* pick_package saw an eligible vendor */
+    assign(core, best.p, c->a, now, out);
+  }
+  BT_ASSERT(core->n_dirty_caps == marked); /* nothing marked while placing */
+  core->n_dirty_caps = 0;
 }

@@ -151,9 +151,14 @@ void *bt_strmap_del(bt_strmap_t *m, const char *key) {
 /* --- package heap ---------------------------------------------------------- */
 /* Each package records its position (heap_pos) so it can leave from anywhere. */
 
-void bt_pheap_init(bt_pheap_t *h, bt_pheap_less_fn less) {
+void bt_pheap_init(bt_pheap_t *h, bt_pheap_less_fn less, size_t pos_off) {
   memset(h, 0, sizeof *h);
   h->less = less;
+  h->pos_off = pos_off;
+}
+
+static uint32_t *pos_of(const bt_pheap_t *h, bt_core_pkg_t *p) {
+  return (uint32_t *)((char *)p + h->pos_off);
 }
 
 void bt_pheap_close(bt_pheap_t *h) {
@@ -164,7 +169,7 @@ void bt_pheap_close(bt_pheap_t *h) {
 
 static void heap_set(bt_pheap_t *h, uint32_t i, bt_core_pkg_t *p) {
   h->v[i] = p;
-  p->heap_pos = i;
+  *pos_of(h, p) = i;
 }
 
 static void sift_up(bt_pheap_t *h, uint32_t i) {
@@ -212,9 +217,9 @@ void bt_pheap_push(bt_pheap_t *h, bt_core_pkg_t *p) {
 bt_core_pkg_t *bt_pheap_top(const bt_pheap_t *h) { return h->n ? h->v[0] : NULL; }
 
 void bt_pheap_remove(bt_pheap_t *h, bt_core_pkg_t *p) {
-  uint32_t i = p->heap_pos;
+  uint32_t i = *pos_of(h, p);
   BT_ASSERT(i < h->n && h->v[i] == p);
-  p->heap_pos = BT_NOPOS;
+  *pos_of(h, p) = BT_NOPOS;
   h->n--;
   if (i == h->n)
     return;

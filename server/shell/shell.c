@@ -12,6 +12,7 @@
 #include "bt_log.h"
 #include "bt_time.h"
 #include "ctl.h"
+#include "metrics.h"
 #include "store.h"
 #include "xport.h"
 
@@ -28,6 +29,7 @@ struct bt_shell {
   bt_store_t *store;
   bt_xp_t *xp;
   bt_ctl_t *ctl;
+  bt_met_t *met;
   uv_timer_t tick;
   bt_actions_t acts;
   bool applying;
@@ -440,6 +442,43 @@ static void on_tick(uv_timer_t *t) {
   uv_timer_start(&sh->tick, on_tick, wait < TICK_MAX_MS ? wait : TICK_MAX_MS, 0);
 }
 
+/* --- metrics ------------------------------------------------------------------------------ */
+
+static void render_metrics(void *arg, bt_met_buf_t *b) {
+  bt_shell_t *sh = arg;
+  bt_now_t n = now();
+  bt_core_stats_t st;
+  bt_core_stats(sh->core, &n, &st);
+  bt_met_family(b, "baton_packages", "gauge", "Work packages by state.");
+  for (int s = 0; s < BT_PKG__COUNT; s++)
+    bt_met_sample(b, "baton_packages", "state", bt_pkg_state_name((bt_pkg_state_t)s),
+                  (double)st.by_state[s]);
+  bt_met_family(b, "baton_packages_waiting", "gauge",
+                "Queued packages that no vendor may take now (see their waiting reason).");
+  bt_met_sample(b, "baton_packages_waiting", NULL, NULL, (double)st.waiting);
+  bt_met_family(b, "baton_vendors", "gauge", "Vendors by state.");
+  for (int s = 0; s < BT_VENDOR__COUNT; s++)
+    bt_met_sample(b, "baton_vendors", "state", bt_vendor_state_name((bt_vendor_state_t)s),
+                  (double)st.vendors_by_state[s]);
+  bt_met_family(b, "baton_agents_connected", "gauge", "Agents with a live session.");
+  bt_met_sample(b, "baton_agents_connected", NULL, NULL, (double)st.agents_connected);
+  size_t nv = bt_core_vendor_count(sh->core);
+  bt_met_family(b, "baton_vendor_in_flight", "gauge", "Assigned and running packages per vendor.");
+  for (size_t i = 0; i < nv; i++) {
+    const bt_core_vendor_t *v = bt_core_vendor_at(sh->core, i);
+    bt_met_sample(b, "baton_vendor_in_flight", "vendor", v->name, (double)v->in_flight);
+  }
+  bt_met_family(b, "baton_vendor_capacity", "gauge", "Most packages a vendor runs at once.");
+  for (size_t i = 0; i < nv; i++) {
+    const bt_core_vendor_t *v = bt_core_vendor_at(sh->core, i);
+    bt_met_sample(b, "baton_vendor_capacity", "vendor", v->name, (double)v->capacity);
+  }
+  bt_met_family(b, "baton_store_backlog", "gauge",
+                "Database writes and reads queued or in flight.");
+  bt_met_sample(b, "baton_store_backlog", NULL, NULL,
+                sh->store ? (double)bt_store_backlog(sh->store) : 0);
+}
+
 static void on_store_flush(void *arg) {
   bt_shell_t *sh = arg;
   if (sh->xp)
@@ -480,6 +519,12 @@ static void xp_closed(void *arg) {
   part_closed(sh);
 }
 
+static void met_closed(void *arg) {
+  bt_shell_t *sh = arg;
+  sh->met = NULL;
+  part_closed(sh);
+}
+
 void bt_shell_stop(bt_shell_t *sh, void (*on_stopped)(void *arg), void *arg) {
   if (sh->stopping)
     return;
@@ -487,10 +532,14 @@ void bt_shell_stop(bt_shell_t *sh, void (*on_stopped)(void *arg), void *arg) {
   sh->on_stopped = on_stopped;
   sh->stopped_arg = arg;
   bt_log_info("stopping: no new requests; flushing pending commits", NULL);
-  /* parts: tick timer, endpoint, store→ctl chain */
-  sh->closing_parts = 3;
+  /* parts: tick timer, endpoint, metrics, store→ctl chain */
+  sh->closing_parts = 4;
   if (sh->ctl)
     bt_ctl_stop_accepting(sh->ctl);
+  if (sh->met)
+    bt_met_close(sh->met, met_closed, sh);
+  else
+    part_closed(sh);
   uv_timer_stop(&sh->tick);
   uv_close((uv_handle_t *)&sh->tick, tick_closed);
   if (sh->xp)
@@ -519,6 +568,14 @@ int bt_shell_new(uv_loop_t *loop, const bt_config_t *cfg, const char *dsn,
   cc.retry_max_ms = cfg->retry_max_ms;
   cc.default_max_attempts = cfg->max_attempts;
   cc.seed = (uint64_t)bt_wall_ms() ^ ((uint64_t)bt_mono_ms() << 20);
+  cc.w_cost = cfg->score_cost;
+  cc.w_sla = cfg->score_sla;
+  cc.w_util = cfg->score_utilisation;
+  cc.w_prefer = cfg->score_prefer;
+  cc.w_hours = cfg->score_hours;
+  cc.cost_ref = cfg->cost_reference;
+  cc.share_cap = cfg->share_cap;
+  cc.aging_bound_ms = cfg->aging_bound_ms;
   sh->core = bt_core_new(&cc);
 
   bt_now_t t = now();
@@ -570,6 +627,8 @@ int bt_shell_new(uv_loop_t *loop, const bt_config_t *cfg, const char *dsn,
         .vendor_add = c_vendor_add, .submit = c_submit, .rejected = c_rejected};
     rv = bt_ctl_new(loop, control_path, &co, sh->core, sh->store, &ops, sh, &sh->ctl);
   }
+  if (rv == 0 && cfg->metrics != NULL && cfg->metrics[0] != '\0')
+    rv = bt_met_new(loop, cfg->metrics, render_metrics, sh, &sh->met);
 
   uv_timer_init(loop, &sh->tick);
   sh->tick.data = sh;

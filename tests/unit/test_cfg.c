@@ -110,8 +110,10 @@ static void test_cfg_table_is_sound(void **state) {
     } else {
       assert_non_null(k->def); /* numbers always have a default */
       assert_true(k->min <= k->max);
-      assert_true(k->max <= UINT32_MAX); /* stored in a uint32_t */
-      assert_true(k->offset + sizeof(uint32_t) <= sizeof(bt_config_t));
+      if (k->type != BT_CFG_REAL)
+        assert_true(k->max <= UINT32_MAX); /* stored in a uint32_t */
+      assert_true(k->offset + (k->type == BT_CFG_REAL ? sizeof(double) : sizeof(uint32_t)) <=
+                  sizeof(bt_config_t));
     }
     if (k->env != NULL)
       assert_int_equal(strncmp(k->env, "BATON_", 6), 0);
@@ -133,6 +135,10 @@ static void test_cfg_defaults_parse_within_bounds(void **state) {
       fail_msg("default of %s (\"%s\") refused: %s", k->name, k->def, err);
     if (k->type == BT_CFG_STR) {
       assert_string_equal(str(&c, k->name), k->def);
+    } else if (k->type == BT_CFG_REAL) {
+      double d = *(const double *)((const char *)&c + k->offset);
+      if (d < k->min || d > k->max)
+        fail_msg("default of %s = %g outside %g..%g", k->name, d, k->min, k->max);
     } else {
       uint32_t v = u32(&c, k->name);
       if (v < k->min || v > k->max)

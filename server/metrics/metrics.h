@@ -1,0 +1,45 @@
+/*
+ * metrics: Prometheus text exposition over HTTP (GET /metrics), served by
+ * libmicrohttpd on the broker's loop: the daemon runs without a thread of its
+ * own, its epoll fd is watched by a uv_poll and MHD_run() is called when it is
+ * readable, so rendering reads the broker's state directly on the loop thread
+ * with no locking.
+ *
+ * What is exposed is rendered by a callback the shell provides; this module
+ * owns the HTTP side and the text format (names, labels, escaping).
+ */
+#ifndef BT_METRICS_H
+#define BT_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+typedef struct bt_met bt_met_t;
+
+/* A text buffer being rendered. */
+typedef struct {
+  char *s;
+  size_t len, cap;
+} bt_met_buf_t;
+
+/* Writes "# HELP name help" and "# TYPE name type" once per family. */
+void bt_met_family(bt_met_buf_t *b, const char *name, const char *type,
+                   const char *help);
+/* Writes one sample: name{label="value"} v (label may be NULL). The label value
+ * is escaped as the exposition format requires. */
+void bt_met_sample(bt_met_buf_t *b, const char *name, const char *label,
+                   const char *label_value, double v);
+
+/* Fills b with every family (called per scrape, on the loop). */
+typedef void (*bt_met_render_fn)(void *arg, bt_met_buf_t *b);
+
+/* Listens on "HOST:PORT" (numeric IPv4 host). Returns 0 or a negative code
+ * with the error logged. Owned: bt_met_close. */
+int bt_met_new(uv_loop_t *loop, const char *hostport, bt_met_render_fn render, void *arg,
+               bt_met_t **out);
+
+/* Stops serving; on_closed fires once the handles are closed and it is freed. */
+void bt_met_close(bt_met_t *m, void (*on_closed)(void *arg), void *arg);
+
+#endif
