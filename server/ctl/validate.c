@@ -7,6 +7,7 @@
 #include "ctl_int.h"
 
 #include "bt_err.h"
+#include "bt_hours.h"
 #include "bt_valid.h"
 
 #include <math.h>
@@ -82,5 +83,11 @@ int bt_ctl__validate_vendor(const Baton__VendorAdd *v, char *why, size_t why_len
     FAIL("weight must be a number > 0 and <= 1000");
   if (v->hours != NULL && !bt_valid_text(v->hours, 128))
     FAIL("hours must be text of at most 128 bytes");
+  if (v->hours != NULL) {
+    bt_hours_t h;
+    char err[120];
+    if (bt_hours_parse(v->hours, &h, err, sizeof err) != 0)
+      FAIL("hours: %s (e.g. \"Mon-Fri 08:00-18:00 Europe/Berlin\")", err);
+  }
   return 0;
 }

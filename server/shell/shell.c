@@ -9,6 +9,7 @@
 #include "shell.h"
 
 #include "bt_err.h"
+#include "bt_hours.h"
 #include "bt_log.h"
 #include "bt_time.h"
 #include "ctl.h"
@@ -31,6 +32,7 @@ struct bt_shell {
   bt_ctl_t *ctl;
   bt_met_t *met;
   uv_timer_t tick;
+  uv_timer_t hours; /* re-evaluates vendors' working hours once a minute */
   bt_actions_t acts;
   bool applying;
   /* set while a hello is processed: the session its PERSIST_AGENT answers */
@@ -55,6 +57,7 @@ static void *xmalloc(size_t n) {
 }
 
 static void apply(bt_shell_t *sh);
+static void update_hours(bt_shell_t *sh);
 
 /* --- commit callbacks --------------------------------------------------------- */
 
@@ -123,6 +126,8 @@ static void on_ack_ready(void *arg, int status) {
 
 static void on_vendor_committed(void *arg, int status) {
   ctx_t *c = arg;
+  if (status == 0)
+    update_hours(c->sh); /* a new vendor's hours count from now */
   if (status != 0) {
     bt_log_error("could not record a new vendor", "vendor_id=%" PRIu64 " error=%s",
                  c->package_id, bt_strerror(status));
@@ -442,6 +447,31 @@ static void on_tick(uv_timer_t *t) {
   uv_timer_start(&sh->tick, on_tick, wait < TICK_MAX_MS ? wait : TICK_MAX_MS, 0);
 }
 
+/* --- working hours ----------------------------------------------------------------------- */
+
+/* Whether each vendor is inside its working hours now. This needs a clock and
+ * time-zone data, so it is done here and handed to the core, which only scores
+ * with it. Zone files are read once per zone and cached (bt_hours). */
+static void update_hours(bt_shell_t *sh) {
+  int64_t at = bt_wall_ms();
+  size_t n = bt_core_vendor_count(sh->core);
+  for (size_t i = 0; i < n; i++) {
+    const bt_core_vendor_t *v = bt_core_vendor_at(sh->core, i);
+    bool inside = true;
+    bt_hours_t h;
+    if (v->hours != NULL && bt_hours_parse(v->hours, &h, NULL, 0) == 0 &&
+        bt_hours_at(&h, at, &inside) != 0)
+      inside = true; /* zone data gone: do not penalise the vendor for it */
+    if (inside != v->in_hours) {
+      bt_log_info(inside ? "vendor inside its working hours" : "vendor outside its working hours",
+                  "vendor=%s hours=%s", BT_Q(v->name), BT_Q(v->hours));
+      bt_core_vendor_set_in_hours(sh->core, v->id, inside);
+    }
+  }
+}
+
+static void on_hours(uv_timer_t *t) { update_hours(t->data); }
+
 /* --- metrics ------------------------------------------------------------------------------ */
 
 static void render_metrics(void *arg, bt_met_buf_t *b) {
@@ -502,6 +532,8 @@ static void part_closed(void *arg) {
 
 static void tick_closed(uv_handle_t *h) { part_closed(h->data); }
 
+static void hours_closed(uv_handle_t *h) { part_closed(h->data); }
+
 /* The store is drained: now the control socket may go (its last answers were
  * written by the store's callbacks). */
 static void store_closed(void *arg) {
@@ -532,8 +564,10 @@ void bt_shell_stop(bt_shell_t *sh, void (*on_stopped)(void *arg), void *arg) {
   sh->on_stopped = on_stopped;
   sh->stopped_arg = arg;
   bt_log_info("stopping: no new requests; flushing pending commits", NULL);
-  /* parts: tick timer, endpoint, metrics, store→ctl chain */
-  sh->closing_parts = 4;
+  /* parts: tick and hours timers, endpoint, metrics, store→ctl chain */
+  sh->closing_parts = 5;
+  uv_timer_stop(&sh->hours);
+  uv_close((uv_handle_t *)&sh->hours, hours_closed);
   if (sh->ctl)
     bt_ctl_stop_accepting(sh->ctl);
   if (sh->met)
@@ -632,11 +666,16 @@ int bt_shell_new(uv_loop_t *loop, const bt_config_t *cfg, const char *dsn,
 
   uv_timer_init(loop, &sh->tick);
   sh->tick.data = sh;
+  uv_timer_init(loop, &sh->hours);
+  sh->hours.data = sh;
   if (rv != 0) {
     bt_shell_stop(sh, NULL, NULL);
     return rv;
   }
   uv_timer_start(&sh->tick, on_tick, 0, 0);
+  /* Now, then at every minute: hours are given to the minute. */
+  update_hours(sh);
+  uv_timer_start(&sh->hours, on_hours, 60000 - (uint64_t)(bt_wall_ms() % 60000), 60000);
   *out = sh;
   return 0;
 }

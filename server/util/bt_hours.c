@@ -711,9 +711,9 @@ int bt_hours_parse(const char *text, bt_hours_t *out, char *err, size_t err_len)
   if (err != NULL && err_len > 0)
     err[0] = '\0';
 
+  /* The length is checked after the ranges: nine ranges never fit in 128
+   * bytes, and "more than 8 ranges" says better what to change. */
   size_t len = strlen(ps.p);
-  if (len > BT_HOURS_TEXT_MAX)
-    return perr(&ps, "hours text is longer than %d bytes (%zu)", BT_HOURS_TEXT_MAX, len);
   for (size_t i = 0; i < len; i++) {
     unsigned char c = (unsigned char)ps.p[i];
     if (!is_space((char)c) && (c <= 0x20 || c >= 0x7f))
@@ -725,9 +725,19 @@ int bt_hours_parse(const char *text, bt_hours_t *out, char *err, size_t err_len)
                         (ps.p[4] == '\0' || is_space(ps.p[4])))) {
     h.always = true;
     snprintf(h.zone, sizeof h.zone, "UTC");
+    if (len > BT_HOURS_TEXT_MAX)
+      return perr(&ps, "hours text is longer than %d bytes (%zu)", BT_HOURS_TEXT_MAX, len);
     if (*ps.p != '\0') {
       ps.p += 4;
       skip_space(&ps);
+      const char *w = ps.p;
+      while (*w != '\0' && !is_space(*w))
+        w++;
+      while (is_space(*w))
+        w++;
+      if (*w != '\0')
+        return perr(&ps, "unexpected \"%.*s\" after 24/7 (only a zone may follow)",
+                    clip((int)strlen(ps.p)), ps.p);
       if (*ps.p != '\0' && (rc = parse_zone(&ps, &h)) != 0)
         return rc;
     }
@@ -762,6 +772,8 @@ int bt_hours_parse(const char *text, bt_hours_t *out, char *err, size_t err_len)
     ps.p++;
     skip_space(&ps);
   }
+  if (len > BT_HOURS_TEXT_MAX)
+    return perr(&ps, "hours text is longer than %d bytes (%zu)", BT_HOURS_TEXT_MAX, len);
   if (*ps.p == '\0')
     return perr(&ps, "missing zone after the last range (e.g. Europe/Berlin or UTC)");
   if ((rc = parse_zone(&ps, &h)) != 0)
