@@ -437,7 +437,10 @@ static void test_ctl_validate_vendor_numbers_and_hours(void **state) {
   vendor_full(&v);
   v.hours = h129;
   VENDOR_REFUSED(&v, "hours");
+  /* Within the length limit but not hours: refused by the parser now. */
   v.hours = h128;
+  VENDOR_REFUSED(&v, "hours");
+  v.hours = "Mon-Fri 09:00-17:30, Sat 10:00-14:00 America/New_York";
   VENDOR_PASSES(&v);
 }
 
