@@ -233,14 +233,14 @@ static int32_t ptz_utoff(const ptz_t *z, int64_t t) {
   struct {
     int64_t at;
     int dst;
-  } ev[6], tmp;
+  } ev[6] = {{0, 0}}, tmp;
+  const int n = 6;
   int64_t y = year_from_days(floor_div(t + z->std_utoff, 86400));
-  int n = 0;
-  for (int64_t yy = y - 1; yy <= y + 1; yy++) {
-    ev[n].at = rdate_local(&z->start, yy) - z->std_utoff;
-    ev[n++].dst = 1;
-    ev[n].at = rdate_local(&z->end, yy) - z->dst_utoff;
-    ev[n++].dst = 0;
+  for (int i = 0; i < 3; i++) {
+    ev[2 * i].at = rdate_local(&z->start, y - 1 + i) - z->std_utoff;
+    ev[2 * i].dst = 1;
+    ev[2 * i + 1].at = rdate_local(&z->end, y - 1 + i) - z->dst_utoff;
+    ev[2 * i + 1].dst = 0;
   }
   /* Insertion sort; on a tie the end goes first, so back-to-back DST years
    * stay DST. */
@@ -263,7 +263,7 @@ static int32_t ptz_utoff(const ptz_t *z, int64_t t) {
 #define TZIF_MAX_BYTES (256 * 1024) /* the largest Debian zone is under 4 KiB */
 #define TZIF_MAX_TRANS 65536
 #define TZIF_MAX_UTOFF (26 * 3600)
-#define ZONE_CACHE_SLOTS 32
+#define ZONE_CACHE_SLOTS 64
 
 typedef struct {
   char name[BT_HOURS_ZONE_MAX];
