@@ -546,7 +546,9 @@ void bt_core_load_done(bt_core_t *core, const bt_now_t *now);
 
 typedef struct {
   uint64_t by_state[BT_PKG__COUNT]; /* open states live; finished since start + loaded */
-  uint64_t waiting;                 /* queued with a waiting reason */
+  uint64_t waiting;                 /* routable, but no vendor may take them now
+                                       (held by --not-before or a retry backoff
+                                       is not waiting: it is on schedule) */
   uint32_t vendors_by_state[BT_VENDOR__COUNT];
   uint32_t agents_connected;
 } bt_core_stats_t;
