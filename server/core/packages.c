@@ -216,16 +216,21 @@ char *bt_core_waiting_reason(const bt_core_t *core, uint64_t id, const bt_now_t 
     if (!bt_core__reqs_allow(core, r, v))
       continue;
     eligible++;
-    for (uint32_t j = 0; j < core->n_agents; j++) {
-      const bt_core_agent_t *a = core->agents[j];
-      if (a->vendor_id == v->id && a->state == BT_AGENT_CONNECTED) {
-        for (uint32_t k = 0; k < a->n_caps; k++)
-          if (a->caps[k] == cap) {
-            live++;
-            break;
-          }
-      }
-    }
+  }
+  /* One pass over the agents, not one per eligible vendor: vendors × agents
+   * per call made bt_core_stats (one call per class) take 0.3 s with 350
+   * vendors and 1,000 agents (test_core_property_world). */
+  for (uint32_t j = 0; eligible > 0 && live == 0 && j < core->n_agents; j++) {
+    const bt_core_agent_t *a = core->agents[j];
+    if (a->state != BT_AGENT_CONNECTED)
+      continue;
+    bool offers = false;
+    for (uint32_t k = 0; k < a->n_caps && !offers; k++)
+      offers = a->caps[k] == cap;
+    const bt_core_vendor_t *v = offers ? bt_core__vendor(core, a->vendor_id) : NULL;
+    if (v != NULL && bt_core__vendor_has_cap(v, cap) && bt_core__vendor_accepts(v) &&
+        bt_core__reqs_allow(core, r, v))
+      live++;
   }
   const char *capname = bt_core_sym(core, cap);
   size_t o = 0;

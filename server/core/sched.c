@@ -33,6 +33,8 @@
  */
 #include "core_int.h"
 
+#include "bt_err.h"
+
 #include <string.h>
 
 void bt_core__mark_cap(bt_core_t *core, bt_sym_t cap) {
@@ -90,8 +92,9 @@ int bt_core_score(const bt_core_t *core, uint64_t package_id, uint64_t vendor_id
                   bt_score_t *out) {
   const bt_core_pkg_t *p = bt_idmap_get(&core->pkg_by_id, package_id);
   const bt_core_vendor_t *v = bt_core__vendor(core, vendor_id);
+  /* BT_ENOTFOUND as core.h documents, not -1 (test_core_score_unknown_ids). */
   if (p == NULL || v == NULL)
-    return -1;
+    return BT_ENOTFOUND;
   score(core, p, v, out);
   return 0;
 }

@@ -105,7 +105,9 @@ uint64_t fx_vendor(fx_t *fx, const fx_vendor_t *v) {
   uint8_t key[32];
   memset(key, 0x5a, sizeof key);
   fx_clear(fx);
-  if (v->state == BT_VENDOR_ACTIVE) {
+  double weight = v->weight != 0 ? v->weight : 1.0;
+  uint64_t id = 0;
+  if (v->state == BT_VENDOR_ACTIVE && v->on_time == 0 && v->with_deadline == 0) {
     bt_vendor_spec_t spec = {
         .name = v->name,
         .region = v->region ? v->region : "EU-DE",
@@ -116,17 +118,19 @@ uint64_t fx_vendor(fx_t *fx, const fx_vendor_t *v) {
         .n_certs = certs.n,
         .capacity = v->capacity ? v->capacity : 100,
         .cost = v->cost,
-        .weight = 1.0,
+        .weight = weight,
+        .hours = v->hours,
     };
     memcpy(spec.auth_key, key, sizeof key);
-    uint64_t id = 0;
     assert_int_equal(bt_core_vendor_add(fx->core, &spec, fx->token++, &fx->now, &id,
                                         &fx->out),
                      0);
+    if (v->out_of_hours)
+      bt_core_vendor_set_in_hours(fx->core, id, false);
     return id;
   }
   size_t n = bt_core_vendor_count(fx->core);
-  uint64_t id = n ? bt_core_vendor_at(fx->core, n - 1)->id + 1 : 1;
+  id = n ? bt_core_vendor_at(fx->core, n - 1)->id + 1 : 1;
   bt_vendor_row_t row = {
       .spec = {
           .name = v->name,
@@ -138,14 +142,20 @@ uint64_t fx_vendor(fx_t *fx, const fx_vendor_t *v) {
           .n_certs = certs.n,
           .capacity = v->capacity ? v->capacity : 100,
           .cost = v->cost,
-          .weight = 1.0,
+          .weight = weight,
+          .hours = v->hours,
       },
       .id = id,
       .state = v->state,
       .created_at = fx->now.at,
+      .completed = v->with_deadline,
+      .on_time = v->on_time,
+      .with_deadline = v->with_deadline,
   };
   memcpy(row.spec.auth_key, key, sizeof key);
   assert_int_equal(bt_core_load_vendor(fx->core, &row), 0);
+  if (v->out_of_hours)
+    bt_core_vendor_set_in_hours(fx->core, id, false);
   return id;
 }
 

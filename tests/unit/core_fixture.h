@@ -47,8 +47,9 @@ typedef struct {
 } fx_list_t;
 
 /* A vendor as a table row. Defaults: region "EU-DE", caps "translate",
- * capacity 100. A state other than active is set by loading the vendor
- * (bt_core_load_vendor), the only way the core's API takes a state. */
+ * capacity 100, weight 1. A state other than active (or an SLA history) is set
+ * by loading the vendor (bt_core_load_vendor), the only way the core's API
+ * takes a state. */
 typedef struct {
   const char *name;
   const char *region;
@@ -57,6 +58,13 @@ typedef struct {
   uint32_t capacity; /* 0 = 100 */
   double cost;
   bt_vendor_state_t state;
+  /* Routing score inputs (test_core_score.c). A vendor with an on-time history
+   * is loaded (bt_core_load_vendor), like a non-active state. */
+  double weight;          /* 0 = 1.0 */
+  const char *hours;      /* NULL none */
+  bool out_of_hours;      /* bt_core_vendor_set_in_hours(false) after adding */
+  uint64_t on_time;       /* completed with a deadline, on time */
+  uint64_t with_deadline; /* completed with a deadline */
 } fx_vendor_t;
 
 /* A package as a table row. Times are relative to fx->now.at. */
