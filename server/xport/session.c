@@ -3,9 +3,9 @@
  * request each session is answering, and the Work replies.
  *
  * An outbox per session holds assignments and cancels until the agent
- * acknowledges them through ack_seq; every reply carries all of them. A cooked
- * REQ socket drops the answer to a request it superseded (a parked poll replaced
- * by Results), so this resending is what makes delivery reliable.
+ * acknowledges them through ack_seq; every reply carries all of them. An agent
+ * drops the answer to a request it superseded (a parked poll replaced by
+ * Results), so this resending is what makes delivery reliable.
  */
 #include "xport_int.h"
 
@@ -136,7 +136,7 @@ void bt_xp__session_free(bt_xp_t *xp, bt_xp_session_t *s) {
 }
 
 /* Takes over the request slot: an unanswered earlier request is superseded
- * (the agent's REQ socket already dropped it). */
+ * (the agent drops any late answer to it). */
 static void take_request(bt_xp_session_t *s, void *ctl, bt_xr_kind_t kind, uint64_t now) {
   if (s->ctl)
     nn_freemsg(s->ctl);

@@ -6,6 +6,7 @@ acknowledged package completes exactly once with the right result; nothing
 acknowledged is lost; whatever a failed submit left in the database
 completes too. Prints how long recovery took."""
 
+import base64
 import json
 import os
 import random
@@ -237,6 +238,36 @@ def test_kill9_broker_under_load(env):
     for label, tk, tu, st in run.figures:
         print(f"crash: {label}: broker answering {tu - tk:.2f}s after the kill; "
               f"committed state at the kill {st}", flush=True)
+
+
+@test(timeout=120)
+def test_idle_agents_send_their_parked_poll_again_after_a_restart(env):
+    """An idle agent's poll is parked when the broker dies. The agent sends it
+    again as soon as its connection is back (worker/lib/link.c), so it learns
+    of the restart at once instead of at its reply deadline (lease + poll park
+    + margin: more than 30 s here), and takes new work right away."""
+    broker = env.broker(extra_args=["--set", "poll_park=30s"])
+    fleet = start_fleet(env, broker, vendors=(("acme", "EU-DE", (1,)),))
+    agent = fleet["agents"][0]
+    time.sleep(0.5)  # the agent's first poll is parked
+    t_kill = time.monotonic()
+    assert broker.kill9() == -signal.SIGKILL
+    broker.start(timeout=60)
+    ids = submit_batch(broker, write_batch(env.path("after.jsonl"),
+                                           [batch_line("after restart")]), 1)
+    wait_ids(broker, ids, timeout=60)
+    took = time.monotonic() - t_kill
+    print(f"crash: idle agent ran new work {took:.2f}s after the kill "
+          f"(poll park 30s)", flush=True)
+    log = agent.log_text()
+    assert "request sent again" in log, agent.tail(20)
+    assert "request=poll" in log and "does not know the session" in log, agent.tail(20)
+    # Its reply deadline would have been 30 s + lease away: the resend did it.
+    assert took < 20, f"{took:.1f}s\n" + agent.tail(20)
+    _, p, _ = broker.ctl("package", "show", ids[0])
+    assert p["state"] == "completed" and p["vendor"] == "acme", p
+    _, r, _ = broker.ctl("result", ids[0])
+    assert base64.b64decode(r["result_b64"]) == b"AFTER RESTART", r
 
 
 if __name__ == "__main__":

@@ -277,7 +277,7 @@ static void script_basic(h_t *h) {
   FB_CHECK(&h->st, r->output.len == 5 && memcmp(r->output.data, "HELLO", 5) == 0);
   FB_CHECK(&h->st, res->results->free_slots == 2);
   fb_req_free(res);
-  /* A late answer to the superseded poll is dropped by the REQ socket... */
+  /* A late answer to the superseded poll is dropped by the agent (its id is old)... */
   Baton__Assignment a2, *l2[] = {&a2};
   Baton__Work late = BATON__WORK__INIT;
   fb_assignment(&a2, 2, 12, 1, "hold", "late");

@@ -2,7 +2,7 @@
  * Internals of libbaton-agent shared by its files (never installed):
  *   attempts.c  the table of attempts this process holds (running, finished,
  *               result in flight) with their pending progress;
- *   link.c      one nanomsg NN_REQ socket bridged into the libuv loop;
+ *   link.c      one raw nanomsg NN_REQ socket bridged into the libuv loop;
  *   wire.c      protobuf packing with the size check, and reply validation;
  *   agent.c     the session state machine and the public API.
  * Internal non-static names use the bt_agent__ prefix; none is exported from the
@@ -109,15 +109,17 @@ typedef void (*bt_agent__link_msg_cb)(void *ctx, const uint8_t *buf, size_t len)
 /* Fires once the link's handle is closed and its memory freed. */
 typedef void (*bt_agent__link_closed_cb)(void *ctx);
 
-/* Opens an NN_REQ socket, sets its options (receive limit max_bytes, resend
- * interval, reconnect intervals), connects it to every endpoint of the
- * comma-separated list and watches it on loop. Returns 0 and *out (owned: close
- * with bt_agent__link_close), BT_EINVAL for a malformed endpoint list, or -errno. */
+/* Opens a raw NN_REQ socket, sets its options (receive limit max_bytes,
+ * reconnect intervals), connects it to every endpoint of the comma-separated
+ * list and watches it on loop. Returns 0 and *out (owned: close with
+ * bt_agent__link_close), BT_EINVAL for a malformed endpoint list, or -errno. */
 int bt_agent__link_open(uv_loop_t *loop, const char *endpoints, uint32_t max_bytes,
                         bt_agent__link_msg_cb on_msg, void *ctx,
                         bt_agent__link_t **out);
-/* Sends one request (copied). A previous request still in flight is cancelled by
- * the REQ socket and its reply dropped. Returns 0 or -errno. */
+/* Sends one request (copied) under a new request id. Only the reply to the
+ * latest request is delivered; a reply to an earlier one is dropped. Queued if
+ * no connection is up yet, and sent again if the connections change before
+ * the reply comes. Returns 0 or -errno. */
 int bt_agent__link_send(bt_agent__link_t *link, const void *buf, size_t len);
 /* Changes the receive limit (NN_RCVMAXSIZE). Returns 0 or -errno. */
 int bt_agent__link_set_max(bt_agent__link_t *link, uint32_t max_bytes);

@@ -1,12 +1,32 @@
 /*
- * One nanomsg NN_REQ socket in a libuv loop. Owns the socket and the uv_poll_t
- * that watches its NN_RCVFD; knows nothing about the protocol.
+ * One nanomsg socket to the broker in a libuv loop: a raw NN_REQ socket (a
+ * DEALER), with the request id kept here. Owns the socket, the uv_poll_t on its
+ * NN_RCVFD and a timer; knows nothing about the protocol.
+ *
+ * Why raw and not a cooked NN_REQ: a cooked REQ keeps a reply that arrived
+ * before the application read it, and when the application sends its next
+ * request first (a Results superseding a parked Poll whose answer is already
+ * on its way) nanomsg 1.1.5 overwrites that stored reply with the next one
+ * without freeing it (req.c: nn_req_in receives into task.reply, DONE + SENT
+ * never terminates it). Every such race leaked one message; the ASan build
+ * caught it as `nn_chunk_alloc` leaks in agents. Here every message is
+ * received by the application and freed, and a reply is matched to the
+ * current request by its id; replies to superseded requests are dropped, as a
+ * cooked REQ would.
+ *
+ * What a cooked REQ did that this file does instead:
+ *  - the 4-byte request id (top bit set) goes in the SP header of each send;
+ *  - a request made before any connection is up is queued here and sent as
+ *    soon as one is (checked on the timer: a raw send gives EAGAIN);
+ *  - a request is sent again when connections change while it waits for its
+ *    reply (a broker restart, a dropped pipe), as REQ resends when its pipe
+ *    goes away. nanomsg has no pipe events; its connection counters are the
+ *    signal (notes/stack-findings.md §3). A duplicate is harmless: the broker
+ *    takes the newest copy of a session's request, and results are idempotent.
  *
  * Rules from notes/stack-findings.md that this file must keep:
  *  - NN_RCVFD is an eventfd: watch it for UV_READABLE only (UV_WRITABLE spins);
  *  - drain with NN_DONTWAIT in capped batches;
- *  - NN_REQ_RESEND_IVL above the broker's park time and never negative (a negative
- *    value aborts inside nanomsg at the next send);
  *  - stop and close the uv_poll_t before nn_close, which closes the fd under it.
  */
 #include "agent_int.h"
@@ -19,18 +39,30 @@
 #include <nanomsg/reqrep.h>
 #include <string.h>
 
-/* REQ resends a request that got no reply after this long. It must exceed the
- * broker's poll park time, or every parked poll would be sent twice. */
-#define RESEND_IVL_MS 60000
 #define RECONNECT_IVL_MS 100
 #define RECONNECT_IVL_MAX_MS 2000
 /* Messages handled per wake-up, so one socket cannot starve the loop. */
 #define RECV_BATCH 16
+/* How often a request waiting for its reply checks the connection counters,
+ * and how often a request with no connection to go out on tries again. */
+#define WATCH_MS 100
+#define UNSENT_RETRY_MS 10
+#define REQ_ID_BIT 0x80000000u
 
 struct bt_agent__link {
-  uv_poll_t poll; /* watches NN_RCVFD; freed in its close callback */
+  uv_poll_t poll;   /* watches NN_RCVFD */
+  uv_timer_t timer; /* resends; runs only while a request is unanswered */
+  int open_handles; /* the link is freed when the last handle has closed */
   int sock;
   int closing;
+  /* The current request, kept to send it again. */
+  uint8_t *req;
+  size_t req_len, req_cap;
+  uint32_t req_id; /* with REQ_ID_BIT set; 0 before the first request */
+  int awaiting;    /* sent or queued, no reply yet */
+  int unsent;      /* waiting for a connection to take it (again) */
+  int sent;        /* went out at least once */
+  uint64_t conns;  /* established + broken connections when last sent */
   bt_agent__link_msg_cb on_msg;
   bt_agent__link_closed_cb on_closed;
   void *ctx;
@@ -38,6 +70,87 @@ struct bt_agent__link {
 
 static int set_int(int sock, int level, int opt, int v) {
   return nn_setsockopt(sock, level, opt, &v, sizeof v) == 0 ? 0 : -errno;
+}
+
+static uint64_t conn_changes(int sock) {
+  return nn_get_statistic(sock, NN_STAT_ESTABLISHED_CONNECTIONS) +
+         nn_get_statistic(sock, NN_STAT_BROKEN_CONNECTIONS);
+}
+
+/* Sends the current request with its id in the SP header (the layout a raw
+ * socket reads back: [size_t length][bytes], see stack-findings §2). Returns 0,
+ * -EAGAIN when no connection is up, or another -errno. */
+static int send_current(bt_agent__link_t *l) {
+  union {
+    struct nn_cmsghdr h;
+    uint8_t bytes[NN_CMSG_SPACE(sizeof(size_t) + 4)];
+  } ctl;
+  memset(&ctl, 0, sizeof ctl);
+  ctl.h.cmsg_len = NN_CMSG_LEN(sizeof(size_t) + 4);
+  ctl.h.cmsg_level = PROTO_SP;
+  ctl.h.cmsg_type = SP_HDR;
+  uint8_t *data = NN_CMSG_DATA(&ctl.h);
+  size_t four = 4;
+  memcpy(data, &four, sizeof four);
+  data[sizeof four + 0] = (uint8_t)(l->req_id >> 24);
+  data[sizeof four + 1] = (uint8_t)(l->req_id >> 16);
+  data[sizeof four + 2] = (uint8_t)(l->req_id >> 8);
+  data[sizeof four + 3] = (uint8_t)l->req_id;
+  struct nn_iovec iov = {.iov_base = l->req, .iov_len = l->req_len};
+  struct nn_msghdr hdr;
+  memset(&hdr, 0, sizeof hdr);
+  hdr.msg_iov = &iov;
+  hdr.msg_iovlen = 1;
+  hdr.msg_control = &ctl;
+  hdr.msg_controllen = sizeof ctl;
+  l->conns = conn_changes(l->sock);
+  if (nn_sendmsg(l->sock, &hdr, NN_DONTWAIT) < 0)
+    return -errno;
+  return 0;
+}
+
+static void on_timer(uv_timer_t *t) {
+  bt_agent__link_t *l = t->data;
+  if (l->closing || !l->awaiting) {
+    uv_timer_stop(t);
+    return;
+  }
+  if (!l->unsent && conn_changes(l->sock) == l->conns)
+    return;
+  int rv = send_current(l);
+  if (rv == -EAGAIN) {
+    if (!l->unsent)
+      uv_timer_start(&l->timer, on_timer, UNSENT_RETRY_MS, UNSENT_RETRY_MS);
+    l->unsent = 1;
+    return;
+  }
+  if (rv != 0)
+    bt_log_warn("could not send request again", "error=%s", BT_Q(nn_strerror(-rv)));
+  else if (l->sent)
+    bt_log_info("broker connection changed; request sent again", NULL);
+  l->sent |= rv == 0;
+  if (l->unsent)
+    uv_timer_start(&l->timer, on_timer, WATCH_MS, WATCH_MS);
+  l->unsent = 0;
+}
+
+/* The 4-byte request id of a received reply, or 0 if it has none. */
+static uint32_t reply_id(struct nn_msghdr *hdr) {
+  for (struct nn_cmsghdr *c = NN_CMSG_FIRSTHDR(hdr); c != NULL;
+       c = NN_CMSG_NXTHDR(hdr, c)) {
+    if (c->cmsg_level != PROTO_SP || c->cmsg_type != SP_HDR)
+      continue;
+    const uint8_t *d = NN_CMSG_DATA(c);
+    size_t n;
+    if (c->cmsg_len < NN_CMSG_LEN(sizeof n + 4))
+      return 0;
+    memcpy(&n, d, sizeof n);
+    if (n != 4)
+      return 0;
+    d += sizeof n;
+    return (uint32_t)d[0] << 24 | (uint32_t)d[1] << 16 | (uint32_t)d[2] << 8 | d[3];
+  }
+  return 0;
 }
 
 static void on_readable(uv_poll_t *h, int status, int events) {
@@ -48,15 +161,34 @@ static void on_readable(uv_poll_t *h, int status, int events) {
     return;
   }
   for (int i = 0; i < RECV_BATCH && !l->closing; i++) {
-    void *buf = NULL;
-    int n = nn_recv(l->sock, &buf, NN_MSG, NN_DONTWAIT);
+    void *buf = NULL, *ctl = NULL;
+    struct nn_iovec iov = {.iov_base = &buf, .iov_len = NN_MSG};
+    struct nn_msghdr hdr;
+    memset(&hdr, 0, sizeof hdr);
+    hdr.msg_iov = &iov;
+    hdr.msg_iovlen = 1;
+    hdr.msg_control = &ctl;
+    hdr.msg_controllen = NN_MSG;
+    int n = nn_recvmsg(l->sock, &hdr, NN_DONTWAIT);
     if (n < 0) {
-      if (errno != EAGAIN && errno != EINTR && errno != EFSM)
+      if (errno != EAGAIN && errno != EINTR)
         bt_log_warn("could not receive from broker", "error=%s",
                     BT_Q(nn_strerror(errno)));
       return;
     }
-    l->on_msg(l->ctx, buf, (size_t)n);
+    uint32_t id = ctl != NULL ? reply_id(&hdr) : 0;
+    if (ctl != NULL)
+      nn_freemsg(ctl);
+    if (l->awaiting && id == l->req_id) {
+      l->awaiting = l->unsent = 0;
+      uv_timer_stop(&l->timer);
+      l->on_msg(l->ctx, buf, (size_t)n);
+    } else {
+      /* The answer to a request since superseded, or a second copy of one
+       * already answered (a request sent again): a cooked REQ drops these too. */
+      bt_log_debug("dropped a reply to an earlier request", "reply_id=%08x current=%08x",
+                   (unsigned)id, (unsigned)l->req_id);
+    }
     nn_freemsg(buf);
   }
 }
@@ -90,16 +222,27 @@ static int connect_all(int sock, const char *endpoints) {
   return rv;
 }
 
+static void on_handle_closed(uv_handle_t *h) {
+  bt_agent__link_t *l = h->data;
+  if (--l->open_handles > 0)
+    return;
+  bt_agent__link_closed_cb cb = l->on_closed;
+  void *ctx = l->ctx;
+  free(l->req);
+  free(l);
+  if (cb != NULL)
+    cb(ctx);
+}
+
 int bt_agent__link_open(uv_loop_t *loop, const char *endpoints, uint32_t max_bytes,
                         bt_agent__link_msg_cb on_msg, void *ctx,
                         bt_agent__link_t **out) {
   int rv, fd = -1;
   size_t fdsz = sizeof fd;
-  int sock = nn_socket(AF_SP, NN_REQ);
+  int sock = nn_socket(AF_SP_RAW, NN_REQ);
   if (sock < 0)
     return -errno;
   if ((rv = set_int(sock, NN_SOL_SOCKET, NN_RCVMAXSIZE, (int)max_bytes)) != 0 ||
-      (rv = set_int(sock, NN_REQ, NN_REQ_RESEND_IVL, RESEND_IVL_MS)) != 0 ||
       (rv = set_int(sock, NN_SOL_SOCKET, NN_RECONNECT_IVL, RECONNECT_IVL_MS)) != 0 ||
       (rv = set_int(sock, NN_SOL_SOCKET, NN_RECONNECT_IVL_MAX, RECONNECT_IVL_MAX_MS)) !=
           0)
@@ -114,15 +257,25 @@ int bt_agent__link_open(uv_loop_t *loop, const char *endpoints, uint32_t max_byt
   l->sock = sock;
   l->on_msg = on_msg;
   l->ctx = ctx;
+  /* Request ids start at a random point, as a cooked REQ's do, so a restarted
+   * agent's ids do not repeat the ones its last process used. */
+  uint32_t seed = (uint32_t)((uintptr_t)l >> 4) ^ (uint32_t)uv_hrtime();
+  l->req_id = seed & ~REQ_ID_BIT;
+  uv_timer_init(loop, &l->timer);
+  l->timer.data = l;
+  l->open_handles = 1;
   if ((rv = uv_poll_init(loop, &l->poll, fd)) != 0) {
-    free(l);
-    goto fail;
+    l->closing = 1;
+    uv_close((uv_handle_t *)&l->timer, on_handle_closed);
+    nn_close(sock);
+    return rv;
   }
   l->poll.data = l;
+  l->open_handles = 2;
   if ((rv = uv_poll_start(&l->poll, UV_READABLE, on_readable)) != 0) {
-    /* the handle is initialised: it can only go through close */
     l->closing = 1;
-    uv_close((uv_handle_t *)&l->poll, (uv_close_cb)free);
+    uv_close((uv_handle_t *)&l->poll, on_handle_closed);
+    uv_close((uv_handle_t *)&l->timer, on_handle_closed);
     nn_close(sock);
     return rv;
   }
@@ -135,10 +288,27 @@ fail:
 
 int bt_agent__link_send(bt_agent__link_t *l, const void *buf, size_t len) {
   BT_AGENT_ASSERT(!l->closing);
-  /* A cooked REQ socket is always writable: the request is queued until a pipe
-   * exists, so EAGAIN here would be a surprise, not flow control. */
-  if (nn_send(l->sock, buf, len, NN_DONTWAIT) < 0)
-    return -errno;
+  if (len > l->req_cap) {
+    free(l->req);
+    l->req = bt_agent__xcalloc(1, len);
+    l->req_cap = len;
+  }
+  memcpy(l->req, buf, len);
+  l->req_len = len;
+  l->req_id = ((l->req_id + 1) & ~REQ_ID_BIT) | REQ_ID_BIT;
+  l->awaiting = 1;
+  int rv = send_current(l);
+  if (rv != 0 && rv != -EAGAIN) {
+    l->awaiting = 0;
+    uv_timer_stop(&l->timer);
+    return rv;
+  }
+  /* No connection yet (EAGAIN): queued here, sent from the timer as a cooked
+   * REQ would send it once a pipe exists. */
+  l->unsent = rv == -EAGAIN;
+  l->sent = rv == 0;
+  uint64_t ms = l->unsent ? UNSENT_RETRY_MS : WATCH_MS;
+  uv_timer_start(&l->timer, on_timer, ms, ms);
   return 0;
 }
 
@@ -146,22 +316,14 @@ int bt_agent__link_set_max(bt_agent__link_t *l, uint32_t max_bytes) {
   return set_int(l->sock, NN_SOL_SOCKET, NN_RCVMAXSIZE, (int)max_bytes);
 }
 
-static void on_poll_closed(uv_handle_t *h) {
-  bt_agent__link_t *l = h->data;
-  bt_agent__link_closed_cb cb = l->on_closed;
-  void *ctx = l->ctx;
-  free(l);
-  if (cb != NULL)
-    cb(ctx);
-}
-
 void bt_agent__link_close(bt_agent__link_t *l, bt_agent__link_closed_cb on_closed) {
   BT_AGENT_ASSERT(!l->closing);
   l->closing = 1;
   l->on_closed = on_closed;
   /* uv_close stops the watcher (removing the fd from epoll) at once, so closing
-   * the socket right after is safe; the handle memory lives until the callback. */
-  uv_close((uv_handle_t *)&l->poll, on_poll_closed);
+   * the socket right after is safe; the memory lives until the last callback. */
+  uv_close((uv_handle_t *)&l->poll, on_handle_closed);
+  uv_close((uv_handle_t *)&l->timer, on_handle_closed);
   nn_close(l->sock);
   l->sock = -1;
 }
