@@ -88,8 +88,7 @@ void bt_core_free(bt_core_t *core) {
     /* Classes still referenced only by finished-but-freed packages are gone;
      * what is left here has no packages. */
     for (uint32_t j = 0; j < core->capqs[i].n_classes; j++) {
-      bt_pheap_close(&core->capqs[i].classes[j]->ready);
-      bt_pheap_close(&core->capqs[i].classes[j]->aging);
+      bt_classq_close(&core->capqs[i].classes[j]->q);
       free(core->capqs[i].classes[j]);
     }
     free(core->capqs[i].classes);
@@ -352,11 +351,11 @@ void bt_core_stats(const bt_core_t *core, const bt_now_t *now, bt_core_stats_t *
     const bt_core_capq_t *q = &core->capqs[c];
     for (uint32_t j = 0; j < q->n_classes; j++) {
       const bt_core_class_t *cls = q->classes[j];
-      if (cls->ready.n == 0)
+      if (cls->q.n == 0)
         continue;
-      bt_core_waiting_reason(core, cls->ready.v[0]->id, now, buf, sizeof buf);
+      bt_core_waiting_reason(core, bt_classq_any(&cls->q)->id, now, buf, sizeof buf);
       if (buf[0] != '\0')
-        st->waiting += cls->ready.n;
+        st->waiting += cls->q.n;
     }
   }
 }

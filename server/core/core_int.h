@@ -72,12 +72,66 @@ typedef struct bt_core_reqs {
   struct bt_core_reqs *next; /* hash chain */
 } bt_core_reqs_t;
 
+/* --- a class's queue (classq.c) ------------------------------------------- */
+#define BT_PRIORITIES 10
+
+/* A heap entry with its key inline (sifts read no package). */
+typedef struct {
+  int64_t k1;
+  uint64_t k2;
+  bt_core_pkg_t *p;
+} bt_kent_t;
+typedef struct {
+  bt_kent_t *v;
+  uint32_t n, cap;
+  size_t pos_off; /* the package field that holds its position */
+} bt_kheap_t;
+
+/* One priority level: a FIFO of packages in both orders at once, and a heap
+ * for the rest (see classq.c). The FIFO ends' keys are kept here. */
+typedef struct {
+  bt_core_pkg_t *head, *tail;
+  uint64_t head_id, tail_id;
+  int64_t head_deadline, tail_deadline; /* INT64_MAX = none */
+  int64_t head_ready_at, tail_ready_at;
+  bt_kheap_t heap; /* (deadline or none = INT64_MAX, id) */
+} bt_prioq_t;
+
+typedef struct {
+  bt_prioq_t prio[BT_PRIORITIES];
+  bt_kheap_t age;    /* (ready_at, id) of the packages in the prio heaps */
+  uint32_t n;        /* packages queued */
+  uint16_t nonempty; /* bit i: prio[i] holds packages */
+} bt_classq_t;
+
+/* The best package of a class in ready order, with its key. */
+typedef struct {
+  bt_core_pkg_t *p;
+  int64_t deadline; /* INT64_MAX = none */
+  uint64_t id;
+  uint8_t priority;
+} bt_qkey_t;
+/* The oldest package of a class in aging order, with its key. */
+typedef struct {
+  bt_core_pkg_t *p;
+  int64_t ready_at;
+  uint64_t id;
+} bt_agekey_t;
+
+void bt_classq_init(bt_classq_t *q);
+void bt_classq_close(bt_classq_t *q);
+/* p's priority, deadline, id and ready_at must not change while it is queued. */
+void bt_classq_push(bt_classq_t *q, bt_core_pkg_t *p);
+void bt_classq_remove(bt_classq_t *q, bt_core_pkg_t *p);
+bool bt_classq_best(const bt_classq_t *q, bt_qkey_t *out);
+bool bt_classq_oldest(const bt_classq_t *q, bt_agekey_t *out);
+bt_core_pkg_t *bt_classq_any(const bt_classq_t *q);
+
 /* --- a queue class: packages of one capability with one requirement set ---- */
 typedef struct bt_core_class {
   bt_sym_t cap;
   bt_core_reqs_t *reqs; /* NULL = unconstrained */
-  bt_pheap_t ready;     /* queued and routable, best first */
-  bt_pheap_t aging;     /* the same packages, longest ready first */
+  bt_classq_t q;        /* queued and routable */
   uint32_t refs;        /* packages that point here */
   uint32_t index;       /* position in its capq's classes */
 } bt_core_class_t;
@@ -98,6 +152,7 @@ enum {
   BT_PKGF_UNDISPATCHED = 1 << 1, /* assigned; write not committed yet */
   BT_PKGF_FINISHING = 1 << 2,    /* final state being committed */
   BT_PKGF_DELAYED = 1 << 3,      /* in core->delayed (not before a time) */
+  BT_PKGF_QUEUED = 1 << 4,       /* in its class's queue */
 };
 
 struct bt_core_pkg {
@@ -112,8 +167,10 @@ struct bt_core_pkg {
   uint64_t token; /* submit request, while unpersisted */
   uint8_t *checkpoint;
   uint32_t checkpoint_len;
-  uint32_t heap_pos;  /* in cls->ready or core->delayed */
-  uint32_t aging_pos; /* in cls->aging */
+  bt_core_pkg_t *rq_prev, *rq_next; /* in a FIFO of cls->q */
+  uint32_t rq_pos;   /* in a heap of cls->q, else BT_NOPOS */
+  uint32_t ag_pos;   /* in cls->q.age, else BT_NOPOS */
+  uint32_t heap_pos; /* in core->delayed */
   uint32_t attempt;
   uint32_t max_attempts;
   uint32_t failures; /* attempts that failed (count against max_attempts) */
@@ -219,9 +276,7 @@ void bt_core__reqs_free_all(bt_core_t *core);
 bt_core_class_t *bt_core__class_get(bt_core_t *core, bt_sym_t cap,
                                     bt_core_reqs_t *reqs);
 void bt_core__class_release(bt_core_t *core, bt_core_class_t *cls);
-int bt_core__pkg_better(const bt_core_pkg_t *a, const bt_core_pkg_t *b);
 int bt_core__pkg_earlier(const bt_core_pkg_t *a, const bt_core_pkg_t *b);
-int bt_core__pkg_older(const bt_core_pkg_t *a, const bt_core_pkg_t *b);
 uint32_t bt_core__vendor_cap_index(const bt_core_vendor_t *v, bt_sym_t cap);
 
 /* Package placement. */

@@ -23,11 +23,14 @@ bt_core_pkg_t *bt_core__pkg_new(bt_core_t *core, const bt_pkg_spec_t *spec,
   p->not_before_at = spec->not_before_at;
   p->submitted_at = submitted_at;
   p->heap_pos = BT_NOPOS;
-  p->aging_pos = BT_NOPOS;
+  p->rq_pos = BT_NOPOS;
+  p->ag_pos = BT_NOPOS;
   p->max_attempts =
       spec->max_attempts ? spec->max_attempts : core->cfg.default_max_attempts;
   p->payload_len = (uint32_t)spec->payload_len;
-  p->priority = (uint8_t)spec->priority;
+  /* 0-9, checked at the edge; clamped so a bad caller cannot index past the
+   * class queue's priority levels. */
+  p->priority = (uint8_t)(spec->priority < BT_PRIORITIES ? spec->priority : BT_PRIORITIES - 1);
   p->state = BT_PKG_QUEUED;
   p->progress = -1;
   if (spec->payload_len)

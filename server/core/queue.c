@@ -1,8 +1,9 @@
 /*
  * The routing indexes. Queued packages are grouped into classes: one class per
- * (capability, requirement set), each a heap in priority order. A routing
- * decision looks only at the top of each class its agent could serve, so its
- * cost depends on the number of classes, never on the number of queued packages.
+ * (capability, requirement set), each with its own queue (classq.c). A routing
+ * decision looks only at the best and the oldest package of each class its
+ * agent could serve, so its cost depends on the number of classes, never on the
+ * number of queued packages.
  * Requirement sets are interned so packages asking for the same regions,
  * certifications, cost cap and vendor lists share one set and one class.
  */
@@ -13,29 +14,10 @@
 
 /* --- order ----------------------------------------------------------------- */
 
-/* Ready order: higher priority first, then earliest deadline (none = last),
- * then lowest id (submission order). */
-int bt_core__pkg_better(const bt_core_pkg_t *a, const bt_core_pkg_t *b) {
-  if (a->priority != b->priority)
-    return a->priority > b->priority;
-  int64_t da = a->deadline_at ? a->deadline_at : INT64_MAX;
-  int64_t db = b->deadline_at ? b->deadline_at : INT64_MAX;
-  if (da != db)
-    return da < db;
-  return a->id < b->id;
-}
-
 /* Delayed order: earliest not-before time, then id. */
 int bt_core__pkg_earlier(const bt_core_pkg_t *a, const bt_core_pkg_t *b) {
   if (a->not_before_at != b->not_before_at)
     return a->not_before_at < b->not_before_at;
-  return a->id < b->id;
-}
-
-/* Aging order: ready the longest, then id. */
-int bt_core__pkg_older(const bt_core_pkg_t *a, const bt_core_pkg_t *b) {
-  if (a->ready_at != b->ready_at)
-    return a->ready_at < b->ready_at;
   return a->id < b->id;
 }
 
@@ -243,8 +225,7 @@ bt_core_class_t *bt_core__class_get(bt_core_t *core, bt_sym_t cap,
   c->cap = cap;
   c->reqs = reqs;
   c->refs = 1;
-  bt_pheap_init(&c->ready, bt_core__pkg_better, offsetof(bt_core_pkg_t, heap_pos));
-  bt_pheap_init(&c->aging, bt_core__pkg_older, offsetof(bt_core_pkg_t, aging_pos));
+  bt_classq_init(&c->q);
   if (q->n_classes == q->cap_classes) {
     q->cap_classes = q->cap_classes ? q->cap_classes * 2 : 4;
     q->classes = bt_xrealloc(q->classes, q->cap_classes * sizeof *q->classes);
@@ -257,21 +238,20 @@ bt_core_class_t *bt_core__class_get(bt_core_t *core, bt_sym_t cap,
 void bt_core__class_release(bt_core_t *core, bt_core_class_t *c) {
   if (--c->refs > 0)
     return;
-  BT_ASSERT(c->ready.n == 0);
+  BT_ASSERT(c->q.n == 0);
   bt_core_capq_t *q = bt_core__capq(core, c->cap);
   uint32_t i = c->index;
   q->classes[i] = q->classes[--q->n_classes];
   q->classes[i]->index = i;
   bt_core__reqs_release(core, c->reqs);
-  bt_pheap_close(&c->ready);
-  bt_pheap_close(&c->aging);
+  bt_classq_close(&c->q);
   free(c);
 }
 
 /* --- placement ------------------------------------------------------------------ */
 
 void bt_core__enqueue(bt_core_t *core, bt_core_pkg_t *p, const bt_now_t *now) {
-  BT_ASSERT(p->heap_pos == BT_NOPOS);
+  BT_ASSERT(p->heap_pos == BT_NOPOS && !(p->flags & BT_PKGF_QUEUED));
   if (p->not_before_at > now->at) {
     p->flags |= BT_PKGF_DELAYED;
     bt_pheap_push(&core->delayed, p);
@@ -282,20 +262,17 @@ void bt_core__enqueue(bt_core_t *core, bt_core_pkg_t *p, const bt_now_t *now) {
    * keeps the time it was already waiting (bt_core_load_package sets it). */
   if (p->ready_at == 0)
     p->ready_at = now->at;
-  bt_pheap_push(&p->cls->ready, p);
-  bt_pheap_push(&p->cls->aging, p);
+  p->flags |= BT_PKGF_QUEUED;
+  bt_classq_push(&p->cls->q, p);
   bt_core__mark_cap(core, p->cls->cap);
 }
 
 void bt_core__dequeue(bt_core_t *core, bt_core_pkg_t *p) {
-  if (p->heap_pos == BT_NOPOS)
-    return;
   if (p->flags & BT_PKGF_DELAYED) {
     bt_pheap_remove(&core->delayed, p);
-  } else {
-    bt_pheap_remove(&p->cls->ready, p);
-    bt_pheap_remove(&p->cls->aging, p);
+  } else if (p->flags & BT_PKGF_QUEUED) {
+    bt_classq_remove(&p->cls->q, p);
     p->ready_at = 0;
   }
-  p->flags &= (uint8_t)~BT_PKGF_DELAYED;
+  p->flags &= (uint8_t) ~(BT_PKGF_DELAYED | BT_PKGF_QUEUED);
 }

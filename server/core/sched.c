@@ -10,7 +10,7 @@
  * become routable), the affected capabilities are marked and bt_core__sched()
  * places packages until nothing more can be placed:
  *
- *  1. Which package: the best placeable one — the top of a class heap that at
+ *  1. Which package: the best placeable one — the best of a class queue that at
  *     least one vendor with room may take — across the marked capabilities.
  *     Best is: a package ready for longer than aging_bound first (oldest
  *     first: no starvation), then higher priority, earlier deadline, lower id.
@@ -27,9 +27,10 @@
  *     Ties go to the lower vendor id.
  *  3. Which agent: the vendor's agent with the most free slots.
  *
- * A decision reads only the top of each class heap (one class per capability
- * and requirement set), so its cost depends on the number of classes and of
- * vendors with room, never on the number of queued packages.
+ * A decision reads only the best and the oldest package of each class (one
+ * class per capability and requirement set; classq.c keeps both at hand in
+ * O(1) for the common case), so its cost depends on the number of classes and
+ * of vendors with room, never on the number of queued packages.
  */
 #include "core_int.h"
 
@@ -150,18 +151,25 @@ static uint32_t vendors_with_room(bt_core_t *core, bt_sym_t cap, cand_t **out) {
 
 /* --- which package ------------------------------------------------------------ */
 
+/* A class's candidate with its sort key, so comparing candidates of different
+ * classes reads no package. */
 typedef struct {
   bt_core_pkg_t *p;
   bool overdue;
+  uint8_t priority;
+  int64_t key; /* deadline (INT64_MAX none), or ready_at when overdue */
+  uint64_t id;
 } pick_t;
 
 /* True when a goes before b. */
 static bool pick_better(const pick_t *a, const pick_t *b) {
   if (a->overdue != b->overdue)
     return a->overdue;
-  if (a->overdue)
-    return bt_core__pkg_older(a->p, b->p);
-  return bt_core__pkg_better(a->p, b->p);
+  if (!a->overdue && a->priority != b->priority)
+    return a->priority > b->priority;
+  if (a->key != b->key)
+    return a->key < b->key;
+  return a->id < b->id;
 }
 
 static bool class_placeable(const bt_core_t *core, const bt_core_class_t *c,
@@ -176,18 +184,18 @@ static bool class_placeable(const bt_core_t *core, const bt_core_class_t *c,
 static pick_t pick_package(const bt_core_t *core, bt_sym_t cap, const cand_t *vs,
                            uint32_t n, const bt_now_t *now) {
   const bt_core_capq_t *q = &core->capqs[cap];
-  pick_t best = {NULL, false};
+  pick_t best = {NULL, false, 0, 0, 0};
   uint32_t bound = core->cfg.aging_bound_ms;
   for (uint32_t i = 0; i < q->n_classes; i++) {
     const bt_core_class_t *c = q->classes[i];
-    if (c->ready.n == 0 || !class_placeable(core, c, vs, n))
+    bt_qkey_t k;
+    if (!bt_classq_best(&c->q, &k) || !class_placeable(core, c, vs, n))
       continue;
-    pick_t cand = {bt_pheap_top(&c->ready), false};
-    if (bound > 0) {
-      bt_core_pkg_t *old = bt_pheap_top(&c->aging);
-      if (now->at - old->ready_at >= (int64_t)bound)
-        cand = (pick_t){old, true};
-    }
+    pick_t cand = {k.p, false, k.priority, k.deadline, k.id};
+    bt_agekey_t old;
+    if (bound > 0 && bt_classq_oldest(&c->q, &old) &&
+        now->at - old.ready_at >= (int64_t)bound)
+      cand = (pick_t){old.p, true, 0, old.ready_at, old.id};
     if (best.p == NULL || pick_better(&cand, &best))
       best = cand;
   }
@@ -258,12 +266,12 @@ void bt_core__sched(bt_core_t *core, const bt_now_t *now, bt_actions_t *out) {
   const uint32_t marked = n_caps;
   bt_sym_t *caps = core->dirty_caps;
   for (;;) {
-    pick_t best = {NULL, false};
+    pick_t best = {NULL, false, 0, 0, 0};
     bt_sym_t best_cap = 0;
     for (uint32_t i = 0; i < n_caps;) {
       cand_t *vs;
       uint32_t n = vendors_with_room(core, caps[i], &vs);
-      pick_t p = n ? pick_package(core, caps[i], vs, n, now) : (pick_t){NULL, false};
+      pick_t p = n ? pick_package(core, caps[i], vs, n, now) : (pick_t){NULL, false, 0, 0, 0};
       if (p.p == NULL) {
         /* Nothing placeable here, and placing elsewhere only takes room. */
         core->capqs[caps[i]].dirty = false;

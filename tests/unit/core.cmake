@@ -5,6 +5,9 @@ foreach(t vendors packages sched agents recovery score)
                    SOURCES test_core_${t}.c core_fixture.c
                    LIBS bt_core bt_util TIMEOUT 60)
 endforeach()
+# The class queue (classq.c) against a brute-force model; reads core_int.h.
+bt_add_unit_test(NAME test_core_classq SOURCES test_core_classq.c
+                 LIBS bt_core bt_util TIMEOUT 60)
 # Seeded randomized property tests, one program in two CTest entries:
 #   test_core_property        small worlds: five seeds × 4,000 events with an
 #                             oracle on every assignment, plus a replay;
