@@ -944,7 +944,7 @@ int main(int argc, char **argv) {
              res[j].decision_ns > 0 ? res[(nq - 1) * nv + j].decision_ns / res[j].decision_ns
                                     : 0,
              j + 1 < nv ? "," : "");
-    printf("  (placement alone at worst %.2fx; at %s every package touched is in cache)\n",
+    printf("\n  (placement alone at worst %.2fx; at %s every package touched is in cache)\n",
            worst_place, fmt_int(qs[0], b2, sizeof b2));
     if (have_big) {
       char b3[32];
