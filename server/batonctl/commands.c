@@ -40,6 +40,18 @@ static const bt_cli_opt_t result_opts[] = {
     {NULL, BT_CLI_OPT_FLAG},
 };
 
+static const bt_cli_opt_t package_reassign_opts[] = {
+    {"to", BT_CLI_OPT_VALUE},
+    {NULL, BT_CLI_OPT_FLAG},
+};
+
+static const bt_cli_opt_t handoffs_opts[] = {
+    {"vendor", BT_CLI_OPT_VALUE},
+    {"package", BT_CLI_OPT_VALUE},
+    {"since", BT_CLI_OPT_VALUE},
+    {NULL, BT_CLI_OPT_FLAG},
+};
+
 static const bt_cli_opt_t wait_opts[] = {
     {"all", BT_CLI_OPT_FLAG},
     {"timeout", BT_CLI_OPT_VALUE},
@@ -82,9 +94,11 @@ const bt_cli_cmd_t bt_cli_commands[] = {
         "cost, connected agents, packages in flight and completed/failed counts.\n"
         "\n"
         "JSON: array of {id, name, region, model, capabilities, certs, capacity,\n"
-        "cost, hours, weight, state, agents, in_flight, completed, failed,\n"
-        "on_time_rate, created_at}; on_time_rate is null until a package with a\n"
-        "deadline has completed.\n",
+        "cost, hours, weight, state, state_reason, limit, probing, agents,\n"
+        "in_flight, completed, failed, on_time_rate, created_at}; on_time_rate\n"
+        "is null until a package with a deadline has completed; state_reason is\n"
+        "null while active; limit is the packages in flight allowed now, below\n"
+        "capacity while a recovered vendor is probed (probing true).\n",
         NULL,
         0,
         0,
@@ -101,6 +115,61 @@ const bt_cli_cmd_t bt_cli_commands[] = {
         1,
         1,
         bt_cli_cmd_vendor_show,
+    },
+    {
+        "vendor drain",
+        "V",
+        "stop giving a vendor new work; what runs may finish",
+        "Puts the vendor in state draining: it gets no new packages; those it\n"
+        "runs may finish. `vendor resume` makes it active again.\n"
+        "\n"
+        "JSON: {id, name, state, state_reason}\n",
+        NULL,
+        1,
+        1,
+        bt_cli_cmd_vendor_drain,
+    },
+    {
+        "vendor suspend",
+        "V",
+        "switch a vendor off; its running work is handed off",
+        "Puts the vendor in state suspended: no new packages and no new agent\n"
+        "sessions; the packages it runs are revoked and handed off to other\n"
+        "vendors (reason admin). `vendor resume` makes it active again.\n"
+        "\n"
+        "JSON: {id, name, state, state_reason}\n",
+        NULL,
+        1,
+        1,
+        bt_cli_cmd_vendor_suspend,
+    },
+    {
+        "vendor resume",
+        "V",
+        "make a vendor active again at full capacity",
+        "Puts the vendor back in state active at its full capacity, from any\n"
+        "state (draining, suspended, failed or degraded).\n"
+        "\n"
+        "JSON: {id, name, state, state_reason}\n",
+        NULL,
+        1,
+        1,
+        bt_cli_cmd_vendor_resume,
+    },
+    {
+        "vendor fail",
+        "V",
+        "declare a vendor failed; its in-flight work is handed off now",
+        "Puts the vendor in state failed: no new packages, and the packages it\n"
+        "runs are revoked and handed off to other eligible vendors now (reason\n"
+        "vendor-failed), each with its last checkpoint. A vendor failed by an\n"
+        "admin is not probed again: only `vendor resume` brings it back.\n"
+        "\n"
+        "JSON: {id, name, state, state_reason}\n",
+        NULL,
+        1,
+        1,
+        bt_cli_cmd_vendor_fail,
     },
     {
         "agent list",
@@ -192,6 +261,49 @@ const bt_cli_cmd_t bt_cli_commands[] = {
         bt_cli_cmd_package_list,
     },
     {
+        "package cancel",
+        "ID",
+        "cancel a package, also while it runs",
+        "Cancels a package that has not finished. A running package's agent is\n"
+        "told to stop its handler; a result it still sends is ignored. A\n"
+        "completed, dead or cancelled package cannot be cancelled (exit 1).\n"
+        "\n"
+        "JSON: {id, state}\n",
+        NULL,
+        1,
+        1,
+        bt_cli_cmd_package_cancel,
+    },
+    {
+        "package retry",
+        "ID",
+        "run a waiting, dead or cancelled package again now",
+        "Queues a package again now: a queued one waiting out a retry backoff\n"
+        "or its not-before time is released, a dead or cancelled one gets new\n"
+        "attempts. A package that is assigned or running is refused (exit 1).\n"
+        "\n"
+        "JSON: {id, state}\n",
+        NULL,
+        1,
+        1,
+        bt_cli_cmd_package_retry,
+    },
+    {
+        "package reassign",
+        "ID [--to V]",
+        "move a package to another vendor",
+        "Revokes the package's current attempt and hands it off (reason admin,\n"
+        "with its last checkpoint), then queues it again. With --to V (id or\n"
+        "name) only that vendor may take it; the package's requirements still\n"
+        "hold, so a vendor they exclude is refused (exit 1).\n"
+        "\n"
+        "JSON: {id, state}\n",
+        package_reassign_opts,
+        1,
+        1,
+        bt_cli_cmd_package_reassign,
+    },
+    {
         "result",
         "ID [--out FILE]",
         "print a completed package's result bytes",
@@ -220,6 +332,28 @@ const bt_cli_cmd_t bt_cli_commands[] = {
         0,
         SIZE_MAX,
         bt_cli_cmd_wait,
+    },
+    {
+        "handoffs",
+        "[--vendor V] [--package ID] [--since T]",
+        "handoff history",
+        "Lists handoffs, oldest first: which package moved away from which\n"
+        "vendor, to which (empty until it is assigned again), why, when, and\n"
+        "the size of the checkpoint it carried. At most the newest 10000.\n"
+        "\n"
+        "  --vendor V     handoffs from or to this vendor (id or name)\n"
+        "  --package ID   handoffs of this package\n"
+        "  --since T      at or after T: an RFC 3339 time, or a duration ago\n"
+        "                 (90s, 15m, 2h, 3d)\n"
+        "\n"
+        "JSON: array of {package, attempt, from_vendor, to_vendor, reason, at,\n"
+        "checkpoint_bytes}; to_vendor is null until the package is routed again;\n"
+        "reason is vendor-failed, agent-lost, lease-expired, drain, sla-risk or\n"
+        "admin.\n",
+        handoffs_opts,
+        0,
+        0,
+        bt_cli_cmd_handoffs,
     },
     {
         "stats",

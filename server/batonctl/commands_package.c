@@ -2,6 +2,7 @@
  * `package show`, `package list` and `result`: reading packages, their history
  * and their result bytes. PackageInfo is printed by one JSON builder and one
  * table row builder so show and list stay consistent.
+ * `package cancel|retry|reassign`: controlling one package (PackageOp).
  */
 #include "commands.h"
 #include "output.h"
@@ -368,4 +369,60 @@ int bt_cli_cmd_result(bt_cli_t *cli, const bt_cli_args_t *args) {
 done:
   baton__ctl_reply__free_unpacked(reply, NULL);
   return rc;
+}
+
+/* package cancel|retry|reassign ID: one PackageOp, answered once the broker
+ * has committed the change. */
+static int package_op(bt_cli_t *cli, const bt_cli_args_t *args, Baton__PackageOpKind op,
+                      const char *to) {
+  uint64_t id;
+  int rc = bt_cli_arg_id(args, args->pos[0], "package id", &id);
+  if (rc != 0)
+    return rc;
+  char why[200];
+  if (to != NULL && bt_cli_check_name("--to", to, why, sizeof why) != 0)
+    return bt_cli_usage_error(args->cmd, "%s", why);
+  Baton__PackageOp po = BATON__PACKAGE_OP__INIT;
+  po.has_id = po.has_op = 1;
+  po.id = id;
+  po.op = op;
+  po.to = (char *)to;
+  Baton__CtlRequest req = BATON__CTL_REQUEST__INIT;
+  req.body_case = BATON__CTL_REQUEST__BODY_PACKAGE_OP;
+  req.package_op = &po;
+  char what[64];
+  snprintf(what, sizeof what, "package %" PRIu64, id);
+  Baton__CtlReply *reply;
+  if ((rc = bt_cli_conn_call(&cli->conn, &req, BATON__CTL_REPLY__BODY_PACKAGE_STATE,
+                             what, &reply)) != BT_CLI_EXIT_OK)
+    return rc;
+  const Baton__PackageState *ps = reply->package_state;
+  if (cli->json) {
+    json_t *o = json_object();
+    bt_cli_json_set(o, "id", bt_cli_json_u64(ps->has_id ? ps->id : id));
+    bt_cli_json_set(o, "state", bt_cli_json_str(ps->state));
+    bt_cli_json_print(o);
+  } else {
+    static const bt_cli_col_t cols[] = {{"", false}};
+    bt_cli_table_t t;
+    bt_cli_table_init(&t, cols, 1, false);
+    bt_cli_table_cellf(&t, "package %" PRIu64 ": %s", ps->has_id ? ps->id : id,
+                       ps->state ? ps->state : "?");
+    bt_cli_table_print(&t);
+  }
+  baton__ctl_reply__free_unpacked(reply, NULL);
+  return BT_CLI_EXIT_OK;
+}
+
+int bt_cli_cmd_package_cancel(bt_cli_t *cli, const bt_cli_args_t *args) {
+  return package_op(cli, args, BATON__PACKAGE_OP_KIND__PACKAGE_OP_CANCEL, NULL);
+}
+
+int bt_cli_cmd_package_retry(bt_cli_t *cli, const bt_cli_args_t *args) {
+  return package_op(cli, args, BATON__PACKAGE_OP_KIND__PACKAGE_OP_RETRY, NULL);
+}
+
+int bt_cli_cmd_package_reassign(bt_cli_t *cli, const bt_cli_args_t *args) {
+  return package_op(cli, args, BATON__PACKAGE_OP_KIND__PACKAGE_OP_REASSIGN,
+                    bt_cli_arg(args, "to"));
 }

@@ -1,7 +1,8 @@
 /*
  * `vendor add`, `vendor list` and `vendor show`: registering vendors and
- * looking at them. Builds VendorAdd/VendorRef requests and prints VendorInfo as
- * tables or JSON.
+ * looking at them; `vendor drain|suspend|resume|fail`: changing their state.
+ * Builds VendorAdd/VendorRef/VendorOp requests and prints VendorInfo and
+ * VendorState as tables, lines or JSON.
  */
 #include "commands.h"
 #include "output.h"
@@ -156,6 +157,10 @@ static json_t *vendor_json(const Baton__VendorInfo *v) {
                   bt_cli_json_opt_real(v->has_on_time_rate, v->on_time_rate));
   bt_cli_json_set(o, "created_at",
                   bt_cli_json_time(v->has_created_at, v->created_at));
+  bt_cli_json_set(o, "state_reason", bt_cli_json_str(v->state_reason));
+  bt_cli_json_set(o, "limit", bt_cli_json_opt_u64(v->has_limit, v->limit));
+  bt_cli_json_set(o, "probing",
+                  v->has_probing ? json_boolean(v->probing) : json_null());
   return o;
 }
 
@@ -217,7 +222,7 @@ int bt_cli_cmd_vendor_list(bt_cli_t *cli, const bt_cli_args_t *args) {
         {"MODEL", false},    {"STATE", false},    {"CAPABILITIES", false},
         {"CERTS", false},    {"CAPACITY", true},  {"COST", true},
         {"AGENTS", true},    {"IN_FLIGHT", true}, {"COMPLETED", true},
-        {"FAILED", true},    {"ON_TIME", true},
+        {"FAILED", true},    {"ON_TIME", true},   {"REASON", false},
     };
     bt_cli_table_t t;
     bt_cli_table_init(&t, cols, sizeof cols / sizeof cols[0], true);
@@ -240,6 +245,7 @@ int bt_cli_cmd_vendor_list(bt_cli_t *cli, const bt_cli_args_t *args) {
       bt_cli_table_cellf(&t, "%" PRIu64, v->failed);
       bt_cli_table_cell(
           &t, fmt_rate(v->has_on_time_rate, v->on_time_rate, buf, sizeof buf));
+      bt_cli_table_cell(&t, v->state_reason);
     }
     bt_cli_table_print(&t);
   }
@@ -278,12 +284,15 @@ int bt_cli_cmd_vendor_show(bt_cli_t *cli, const bt_cli_args_t *args) {
     ROW("id", fmt_u64(true, v->id, buf, sizeof buf));
     ROW("name", v->name);
     ROW("state", v->state);
+    ROW("state_reason", v->state_reason);
     ROW("region", v->region);
     ROW("model", v->model);
     ROW("capabilities",
         bt_cli_fmt_list(v->capabilities, v->n_capabilities, buf, sizeof buf));
     ROW("certs", bt_cli_fmt_list(v->certs, v->n_certs, buf, sizeof buf));
     ROW("capacity", fmt_u64(v->has_capacity, v->capacity, buf, sizeof buf));
+    ROW("limit", fmt_u64(v->has_limit, v->limit, buf, sizeof buf));
+    ROW("probing", v->has_probing ? (v->probing ? "yes" : "no") : NULL);
     ROW("cost", fmt_real(v->has_cost, v->cost, buf, sizeof buf));
     ROW("hours", v->hours);
     ROW("weight", fmt_real(v->has_weight, v->weight, buf, sizeof buf));
@@ -300,4 +309,63 @@ int bt_cli_cmd_vendor_show(bt_cli_t *cli, const bt_cli_args_t *args) {
   }
   baton__ctl_reply__free_unpacked(reply, NULL);
   return BT_CLI_EXIT_OK;
+}
+
+/* vendor drain|suspend|resume|fail V: one VendorOp; the answer comes once the
+ * broker has committed the change (and, for fail and suspend, its handoffs). */
+static int vendor_op(bt_cli_t *cli, const bt_cli_args_t *args, Baton__VendorOpKind op) {
+  const char *ref = args->pos[0];
+  char why[200];
+  if (bt_cli_check_name("vendor", ref, why, sizeof why) != 0)
+    return bt_cli_usage_error(args->cmd, "%s", why);
+  Baton__VendorOp vo = BATON__VENDOR_OP__INIT;
+  vo.vendor = (char *)ref;
+  vo.has_op = 1;
+  vo.op = op;
+  Baton__CtlRequest req = BATON__CTL_REQUEST__INIT;
+  req.body_case = BATON__CTL_REQUEST__BODY_VENDOR_OP;
+  req.vendor_op = &vo;
+  char what[160];
+  snprintf(what, sizeof what, "vendor %s", ref);
+  Baton__CtlReply *reply;
+  int rc = bt_cli_conn_call(&cli->conn, &req, BATON__CTL_REPLY__BODY_VENDOR_STATE,
+                            what, &reply);
+  if (rc != BT_CLI_EXIT_OK)
+    return rc;
+  const Baton__VendorState *vs = reply->vendor_state;
+  const char *name = vs->name && *vs->name ? vs->name : ref;
+  if (cli->json) {
+    json_t *o = json_object();
+    bt_cli_json_set(o, "id", bt_cli_json_opt_u64(vs->has_id, vs->id));
+    bt_cli_json_set(o, "name", bt_cli_json_str(name));
+    bt_cli_json_set(o, "state", bt_cli_json_str(vs->state));
+    bt_cli_json_set(o, "state_reason", bt_cli_json_str(vs->state_reason));
+    bt_cli_json_print(o);
+  } else {
+    /* One line, through the table so a hostile name cannot drive the
+     * terminal: "vendor acme: failed". */
+    static const bt_cli_col_t cols[] = {{"", false}};
+    bt_cli_table_t t;
+    bt_cli_table_init(&t, cols, 1, false);
+    bt_cli_table_cellf(&t, "vendor %s: %s", name, vs->state ? vs->state : "?");
+    bt_cli_table_print(&t);
+  }
+  baton__ctl_reply__free_unpacked(reply, NULL);
+  return BT_CLI_EXIT_OK;
+}
+
+int bt_cli_cmd_vendor_drain(bt_cli_t *cli, const bt_cli_args_t *args) {
+  return vendor_op(cli, args, BATON__VENDOR_OP_KIND__VENDOR_OP_DRAIN);
+}
+
+int bt_cli_cmd_vendor_suspend(bt_cli_t *cli, const bt_cli_args_t *args) {
+  return vendor_op(cli, args, BATON__VENDOR_OP_KIND__VENDOR_OP_SUSPEND);
+}
+
+int bt_cli_cmd_vendor_resume(bt_cli_t *cli, const bt_cli_args_t *args) {
+  return vendor_op(cli, args, BATON__VENDOR_OP_KIND__VENDOR_OP_RESUME);
+}
+
+int bt_cli_cmd_vendor_fail(bt_cli_t *cli, const bt_cli_args_t *args) {
+  return vendor_op(cli, args, BATON__VENDOR_OP_KIND__VENDOR_OP_FAIL);
 }

@@ -42,15 +42,25 @@ static bool is_group(const char *g) {
   return false;
 }
 
+/* The width of the command column: the longest name ("package reassign"). */
+static int name_width(void) {
+  size_t w = strlen("help COMMAND");
+  for (const bt_cli_cmd_t *c = bt_cli_commands; c->name; c++)
+    if (strlen(c->name) > w)
+      w = strlen(c->name);
+  return (int)w;
+}
+
 static void print_top_help(FILE *f) {
+  int w = name_width();
   bt_cli_print_usage_line(NULL, f);
   fputs("\nAdmin and submitter CLI of the Baton work orchestration broker.\n"
         "\nCommands:\n",
         f);
   for (const bt_cli_cmd_t *c = bt_cli_commands; c->name; c++)
-    fprintf(f, "  %-14s %s\n", c->name, c->summary);
-  fputs("  help COMMAND   show a command's usage and options\n"
-        "\nGlobal options (before or after the command):\n"
+    fprintf(f, "  %-*s  %s\n", w, c->name, c->summary);
+  fprintf(f, "  %-*s  %s\n", w, "help COMMAND", "show a command's usage and options");
+  fputs("\nGlobal options (before or after the command):\n"
         "  --control PATH|tcp://HOST:PORT  the broker's control endpoint\n"
         "                       (env BATON_CONTROL; default " DEFAULT_CONTROL ")\n"
         "  --json               print exactly one JSON document on stdout\n"
@@ -68,10 +78,11 @@ static void print_top_help(FILE *f) {
 static void print_group_help(const char *group, FILE *f) {
   size_t n = strlen(group);
   fprintf(f, "usage: batonctl %s SUBCOMMAND ...\n\nSubcommands:\n", group);
+  int w = name_width();
   for (const bt_cli_cmd_t *c = bt_cli_commands; c->name; c++)
     if (words_len(c->name) == n && strncmp(c->name, group, n) == 0 &&
         c->name[n] == ' ')
-      fprintf(f, "  %-14s %s\n", c->name, c->summary);
+      fprintf(f, "  %-*s  %s\n", w, c->name, c->summary);
   fprintf(f, "\nRun 'batonctl help %s SUBCOMMAND' for details.\n", group);
 }
 

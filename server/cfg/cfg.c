@@ -83,6 +83,20 @@ const bt_cfg_key_t bt_cfg_keys[] = {
      "eligible vendor has room (1 = no cap)"},
     {"aging_bound", BT_CFG_DURATION, "5m", 0, 24 * 3600 * MS, OFF(aging_bound_ms), NULL,
      "a package routable this long goes before all others, oldest first (0 = off)"},
+    {"breaker_window", BT_CFG_DURATION, "60s", 1000, 24 * 3600 * MS, OFF(breaker_window_ms),
+     NULL, "vendor health looks at the attempts that ended this long ago or less"},
+    {"breaker_min_attempts", BT_CFG_UINT, "5", 1, 1000000, OFF(breaker_min_attempts), NULL,
+     "ended attempts in the window before a vendor's failure share counts"},
+    {"breaker_threshold", BT_CFG_REAL, "0.5", 0.01, 1.0, OFF(breaker_threshold), NULL,
+     "failed share in the window that trips the circuit breaker (the vendor fails)"},
+    {"degrade_threshold", BT_CFG_REAL, "0.2", 0.01, 1.0, OFF(degrade_threshold), NULL,
+     "failed or late share in the window that makes a vendor degraded"},
+    {"breaker_cooldown", BT_CFG_DURATION, "10s", 0, 24 * 3600 * MS, OFF(breaker_cooldown_ms),
+     NULL, "a tripped vendor is probed after this (doubling after each failed probe, up to 8x)"},
+    {"probe_packages", BT_CFG_UINT, "1", 1, 1000000, OFF(probe_packages), NULL,
+     "packages in flight on a recovering vendor; each success doubles it up to its capacity"},
+    {"degraded_factor", BT_CFG_REAL, "0.5", 0.0, 1.0, OFF(degraded_factor), NULL,
+     "a degraded vendor's routing score is multiplied by this"},
 };
 const size_t bt_cfg_nkeys = sizeof bt_cfg_keys / sizeof bt_cfg_keys[0];
 

@@ -50,6 +50,14 @@ typedef struct {
   double cost_reference;
   double share_cap;
   uint32_t aging_bound_ms;
+  /* vendor health */
+  uint32_t breaker_window_ms;
+  uint32_t breaker_min_attempts;
+  double breaker_threshold;
+  double degrade_threshold;
+  uint32_t breaker_cooldown_ms;
+  uint32_t probe_packages;
+  double degraded_factor;
 } bt_config_t;
 
 typedef enum {

@@ -105,8 +105,8 @@ void bt_core__agent_release(bt_core_t *core, bt_core_agent_t *a, bt_core_pkg_t *
       if (ci != BT_NOPOS)
         v->cap_in_flight[ci]--;
       bt_core__capq(core, p->cls->cap)->in_flight--;
-      /* A vendor at capacity may have other agents waiting for room. */
-      if (v->in_flight-- >= v->capacity)
+      /* A vendor at its limit may have other agents waiting for room. */
+      if (v->in_flight-- >= v->limit)
         bt_core__mark_vendor(core, v);
       bt_core__agent_update_ready(core, a);
       bt_core__mark_agent(core, a);
@@ -130,6 +130,8 @@ void bt_core__requeue_lost(bt_core_t *core, bt_core_pkg_t *p, bt_outcome_t outco
                            bt_actions_t *out) {
   bt_core_agent_t *a = bt_core__agent(core, p->agent_id);
   uint64_t from_vendor = p->vendor_id;
+  if (p->flags & BT_PKGF_UNDISPATCHED)
+    handoff = false; /* not committed, never sent: no work moved */
   /* An agent crash is not the package's fault, so lost attempts do not count
    * as failures; but a package that takes down every agent it lands on must
    * end, so lost attempts have their own, wider bound. */
@@ -171,6 +173,17 @@ void bt_core__requeue_lost(bt_core_t *core, bt_core_pkg_t *p, bt_outcome_t outco
   p->not_before_at = 0;
   bt_core__pkg_set_state(core, p, BT_PKG_QUEUED);
   bt_core__enqueue(core, p, now);
+}
+
+/* Records a report refused because it is not about the current attempt. */
+static void audit_stale(bt_actions_t *out, uint64_t agent_id, uint64_t package_id,
+                        uint32_t attempt, const char *what, const bt_now_t *now) {
+  bt_action_t *a = bt_core__push(out, BT_ACT_AUDIT);
+  a->agent_id = agent_id;
+  a->package_id = package_id;
+  a->attempt = attempt;
+  a->at = now->at;
+  a->text = what;
 }
 
 /* --- sessions ----------------------------------------------------------------------- */
@@ -272,16 +285,20 @@ int bt_core_agent_hello(bt_core_t *core, const bt_agent_hello_t *hello,
     const bt_held_t *h = &hello->held[i];
     bt_core_pkg_t *p = current_for(core, a->id, h->package_id, h->attempt);
     if (p == NULL) {
+      /* It runs (or finished) an attempt that is no longer current: it was
+       * handed off while the agent was away. Stop it; its result is stale. */
       act = bt_core__push(out, BT_ACT_CANCEL);
       act->agent_id = a->id;
       act->package_id = h->package_id;
       act->attempt = h->attempt;
+      audit_stale(out, a->id, h->package_id, h->attempt, "held.stale", now);
     } else if (p->state == BT_PKG_ASSIGNED) {
       bt_core_agent_started(core, a->id, p->id, p->attempt, now, out);
     }
   }
   bt_core__agent_update_ready(core, a);
   bt_core__mark_agent(core, a);
+  bt_core__health_agent_up(core, v, now, out);
   bt_core__sched(core, now, out);
   return 0;
 }
@@ -318,6 +335,10 @@ void bt_core__agent_lose(bt_core_t *core, bt_core_agent_t *a, bt_agent_state_t s
     v->agents_connected--;
   a->state = state;
   bt_core__agent_update_ready(core, a);
+  /* Its vendor's last live agent: the vendor fails, and everything it had in
+   * flight (this agent's work too) is handed off as vendor-failed. */
+  if ((was_connected || a->n_held > 0) && v->agents_connected == 0)
+    bt_core__health_agent_down(core, v, now, out);
   while (a->n_held > 0)
     bt_core__requeue_lost(core, a->held[a->n_held - 1], BT_OUTCOME_LOST,
                           BT_HANDOFF_AGENT_LOST, true, now, out);
@@ -371,8 +392,12 @@ int bt_core_agent_progress(bt_core_t *core, uint64_t agent_id, uint64_t package_
                            size_t checkpoint_len, const bt_now_t *now,
                            bt_actions_t *out) {
   bt_core_pkg_t *p = current_for(core, agent_id, package_id, attempt);
-  if (p == NULL)
+  if (p == NULL) {
+    /* Never overwrites: a replaced attempt's checkpoint must not reach the
+     * next handler. */
+    audit_stale(out, agent_id, package_id, attempt, "progress.stale", now);
     return BT_ESTALE;
+  }
   if (p->state == BT_PKG_ASSIGNED)
     bt_core_agent_started(core, agent_id, package_id, attempt, now, out);
   if (percent >= 0)
@@ -454,37 +479,25 @@ int bt_core_agent_result(bt_core_t *core, uint64_t agent_id, const bt_result_t *
       return 0;
     }
     ack(out, agent_id, r, token, BT_ESTALE);
-    bt_action_t *a = bt_core__push(out, BT_ACT_AUDIT);
-    a->agent_id = agent_id;
-    a->package_id = r->package_id;
-    a->attempt = r->attempt;
-    a->at = now->at;
-    a->text = "result.stale";
+    audit_stale(out, agent_id, r->package_id, r->attempt, "result.stale", now);
     return BT_ESTALE;
   }
 
   bt_core_agent_t *agent = bt_core__agent(core, agent_id);
   bt_core_vendor_t *v = bt_core__vendor(core, p->vendor_id);
-  bt_action_t *a = bt_core__push(out, BT_ACT_FINISH);
-  a->package_id = p->id;
-  a->attempt = p->attempt;
-  a->agent_id = agent_id;
-  a->vendor_id = p->vendor_id;
-  a->outcome = r->outcome;
-  a->exit_code = r->exit_code;
-  a->at = now->at;
-  a->text = r->error;
-
-  bool requeue = false;
+  /* The FINISH's fields are decided first and the action pushed after: a
+   * pointer into out must not be kept across another push (it may move). */
+  bt_pkg_state_t next;
+  int64_t retry_at = 0;
+  bool requeue = false, late = false;
   switch (r->outcome) {
   case BT_OUTCOME_COMPLETED:
-    a->state = BT_PKG_COMPLETED;
-    a->data = r->output;
-    a->len = r->output_len;
+    next = BT_PKG_COMPLETED;
     v->completed++;
     if (p->deadline_at) {
       v->with_deadline++;
-      if (now->at <= p->deadline_at)
+      late = now->at > p->deadline_at;
+      if (!late)
         v->on_time++;
     }
     break;
@@ -497,10 +510,10 @@ int bt_core_agent_result(bt_core_t *core, uint64_t agent_id, const bt_result_t *
       v->failed++;
     p->failures++;
     if (p->failures >= p->max_attempts) {
-      a->state = BT_PKG_DEAD;
+      next = BT_PKG_DEAD;
     } else {
-      a->state = BT_PKG_QUEUED;
-      a->retry_at = now->at + backoff_ms(core, p->failures);
+      next = BT_PKG_QUEUED;
+      retry_at = now->at + backoff_ms(core, p->failures);
       requeue = true;
     }
     break;
@@ -508,20 +521,34 @@ int bt_core_agent_result(bt_core_t *core, uint64_t agent_id, const bt_result_t *
   default:
     /* Handed back (drain) or stopped without being asked: another agent may
      * take it at once; not the package's failure. */
-    a->state = BT_PKG_QUEUED;
-    a->retry_at = 0;
+    next = BT_PKG_QUEUED;
     requeue = true;
-    if (r->outcome == BT_OUTCOME_HANDED_BACK) {
-      bt_action_t *h = bt_core__push(out, BT_ACT_HANDOFF);
-      h->package_id = p->id;
-      h->attempt = p->attempt;
-      h->vendor_id = p->vendor_id;
-      h->reason = BT_HANDOFF_DRAIN;
-      h->at = now->at;
-      h->data = p->checkpoint;
-      h->len = p->checkpoint_len;
-    }
     break;
+  }
+  bt_action_t *a = bt_core__push(out, BT_ACT_FINISH);
+  a->package_id = p->id;
+  a->attempt = p->attempt;
+  a->agent_id = agent_id;
+  a->vendor_id = p->vendor_id;
+  a->outcome = r->outcome;
+  a->exit_code = r->exit_code;
+  a->at = now->at;
+  a->text = r->error;
+  a->state = next;
+  a->retry_at = retry_at;
+  if (next == BT_PKG_COMPLETED) {
+    a->data = r->output;
+    a->len = r->output_len;
+  }
+  if (r->outcome == BT_OUTCOME_HANDED_BACK) {
+    bt_action_t *h = bt_core__push(out, BT_ACT_HANDOFF);
+    h->package_id = p->id;
+    h->attempt = p->attempt;
+    h->vendor_id = p->vendor_id;
+    h->reason = BT_HANDOFF_DRAIN;
+    h->at = now->at;
+    h->data = p->checkpoint;
+    h->len = p->checkpoint_len;
   }
   ack(out, agent_id, r, token, 0);
   bt_core__remember_finish(core, p->id, p->attempt, agent_id);
@@ -532,7 +559,7 @@ int bt_core_agent_result(bt_core_t *core, uint64_t agent_id, const bt_result_t *
   if (requeue) {
     p->agent_id = 0;
     p->vendor_id = 0;
-    p->not_before_at = a->retry_at;
+    p->not_before_at = retry_at;
     bt_core__pkg_set_state(core, p, BT_PKG_QUEUED);
     bt_core__enqueue(core, p, now);
   } else {
@@ -540,8 +567,11 @@ int bt_core_agent_result(bt_core_t *core, uint64_t agent_id, const bt_result_t *
      * copy of this result "mine" above, so it is acked instead of refused as
      * stale (test_core_fencing_duplicate_result). */
     p->flags |= BT_PKGF_FINISHING;
-    bt_core__pkg_set_state(core, p, a->state);
+    bt_core__pkg_set_state(core, p, next);
   }
+  /* After the package is settled: a tripped breaker revokes the vendor's other
+   * attempts, never this one twice. */
+  bt_core__health_record(core, v, r->outcome, late, now, out);
   bt_core__sched(core, now, out);
   return 0;
 }
@@ -605,7 +635,7 @@ uint64_t bt_core_tick(bt_core_t *core, const bt_now_t *now, bt_actions_t *out) {
     next = now->ms + (uint64_t)(p->not_before_at - now->at);
   /* Leases: a connected agent silent too long, or an agent that did not come
    * back after a restart, loses what it held. */
-  for (uint32_t i = 0; i < core->n_agents; i++) {
+  for (uint32_t i = 0; i < core->n_agents && !core->leases_held; i++) {
     bt_core_agent_t *a = core->agents[i];
     if (a->state != BT_AGENT_CONNECTED && a->n_held == 0)
       continue;
@@ -614,8 +644,25 @@ uint64_t bt_core_tick(bt_core_t *core, const bt_now_t *now, bt_actions_t *out) {
     else if (a->expires_ms < next)
       next = a->expires_ms;
   }
+  uint64_t probe = bt_core__health_tick(core, now, out);
+  if (probe < next)
+    next = probe;
   bt_core__sched(core, now, out);
   return next;
+}
+
+void bt_core_hold_leases(bt_core_t *core, bool hold, const bt_now_t *now) {
+  if (hold == core->leases_held)
+    return;
+  core->leases_held = hold;
+  if (hold)
+    return;
+  for (uint32_t i = 0; i < core->n_agents; i++) {
+    bt_core_agent_t *a = core->agents[i];
+    if ((a->state == BT_AGENT_CONNECTED || a->n_held > 0) &&
+        a->expires_ms < now->ms + core->cfg.lease_ms)
+      a->expires_ms = now->ms + core->cfg.lease_ms;
+  }
 }
 
 /* --- views ------------------------------------------------------------------------------ */
@@ -707,4 +754,6 @@ void bt_core_load_done(bt_core_t *core, const bt_now_t *now) {
     if (a->n_held > 0)
       a->expires_ms = now->ms + core->cfg.restart_grace_ms;
   }
+  for (uint32_t i = 0; i < core->n_vendors; i++)
+    bt_core__health_loaded(core, core->vendors[i], now);
 }

@@ -28,6 +28,13 @@ void bt_core_config_default(bt_core_config_t *cfg) {
   cfg->cost_ref = 1.0;
   cfg->share_cap = 0.7;
   cfg->aging_bound_ms = 300000;
+  cfg->breaker_window_ms = 60000;
+  cfg->breaker_min_attempts = 5;
+  cfg->breaker_threshold = 0.5;
+  cfg->degrade_threshold = 0.2;
+  cfg->breaker_cooldown_ms = 10000;
+  cfg->probe_packages = 1;
+  cfg->degraded_factor = 0.5;
 }
 
 bt_core_t *bt_core_new(const bt_core_config_t *cfg) {
@@ -57,6 +64,7 @@ static void vendor_free(bt_core_vendor_t *v) {
   free(v->caps);
   free(v->certs);
   free(v->hours);
+  free(v->win);
   free(v);
 }
 
@@ -240,6 +248,7 @@ static bt_core_vendor_t *vendor_make(bt_core_t *core, uint64_t id,
   memcpy(v->auth_key, spec->auth_key, sizeof v->auth_key);
   /* Vendor names are what packages' prefer/avoid lists name. */
   v->name_sym = bt_core_intern(core, spec->name);
+  bt_core__health_init(core, v);
   return v;
 }
 
@@ -273,6 +282,7 @@ int bt_core_vendor_add(bt_core_t *core, const bt_vendor_spec_t *spec,
   a->vendor_id = v->id;
   a->at = now->at;
   a->text = "vendor.add";
+  a->by_admin = true;
   a->text2 = v->name;
   a->text3 = v->region;
   return 0;
@@ -307,6 +317,8 @@ int bt_core_load_vendor(bt_core_t *core, const bt_vendor_row_t *row) {
     return BT_EINVAL;
   bt_core_vendor_t *v = vendor_make(core, row->id, &row->spec);
   v->state = row->state;
+  if (row->state_reason != NULL)
+    snprintf(v->state_reason, sizeof v->state_reason, "%s", row->state_reason);
   v->created_at = row->created_at;
   v->completed = row->completed;
   v->failed = row->failed;

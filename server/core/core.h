@@ -127,6 +127,22 @@ typedef struct {
   /* Aging: a package ready this long goes before any other (oldest first), so
    * low priority work is never starved. 0 = off. */
   uint32_t aging_bound_ms;
+  /* Vendor health (health.c; the README's "Vendor health" says the same).
+   * Over the last breaker_window_ms, once a vendor has at least
+   * breaker_min_attempts ended attempts: a failed share ≥ breaker_threshold
+   * trips the circuit breaker (the vendor fails, its work is handed off); a
+   * failed or late share ≥ degrade_threshold makes it degraded (score ×
+   * degraded_factor). A vendor failed by the breaker or by losing its last
+   * agent is probed after breaker_cooldown_ms (doubling after each failed
+   * probe, up to 8×) with probe_packages in flight; each success doubles that
+   * limit until it reaches the capacity. */
+  uint32_t breaker_window_ms;
+  uint32_t breaker_min_attempts;
+  double breaker_threshold;
+  double degrade_threshold;
+  uint32_t breaker_cooldown_ms;
+  uint32_t probe_packages;
+  double degraded_factor;
 } bt_core_config_t;
 
 /* Sensible defaults for every field. */
@@ -137,6 +153,12 @@ void bt_core_config_default(bt_core_config_t *cfg);
 typedef enum {
   /* Write the vendor row (new or changed). Then reply to token. */
   BT_ACT_PERSIST_VENDOR,
+  /* Write the vendor's state and state_reason (as they are now). code = the
+   * new bt_vendor_state_t, attempt = the in-flight limit then. */
+  BT_ACT_VENDOR_STATE,
+  /* Rewrite an open package's admin-changeable columns as they are now: state
+   * queued, max_attempts, not-before, only_vendor (retry, revive, reassign). */
+  BT_ACT_PACKAGE_UPDATE,
   /* Upsert the agent row (hello). */
   BT_ACT_PERSIST_AGENT,
   /* Insert a new package (consecutive ones with the same token form one batch,
@@ -187,6 +209,8 @@ typedef struct {
   const char *text;     /* borrowed, like data */
   const char *text2;
   const char *text3;
+  const char *text4;
+  bool by_admin;        /* AUDIT: the actor is the admin, not the broker */
 } bt_action_t;
 
 typedef struct {
@@ -227,6 +251,15 @@ typedef struct bt_core_vendor {
   uint64_t failed;
   uint64_t on_time;       /* completed with a deadline, on time */
   uint64_t with_deadline; /* completed with a deadline */
+  /* health (health.c) */
+  char state_reason[128];   /* why it is in its state ("" when active) */
+  uint32_t limit;           /* in flight allowed now: capacity, or less while ramping */
+  bool probing;             /* ramping up after a failure (limit < capacity) */
+  uint64_t probe_at_ms;     /* failed: monotonic time of the next probe, 0 = never
+                               (failed by an admin: only `vendor resume`) */
+  uint32_t cooldown_ms;     /* the wait before the next probe */
+  uint32_t recent_ok, recent_failed, recent_late; /* attempts in the window */
+  struct bt_health_win *win; /* the window's buckets (health.c) */
   /* scheduler scratch, meaningless outside a routing pass */
   uint32_t sched_stamp;
   uint32_t sched_slot;
@@ -285,6 +318,25 @@ typedef struct {
 int bt_core_score(const bt_core_t *core, uint64_t package_id, uint64_t vendor_id,
                   bt_score_t *out);
 
+/* Admin state changes (`batonctl vendor drain|suspend|resume|fail`):
+ *   drain   → draining: no new work; what runs may finish.
+ *   suspend → suspended: no new work, no new agent sessions; what runs is
+ *             revoked and handed off (reason admin).
+ *   fail    → failed: no new work; what runs is revoked and handed off now
+ *             (reason vendor-failed). Not probed: only resume brings it back.
+ *   resume  → active at full capacity, from any state.
+ * Emits VENDOR_STATE, AUDIT and, for fail/suspend, FINISH (revoked), HANDOFF
+ * and CANCEL per attempt; the shell answers the admin once they are committed.
+ * Returns 0, or BT_ENOTFOUND. */
+typedef enum {
+  BT_VENDOR_OP_DRAIN = 0,
+  BT_VENDOR_OP_SUSPEND,
+  BT_VENDOR_OP_RESUME,
+  BT_VENDOR_OP_FAIL,
+} bt_vendor_op_t;
+int bt_core_vendor_op(bt_core_t *core, uint64_t vendor_id, bt_vendor_op_t op,
+                      const bt_now_t *now, bt_actions_t *out);
+
 /* The vendor's row could not be written: it is taken out again (it has no
  * agents or work yet). */
 void bt_core_vendor_persist_failed(bt_core_t *core, uint64_t vendor_id);
@@ -319,6 +371,7 @@ typedef struct {
   size_t n_avoid;
   uint32_t max_attempts;  /* 0 = the configured default */
   const char *key;        /* NULL = none */
+  const char *only_vendor; /* NULL = any; set by `package reassign --to V` */
 } bt_pkg_spec_t;
 
 typedef struct {
@@ -366,6 +419,7 @@ typedef struct {
   const uint8_t *checkpoint;
   size_t checkpoint_len;
   const char *key; /* NULL none */
+  const char *only_vendor; /* NULL = any (pinned by package reassign --to) */
   /* requirements, for persisting; the lists point into strs below */
   const char *const *regions;
   size_t n_regions;
@@ -381,6 +435,40 @@ typedef struct {
 
 /* Fills view for an open package. Returns 0 or BT_ENOTFOUND. */
 int bt_core_package_view(const bt_core_t *core, uint64_t id, bt_pkg_view_t *view);
+
+typedef struct bt_pkg_row bt_pkg_row_t; /* defined under recovery below */
+
+/* Admin operations on one package (`batonctl package cancel|retry|reassign`).
+ * Each writes what it changed (FINISH, PACKAGE_UPDATE, HANDOFF, AUDIT) and
+ * says the package's state now in *state; the shell answers the admin once
+ * those writes are committed (a store barrier).
+ *
+ * cancel: a queued package is cancelled; an assigned or running one too, and
+ *   its agent is told to stop the handler (CANCEL; its result will be stale).
+ * retry: a queued package waiting out a retry backoff or its not-before is
+ *   released now. Dead and cancelled packages are not in memory: the shell
+ *   reads the row and calls bt_core_package_revive.
+ * reassign: an assigned or running package's attempt is revoked (CANCEL),
+ *   recorded with a handoff (reason admin, carrying its checkpoint) and the
+ *   package queued again; to_vendor != 0 pins it to that vendor (a queued
+ *   package may be pinned too). Hard constraints still hold.
+ * Returns 0; BT_ENOTFOUND (no open package, or no such vendor); BT_ESTATE (it
+ * is finishing or not committed yet; retry: it runs; reassign without --to:
+ * it is queued); BT_EINVAL (reassign: the package's requirements forbid
+ * to_vendor, or it does not offer the capability). */
+int bt_core_package_cancel(bt_core_t *core, uint64_t package_id, const bt_now_t *now,
+                           bt_pkg_state_t *state, bt_actions_t *out);
+int bt_core_package_retry(bt_core_t *core, uint64_t package_id, const bt_now_t *now,
+                          bt_pkg_state_t *state, bt_actions_t *out);
+int bt_core_package_reassign(bt_core_t *core, uint64_t package_id, uint64_t to_vendor,
+                             const bt_now_t *now, bt_pkg_state_t *state,
+                             bt_actions_t *out);
+/* A dead or cancelled package read from the store is queued again with
+ * max_attempts more attempts than it has used. Emits PACKAGE_UPDATE and AUDIT.
+ * Returns 0, BT_ECONFLICT when it is open already, or BT_EINVAL for a row that
+ * is not dead or cancelled. */
+int bt_core_package_revive(bt_core_t *core, const bt_pkg_row_t *row, const bt_now_t *now,
+                           bt_actions_t *out);
 
 /* Why a queued package is not running, written into buf ("" when it is simply
  * behind others or not queued). Returns buf. */
@@ -489,6 +577,12 @@ void bt_core_finish_persisted(bt_core_t *core, uint64_t package_id, uint32_t att
 
 /* --- time ----------------------------------------------------------------- */
 
+/* The store cannot commit (down, or a transaction stuck): agents waiting for
+ * the broker's answers cannot report, and nothing handed off could be
+ * dispatched anyway. While held, leases do not expire; on release every agent
+ * gets a full lease from now. */
+void bt_core_hold_leases(bt_core_t *core, bool hold, const bt_now_t *now);
+
 /* Expires leases, releases delayed packages, ends the restart grace. Returns the
  * monotonic time of the next deadline (UINT64_MAX when none). */
 uint64_t bt_core_tick(bt_core_t *core, const bt_now_t *now, bt_actions_t *out);
@@ -499,6 +593,7 @@ typedef struct {
   bt_vendor_spec_t spec;
   uint64_t id;
   bt_vendor_state_t state;
+  const char *state_reason; /* may be NULL */
   int64_t created_at;
   uint64_t completed, failed, on_time, with_deadline;
 } bt_vendor_row_t;
@@ -513,10 +608,10 @@ typedef struct {
   int64_t last_seen_at;
 } bt_agent_row_t;
 
-typedef struct {
+struct bt_pkg_row {
   bt_pkg_spec_t spec;
   uint64_t id;
-  bt_pkg_state_t state; /* queued, assigned or running */
+  bt_pkg_state_t state; /* load: queued, assigned or running; revive: dead or cancelled */
   uint32_t attempt;
   uint64_t vendor_id;   /* assigned/running: the current attempt's */
   uint64_t agent_id;
@@ -526,7 +621,7 @@ typedef struct {
   const void *checkpoint;
   size_t checkpoint_len;
   int64_t submitted_at;
-} bt_pkg_row_t;
+};
 
 /* Loads must come in this order: vendors, agents, packages, then
  * bt_core_load_done(). Returns 0 or BT_EINVAL (a reference to an unknown

@@ -67,6 +67,7 @@ typedef struct bt_core_reqs {
   bt_sym_t *avoid; /* vendor names, sorted */
   uint32_t n_avoid;
   double max_cost; /* < 0 none */
+  bt_sym_t only;   /* vendor name the package is pinned to (reassign --to); 0 none */
   uint64_t hash;
   uint32_t refs;
   struct bt_core_reqs *next; /* hash chain */
@@ -254,6 +255,7 @@ struct bt_core {
   } recent[1024];
   uint32_t recent_next;
 
+  bool leases_held; /* bt_core_hold_leases */
   uint64_t next_vendor_id, next_agent_id, next_pkg_id;
   uint64_t open_by_state[BT_PKG__COUNT];
   uint64_t finished[BT_PKG__COUNT];
@@ -292,7 +294,8 @@ bool bt_core__recently_finished(const bt_core_t *core, uint64_t id, uint32_t att
                                 uint64_t agent_id);
 /* Ends the current attempt of an assigned package without a result from the
  * agent (lost, revoked, handed back): emits FINISH (queued, or dead past the
- * bound on lost attempts) and, when the agent had the work, a HANDOFF. */
+ * bound on lost attempts) and, when the agent had the work, a HANDOFF (never
+ * for an assignment not yet committed: it never left the broker). */
 void bt_core__requeue_lost(bt_core_t *core, bt_core_pkg_t *p, bt_outcome_t outcome,
                            bt_handoff_reason_t reason, bool handoff, const bt_now_t *now,
                            bt_actions_t *out);
@@ -308,5 +311,23 @@ void bt_core__mark_agent(bt_core_t *core, bt_core_agent_t *a);
 void bt_core__mark_vendor(bt_core_t *core, const bt_core_vendor_t *v);
 void bt_core__sched(bt_core_t *core, const bt_now_t *now, bt_actions_t *out);
 uint64_t bt_core__rand(bt_core_t *core);
+
+/* Vendor health (health.c). */
+void bt_core__health_init(bt_core_t *core, bt_core_vendor_t *v);
+/* An attempt of v ended (completed or failed count; late = past its deadline). */
+void bt_core__health_record(bt_core_t *core, bt_core_vendor_t *v, bt_outcome_t outcome,
+                            bool late, const bt_now_t *now, bt_actions_t *out);
+/* v lost a live agent / gained one. */
+void bt_core__health_agent_down(bt_core_t *core, bt_core_vendor_t *v, const bt_now_t *now,
+                                bt_actions_t *out);
+void bt_core__health_agent_up(bt_core_t *core, bt_core_vendor_t *v, const bt_now_t *now,
+                              bt_actions_t *out);
+/* Probes due, degraded vendors recovering; returns the next time it matters. */
+uint64_t bt_core__health_tick(bt_core_t *core, const bt_now_t *now, bt_actions_t *out);
+void bt_core__health_loaded(bt_core_t *core, bt_core_vendor_t *v, const bt_now_t *now);
+/* Takes an attempt from its agent (CANCEL when the agent is connected),
+ * records a handoff with the checkpoint and queues the package again. */
+void bt_core__revoke(bt_core_t *core, bt_core_pkg_t *p, bt_handoff_reason_t reason,
+                     const char *why, const bt_now_t *now, bt_actions_t *out);
 
 #endif

@@ -172,6 +172,7 @@ int bt_core_package_view(const bt_core_t *core, uint64_t id, bt_pkg_view_t *v) {
     v->avoid = s;
     v->n_avoid = view_list(core, r->avoid, r->n_avoid, s);
     v->max_cost = r->max_cost;
+    v->only_vendor = r->only ? bt_core_sym(core, r->only) : NULL;
   }
   return 0;
 }
@@ -252,6 +253,9 @@ char *bt_core_waiting_reason(const bt_core_t *core, uint64_t id, const bt_now_t 
         o += (size_t)snprintf(buf + o, len - o, " and cost <= %g", r->max_cost);
       append_syms(core, buf, len, &o, " outside avoided ", r->avoid, r->n_avoid,
                   ",");
+      if (r->only != 0 && o < len)
+        o += (size_t)snprintf(buf + o, len - o, " (pinned to %s)",
+                              bt_core_sym(core, r->only));
     } else if (o < len) {
       snprintf(buf + o, len - o, " with capability %s", capname);
     }

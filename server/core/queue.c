@@ -71,8 +71,9 @@ static bt_sym_t *dup_syms(const bt_sym_t *v, uint32_t n) {
 
 bt_core_reqs_t *bt_core__reqs_intern(bt_core_t *core, const bt_pkg_spec_t *spec) {
   bool has_cost = spec->max_cost >= 0 && !isnan(spec->max_cost);
+  bt_sym_t only = spec->only_vendor ? bt_core_intern(core, spec->only_vendor) : 0;
   if (spec->n_regions == 0 && spec->n_certs == 0 && spec->n_prefer == 0 &&
-      spec->n_avoid == 0 && !has_cost)
+      spec->n_avoid == 0 && !has_cost && only == 0)
     return NULL;
   size_t most = spec->n_regions + spec->n_certs + spec->n_prefer + spec->n_avoid;
   bt_sym_t *tmp = bt_xmalloc((most + 1) * sizeof *tmp);
@@ -90,11 +91,13 @@ bt_core_reqs_t *bt_core__reqs_intern(bt_core_t *core, const bt_pkg_spec_t *spec)
   key.avoid = p;
   key.n_avoid = sym_list(core, spec->avoid, spec->n_avoid, p);
   key.max_cost = has_cost ? spec->max_cost : -1.0;
+  key.only = only;
 
   uint64_t h = bt_hash_bytes(tmp, (size_t)(p + key.n_avoid - tmp) * sizeof *tmp, 0);
   uint32_t counts[4] = {key.n_regions, key.n_certs, key.n_prefer, key.n_avoid};
   h = bt_hash_bytes(counts, sizeof counts, h);
   h = bt_hash_bytes(&key.max_cost, sizeof key.max_cost, h);
+  h = bt_hash_bytes(&key.only, sizeof key.only, h);
 
   if (core->reqs_nbuckets == 0) {
     core->reqs_nbuckets = 256;
@@ -102,7 +105,7 @@ bt_core_reqs_t *bt_core__reqs_intern(bt_core_t *core, const bt_pkg_spec_t *spec)
   }
   bt_core_reqs_t **bucket = &core->reqs_buckets[h % core->reqs_nbuckets];
   for (bt_core_reqs_t *r = *bucket; r; r = r->next) {
-    if (r->hash == h && r->max_cost == key.max_cost &&
+    if (r->hash == h && r->max_cost == key.max_cost && r->only == key.only &&
         lists_equal(r->regions, r->n_regions, key.regions, key.n_regions) &&
         lists_equal(r->certs, r->n_certs, key.certs, key.n_certs) &&
         lists_equal(r->prefer, r->n_prefer, key.prefer, key.n_prefer) &&
@@ -122,6 +125,7 @@ bt_core_reqs_t *bt_core__reqs_intern(bt_core_t *core, const bt_pkg_spec_t *spec)
   r->avoid = dup_syms(key.avoid, key.n_avoid);
   r->n_avoid = key.n_avoid;
   r->max_cost = key.max_cost;
+  r->only = key.only;
   r->hash = h;
   r->refs = 1;
   r->next = *bucket;
@@ -200,6 +204,8 @@ bool bt_core__reqs_allow(const bt_core_t *core, const bt_core_reqs_t *r,
     if (!sym_in(v->certs, v->n_certs, r->certs[i]))
       return false;
   if (r->max_cost >= 0 && v->cost > r->max_cost)
+    return false;
+  if (r->only != 0 && r->only != v->name_sym)
     return false;
   (void)core;
   /* Vendor names are interned (name_sym), so avoiding is a lookup. */

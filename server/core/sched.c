@@ -69,7 +69,8 @@ void bt_core__mark_vendor(bt_core_t *core, const bt_core_vendor_t *v) {
 }
 
 static bool vendor_has_room(const bt_core_vendor_t *v) {
-  return bt_core__vendor_accepts(v) && v->in_flight < v->capacity;
+  /* limit is the capacity, or less while a recovering vendor ramps up. */
+  return bt_core__vendor_accepts(v) && v->in_flight < v->limit;
 }
 
 /* --- the score ------------------------------------------------------------- */
@@ -87,6 +88,9 @@ static void score(const bt_core_t *core, const bt_core_pkg_t *p,
   s->weight = v->weight;
   s->total = v->weight * (c->w_cost * s->cost + c->w_sla * s->sla + c->w_util * s->util +
                           c->w_prefer * s->prefer + c->w_hours * s->hours);
+  /* Degraded: still used, but others first. */
+  if (v->state == BT_VENDOR_DEGRADED)
+    s->total *= c->degraded_factor;
 }
 
 int bt_core_score(const bt_core_t *core, uint64_t package_id, uint64_t vendor_id,

@@ -1,7 +1,7 @@
 /*
- * Control commands answered from the core's memory (vendors, agents, stats) and
- * vendor registration, plus the dispatch of every command. Package commands are
- * in packages.c.
+ * Control commands answered from the core's memory (vendors, agents, stats),
+ * vendor registration and vendor state changes, plus the dispatch of every
+ * command. Package commands are in packages.c, handoff history in handoffs.c.
  */
 #include "ctl_int.h"
 
@@ -119,6 +119,11 @@ static void vendor_info(const bt_core_t *core, const bt_core_vendor_t *v,
   }
   vi->has_created_at = true;
   vi->created_at = v->created_at;
+  if (v->state_reason[0] != '\0')
+    vi->state_reason = (char *)v->state_reason;
+  vi->has_limit = vi->has_probing = true;
+  vi->limit = v->limit;
+  vi->probing = v->probing;
 }
 
 static void vendor_list(bt_ctl_t *ctl, bt_ctl_req_t *req, const char *only) {
@@ -158,6 +163,98 @@ static void vendor_list(bt_ctl_t *ctl, bt_ctl_req_t *req, const char *only) {
   free(lists);
   free(ptrs);
   free(infos);
+}
+
+/* --- vendor state changes -------------------------------------------------------- */
+
+static const char *vendor_op_verb(bt_vendor_op_t op) {
+  switch (op) {
+  case BT_VENDOR_OP_DRAIN:
+    return "drain";
+  case BT_VENDOR_OP_SUSPEND:
+    return "suspend";
+  case BT_VENDOR_OP_RESUME:
+    return "resume";
+  case BT_VENDOR_OP_FAIL:
+    return "fail";
+  }
+  return "change";
+}
+
+/* The operator's text for a vendor operation that failed with code. */
+static void vendor_op_error(int code, const char *verb, const char *name, char *buf,
+                            size_t len) {
+  if (code == BT_EDBDOWN || code == BT_ESHUTDOWN)
+    snprintf(buf, len, "store unavailable; vendor %s was not changed, retry later", name);
+  else if (code == BT_ENOTFOUND)
+    snprintf(buf, len, "no vendor %s", name);
+  else
+    snprintf(buf, len, "could not %s vendor %s: %s", verb, name, bt_strerror(code));
+}
+
+static void vendor_op(bt_ctl_t *ctl, bt_ctl_req_t *req, const Baton__VendorOp *m) {
+  char why[200];
+  bt_vendor_op_t op;
+  if (bt_ctl__validate_vendor_op(m, &op, why, sizeof why) != 0) {
+    bt_ctl__fail(ctl, req, BT_EINVAL, why);
+    return;
+  }
+  const bt_core_vendor_t *v = bt_core_vendor_by_ref(ctl->core, m->vendor);
+  if (v == NULL) {
+    snprintf(why, sizeof why, "no vendor %s", m->vendor);
+    bt_ctl__fail(ctl, req, BT_ENOTFOUND, why);
+    return;
+  }
+  if (ctl->ops.vendor_op == NULL) {
+    bt_ctl__fail(ctl, req, BT_ESTATE, "this broker cannot change vendor states");
+    return;
+  }
+  /* Kept for the answer: a later error names the vendor the operator typed
+   * as the broker knows it. */
+  snprintf(req->name, sizeof req->name, "%s", v->name);
+  int rc = ctl->ops.vendor_op(ctl->arg, v->id, op, req->token);
+  /* rc == 0: the shell holds the token and may even have answered already,
+   * so req must not be touched again here. */
+  if (rc != 0) {
+    vendor_op_error(rc, vendor_op_verb(op), req->name, why, sizeof why);
+    bt_ctl__fail(ctl, req, rc, why);
+  }
+}
+
+void bt_ctl_vendor_changed(bt_ctl_t *ctl, uint64_t token, int status, uint64_t id,
+                           bt_vendor_state_t state, const char *message) {
+  bt_ctl_req_t *req = bt_ctl__req_by_token(ctl, token);
+  if (req == NULL)
+    return;
+  if (status != 0) {
+    char buf[200];
+    if (message == NULL || message[0] == '\0') {
+      /* Here the change may be in memory already, its commit unknown. */
+      if (status == BT_EDBDOWN || status == BT_ESHUTDOWN)
+        snprintf(buf, sizeof buf,
+                 "store unavailable; the change to vendor %s is not confirmed", req->name);
+      else
+        vendor_op_error(status, "change", req->name, buf, sizeof buf);
+      message = buf;
+    }
+    bt_ctl__fail(ctl, req, status, message);
+    return;
+  }
+  const bt_core_vendor_t *v = bt_core_vendor(ctl->core, id);
+  Baton__CtlReply reply;
+  Baton__VendorState vs = BATON__VENDOR_STATE__INIT;
+  bt_ctl__reply_init(&reply);
+  vs.has_id = true;
+  vs.id = id;
+  vs.name = v ? v->name : req->name;
+  vs.state = (char *)bt_vendor_state_name(state);
+  /* The reason belongs to the state the core holds now; after a quick second
+   * change it may not match state, so it is sent only when they agree. */
+  if (v != NULL && v->state == state && v->state_reason[0] != '\0')
+    vs.state_reason = (char *)v->state_reason;
+  reply.body_case = BATON__CTL_REPLY__BODY_VENDOR_STATE;
+  reply.vendor_state = &vs;
+  bt_ctl__answer(ctl, req, &reply);
 }
 
 /* --- agents ------------------------------------------------------------------ */
@@ -285,6 +382,15 @@ void bt_ctl__dispatch(bt_ctl_t *ctl, bt_ctl_req_t *req, const Baton__CtlRequest 
     break;
   case BATON__CTL_REQUEST__BODY_STATS:
     stats(ctl, req);
+    break;
+  case BATON__CTL_REQUEST__BODY_VENDOR_OP:
+    vendor_op(ctl, req, msg->vendor_op);
+    break;
+  case BATON__CTL_REQUEST__BODY_PACKAGE_OP:
+    bt_ctl__package_op(ctl, req, msg->package_op);
+    break;
+  case BATON__CTL_REQUEST__BODY_HANDOFFS:
+    bt_ctl__handoffs(ctl, req, msg->handoffs);
     break;
   default:
     bt_ctl__fail(ctl, req, BT_EINVAL, "unknown or empty request");

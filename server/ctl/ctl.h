@@ -33,6 +33,12 @@ typedef struct {
 
 void bt_ctl_opts_default(bt_ctl_opts_t *o);
 
+typedef enum {
+  BT_PKG_OP_CANCEL = 0,
+  BT_PKG_OP_RETRY,
+  BT_PKG_OP_REASSIGN,
+} bt_pkg_op_t;
+
 typedef struct {
   /* Registers a vendor (spec borrowed). Returns 0 — the answer follows through
    * bt_ctl_vendor_added — or a negative code answered at once. */
@@ -40,6 +46,15 @@ typedef struct {
   /* Submits packages (borrowed). Returns 0 — answered later through
    * bt_ctl_submitted — or a negative code (e.g. BT_EDBDOWN) answered at once. */
   int (*submit)(void *arg, const bt_pkg_spec_t *specs, size_t n, uint64_t token);
+  /* Changes a vendor's state (vendor drain|suspend|resume|fail). Returns 0 —
+   * the answer follows through bt_ctl_vendor_changed — or a negative code
+   * answered at once (BT_ENOTFOUND, BT_EDBDOWN). */
+  int (*vendor_op)(void *arg, uint64_t vendor_id, bt_vendor_op_t op, uint64_t token);
+  /* package cancel|retry|reassign; to_vendor_id (reassign --to) 0 = any.
+   * Returns 0 — answered through bt_ctl_package_changed — or a negative code
+   * answered at once (BT_ENOTFOUND, BT_ESTATE, BT_EINVAL, BT_EDBDOWN). */
+  int (*package_op)(void *arg, uint64_t package_id, bt_pkg_op_t op,
+                    uint64_t to_vendor_id, uint64_t token);
   /* Audits a refused connection or request. */
   void (*rejected)(void *arg, const char *action, const char *detail);
 } bt_ctl_ops_t;
@@ -66,5 +81,14 @@ void bt_ctl_vendor_added(bt_ctl_t *ctl, uint64_t token, int status, uint64_t id)
 /* The answer to a submit: ids and states in request order, or an error. */
 void bt_ctl_submitted(bt_ctl_t *ctl, uint64_t token, int status,
                       const bt_submit_result_t *results, size_t n);
+
+/* The answer to a vendor_op: status 0 with the vendor's state now, or an error
+ * (message: a reason for the operator, may be NULL). */
+void bt_ctl_vendor_changed(bt_ctl_t *ctl, uint64_t token, int status, uint64_t id,
+                           bt_vendor_state_t state, const char *message);
+/* The answer to a package_op: status 0 with the package's state now, or an
+ * error (message may be NULL). */
+void bt_ctl_package_changed(bt_ctl_t *ctl, uint64_t token, int status, uint64_t id,
+                            bt_pkg_state_t state, const char *message);
 
 #endif

@@ -75,12 +75,30 @@ void bt_ctl__package_show(bt_ctl_t *ctl, bt_ctl_req_t *req, const Baton__Package
 void bt_ctl__package_list(bt_ctl_t *ctl, bt_ctl_req_t *req, const Baton__PackageQuery *m);
 void bt_ctl__result(bt_ctl_t *ctl, bt_ctl_req_t *req, const Baton__PackageRef *m);
 void bt_ctl__wait(bt_ctl_t *ctl, bt_ctl_req_t *req, const Baton__WaitQuery *m);
+/* package cancel|retry|reassign: validates m (borrowed), resolves the target
+ * vendor and hands the operation to ops.package_op; errors are answered at
+ * once, success later through bt_ctl_package_changed. */
+void bt_ctl__package_op(bt_ctl_t *ctl, bt_ctl_req_t *req, const Baton__PackageOp *m);
+
+/* handoffs.c: validates m (borrowed), resolves the vendor filter and answers
+ * from a store read (the answer follows when the read completes). */
+void bt_ctl__handoffs(bt_ctl_t *ctl, bt_ctl_req_t *req, const Baton__HandoffQuery *m);
 
 /* validate.c: pure checks of control messages. Return 0 or BT_EINVAL with a
  * reason in why. */
 int bt_ctl__validate_spec(const Baton__PackageSpec *s, uint32_t max_payload, char *why,
                           size_t why_len);
 int bt_ctl__validate_vendor(const Baton__VendorAdd *v, char *why, size_t why_len);
+/* The three below also translate the wire's enum into the core's (*op). */
+int bt_ctl__validate_vendor_op(const Baton__VendorOp *m, bt_vendor_op_t *op, char *why,
+                               size_t why_len);
+int bt_ctl__validate_package_op(const Baton__PackageOp *m, bt_pkg_op_t *op, char *why,
+                                size_t why_len);
+int bt_ctl__validate_handoff_query(const Baton__HandoffQuery *m, char *why,
+                                   size_t why_len);
+
+/* The most handoff rows one answer holds (and the default of a query). */
+#define BT_CTL_MAX_HANDOFFS 10000u
 
 /* A CtlReply with version and status CTL_OK set. */
 void bt_ctl__reply_init(Baton__CtlReply *r);

@@ -1,7 +1,8 @@
 /*
- * Package commands: submit (validated here, decided by the core through the
- * shell), show and list (read from the store, with the core's live view laid
- * over open packages: progress and the waiting reason), result and wait.
+ * Package commands: submit and the admin operations cancel, retry and
+ * reassign (validated here, decided by the core through the shell), show and
+ * list (read from the store, with the core's live view laid over open
+ * packages: progress and the waiting reason), result and wait.
  */
 #include "ctl_int.h"
 
@@ -9,6 +10,7 @@
 #include "bt_log.h"
 #include "bt_time.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,6 +105,103 @@ void bt_ctl_submitted(bt_ctl_t *ctl, uint64_t token, int status,
   bt_ctl__answer(ctl, req, &reply);
   free(ptrs);
   free(sp);
+}
+
+/* --- cancel, retry, reassign ------------------------------------------------------ */
+
+static const char *package_op_verb(bt_pkg_op_t op) {
+  switch (op) {
+  case BT_PKG_OP_CANCEL:
+    return "cancel";
+  case BT_PKG_OP_RETRY:
+    return "retry";
+  case BT_PKG_OP_REASSIGN:
+    return "reassign";
+  }
+  return "change";
+}
+
+/* The operator's text for a package operation that failed with code. */
+static void package_op_error(int code, const char *verb, uint64_t id, char *buf,
+                             size_t len) {
+  if (code == BT_EDBDOWN || code == BT_ESHUTDOWN)
+    snprintf(buf, len, "store unavailable; package %" PRIu64 " was not changed, retry later",
+             id);
+  else if (code == BT_ENOTFOUND)
+    /* The core knows open packages only: a finished one is "not found" too. */
+    snprintf(buf, len, "could not %s package %" PRIu64 ": no such open package", verb, id);
+  else
+    snprintf(buf, len, "could not %s package %" PRIu64 ": %s", verb, id, bt_strerror(code));
+}
+
+void bt_ctl__package_op(bt_ctl_t *ctl, bt_ctl_req_t *req, const Baton__PackageOp *m) {
+  char why[240];
+  bt_pkg_op_t op;
+  if (bt_ctl__validate_package_op(m, &op, why, sizeof why) != 0) {
+    bt_ctl__fail(ctl, req, BT_EINVAL, why);
+    return;
+  }
+  uint64_t to_vendor = 0;
+  const char *to_name = NULL;
+  if (m->to != NULL) {
+    const bt_core_vendor_t *v = bt_core_vendor_by_ref(ctl->core, m->to);
+    if (v == NULL) {
+      snprintf(why, sizeof why, "no vendor %s", m->to);
+      bt_ctl__fail(ctl, req, BT_ENOTFOUND, why);
+      return;
+    }
+    to_vendor = v->id;
+    to_name = v->name;
+  }
+  if (ctl->ops.package_op == NULL) {
+    bt_ctl__fail(ctl, req, BT_ESTATE, "this broker cannot change packages");
+    return;
+  }
+  /* Kept for a later error text; the verb travels in the name slot. */
+  snprintf(req->name, sizeof req->name, "%s", package_op_verb(op));
+  int rc = ctl->ops.package_op(ctl->arg, m->id, op, to_vendor, req->token);
+  /* rc == 0: the shell holds the token (and may have answered already). */
+  if (rc != 0) {
+    if (rc == BT_EINVAL && to_name != NULL)
+      /* The core refuses a target the package could never run on. */
+      snprintf(why, sizeof why,
+               "could not reassign package %" PRIu64 " to vendor %s: the vendor lacks its "
+               "capability or its requirements exclude the vendor",
+               m->id, to_name);
+    else
+      package_op_error(rc, package_op_verb(op), m->id, why, sizeof why);
+    bt_ctl__fail(ctl, req, rc, why);
+  }
+}
+
+void bt_ctl_package_changed(bt_ctl_t *ctl, uint64_t token, int status, uint64_t id,
+                            bt_pkg_state_t state, const char *message) {
+  bt_ctl_req_t *req = bt_ctl__req_by_token(ctl, token);
+  if (req == NULL)
+    return;
+  if (status != 0) {
+    char buf[240];
+    if (message == NULL || message[0] == '\0') {
+      /* Here the change may be in memory already, its commit unknown. */
+      if (status == BT_EDBDOWN || status == BT_ESHUTDOWN)
+        snprintf(buf, sizeof buf,
+                 "store unavailable; the change to package %" PRIu64 " is not confirmed", id);
+      else
+        package_op_error(status, req->name[0] ? req->name : "change", id, buf, sizeof buf);
+      message = buf;
+    }
+    bt_ctl__fail(ctl, req, status, message);
+    return;
+  }
+  Baton__CtlReply reply;
+  Baton__PackageState ps = BATON__PACKAGE_STATE__INIT;
+  bt_ctl__reply_init(&reply);
+  ps.has_id = true;
+  ps.id = id;
+  ps.state = (char *)bt_pkg_state_name(state);
+  reply.body_case = BATON__CTL_REPLY__BODY_PACKAGE_STATE;
+  reply.package_state = &ps;
+  bt_ctl__answer(ctl, req, &reply);
 }
 
 /* --- show and list ---------------------------------------------------------------- */

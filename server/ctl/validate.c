@@ -1,5 +1,6 @@
 /*
- * Validation of control requests: package specs and vendor registrations. Pure
+ * Validation of control requests: package specs, vendor registrations, the
+ * admin operations on vendors and packages, and handoff queries. Pure
  * functions of the decoded message and the limits, so they can be tested and
  * fuzzed without a socket. Names must pass bt_valid_name (no separators, no
  * spaces); the store relies on that for the lists it joins.
@@ -10,6 +11,7 @@
 #include "bt_hours.h"
 #include "bt_valid.h"
 
+#include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -89,5 +91,75 @@ int bt_ctl__validate_vendor(const Baton__VendorAdd *v, char *why, size_t why_len
     if (bt_hours_parse(v->hours, &h, err, sizeof err) != 0)
       FAIL("hours: %s (e.g. \"Mon-Fri 08:00-18:00 Europe/Berlin\")", err);
   }
+  return 0;
+}
+
+/* Ids are int8 in the database: 1 .. 2^63-1. */
+static bool valid_id(uint64_t id) { return id >= 1 && id <= (uint64_t)INT64_MAX; }
+
+int bt_ctl__validate_vendor_op(const Baton__VendorOp *m, bt_vendor_op_t *op, char *why,
+                               size_t why_len) {
+  if (m->vendor == NULL || m->vendor[0] == '\0')
+    FAIL("vendor id or name required");
+  if (!bt_valid_name(m->vendor))
+    FAIL("vendor \"%.40s\" is not a valid id or name", m->vendor);
+  if (!m->has_op)
+    FAIL("vendor operation required (drain, suspend, resume or fail)");
+  switch (m->op) {
+  case BATON__VENDOR_OP_KIND__VENDOR_OP_DRAIN:
+    *op = BT_VENDOR_OP_DRAIN;
+    return 0;
+  case BATON__VENDOR_OP_KIND__VENDOR_OP_SUSPEND:
+    *op = BT_VENDOR_OP_SUSPEND;
+    return 0;
+  case BATON__VENDOR_OP_KIND__VENDOR_OP_RESUME:
+    *op = BT_VENDOR_OP_RESUME;
+    return 0;
+  case BATON__VENDOR_OP_KIND__VENDOR_OP_FAIL:
+    *op = BT_VENDOR_OP_FAIL;
+    return 0;
+  default:
+    FAIL("unknown vendor operation %d (drain, suspend, resume or fail)", (int)m->op);
+  }
+}
+
+int bt_ctl__validate_package_op(const Baton__PackageOp *m, bt_pkg_op_t *op, char *why,
+                                size_t why_len) {
+  if (!m->has_id || !valid_id(m->id))
+    FAIL("package id required (1 to 2^63-1)");
+  if (!m->has_op)
+    FAIL("package operation required (cancel, retry or reassign)");
+  switch (m->op) {
+  case BATON__PACKAGE_OP_KIND__PACKAGE_OP_CANCEL:
+    *op = BT_PKG_OP_CANCEL;
+    break;
+  case BATON__PACKAGE_OP_KIND__PACKAGE_OP_RETRY:
+    *op = BT_PKG_OP_RETRY;
+    break;
+  case BATON__PACKAGE_OP_KIND__PACKAGE_OP_REASSIGN:
+    *op = BT_PKG_OP_REASSIGN;
+    break;
+  default:
+    FAIL("unknown package operation %d (cancel, retry or reassign)", (int)m->op);
+  }
+  if (m->to != NULL) {
+    if (*op != BT_PKG_OP_REASSIGN)
+      FAIL("a target vendor (to) is only allowed with reassign");
+    if (!bt_valid_name(m->to))
+      FAIL("target vendor \"%.40s\" is not a valid id or name", m->to);
+  }
+  return 0;
+}
+
+int bt_ctl__validate_handoff_query(const Baton__HandoffQuery *m, char *why,
+                                   size_t why_len) {
+  if (m->vendor != NULL && !bt_valid_name(m->vendor))
+    FAIL("vendor \"%.40s\" is not a valid id or name", m->vendor);
+  if (m->has_package_id && !valid_id(m->package_id))
+    FAIL("package id out of range (1 to 2^63-1)");
+  if (m->has_since_at && (m->since_at < 0 || m->since_at > MAX_AT))
+    FAIL("since out of range");
+  if (m->has_limit && (m->limit < 1 || m->limit > BT_CTL_MAX_HANDOFFS))
+    FAIL("limit must be 1-%u, got %" PRIu32, BT_CTL_MAX_HANDOFFS, m->limit);
   return 0;
 }

@@ -6,48 +6,16 @@
  * endpoint callbacks always come later from the loop), so the buffer is never
  * used twice at once.
  */
-#include "shell.h"
+#include "shell_int.h"
 
 #include "bt_err.h"
 #include "bt_hours.h"
 #include "bt_log.h"
-#include "bt_time.h"
-#include "ctl.h"
-#include "metrics.h"
-#include "store.h"
-#include "xport.h"
 
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define TICK_MAX_MS 100
-
-struct bt_shell {
-  uv_loop_t *loop;
-  bt_core_t *core;
-  bt_store_t *store;
-  bt_xp_t *xp;
-  bt_ctl_t *ctl;
-  bt_met_t *met;
-  uv_timer_t tick;
-  uv_timer_t hours; /* re-evaluates vendors' working hours once a minute */
-  bt_actions_t acts;
-  bool applying;
-  /* set while a hello is processed: the session its PERSIST_AGENT answers */
-  uint64_t hello_session;
-  const char *hello_software;
-  bool stopping;
-  int closing_parts;
-  void (*on_stopped)(void *arg);
-  void *stopped_arg;
-};
-
-static bt_now_t now(void) {
-  bt_now_t n = {.ms = bt_mono_ms(), .at = bt_wall_ms()};
-  return n;
-}
 
 static void *xmalloc(size_t n) {
   void *p = malloc(n ? n : 1);
@@ -56,7 +24,6 @@ static void *xmalloc(size_t n) {
   return p;
 }
 
-static void apply(bt_shell_t *sh);
 static void update_hours(bt_shell_t *sh);
 
 /* --- commit callbacks --------------------------------------------------------- */
@@ -86,7 +53,7 @@ static ctx_t *ctx_new(bt_shell_t *sh, const bt_action_t *a) {
 static void on_assign_committed(void *arg, int status) {
   ctx_t *c = arg;
   bt_shell_t *sh = c->sh;
-  bt_now_t t = now();
+  bt_now_t t = bt_shell__now();
   if (status == 0 && sh->xp != NULL)
     bt_xp_dispatch(sh->xp, c->agent_id, c->package_id, c->attempt);
   else
@@ -94,14 +61,14 @@ static void on_assign_committed(void *arg, int status) {
                  c->package_id, c->attempt, bt_strerror(status));
   bt_core_assign_persisted(sh->core, c->package_id, c->attempt, status == 0, &t,
                            &sh->acts);
-  apply(sh);
+  bt_shell__apply(sh);
   free(c);
 }
 
 static void on_finish_committed(void *arg, int status) {
   ctx_t *c = arg;
   bt_shell_t *sh = c->sh;
-  bt_now_t t = now();
+  bt_now_t t = bt_shell__now();
   if (status != 0)
     bt_log_error("could not record the end of an attempt; it will run again",
                  "package=%" PRIu64 " attempt=%u error=%s", c->package_id, c->attempt,
@@ -110,7 +77,7 @@ static void on_finish_committed(void *arg, int status) {
     bt_xp_ack(sh->xp, c->agent_id, c->package_id, c->attempt, status == 0 ? 0 : status);
   bt_core_finish_persisted(sh->core, c->package_id, c->attempt, status == 0, &t,
                            &sh->acts);
-  apply(sh);
+  bt_shell__apply(sh);
   free(c);
 }
 
@@ -152,8 +119,8 @@ static void on_agent_committed(void *arg, int status) {
 /* --- applying actions ------------------------------------------------------------ */
 
 static void audit(bt_shell_t *sh, const bt_action_t *a) {
-  char subject[160], detail[256];
-  const char *actor = "broker";
+  char subject[160], detail[320];
+  const char *actor = a->by_admin ? "admin" : "broker";
   if (a->package_id) {
     snprintf(subject, sizeof subject, "package:%" PRIu64, a->package_id);
     snprintf(detail, sizeof detail, "attempt=%u agent=%" PRIu64, a->attempt, a->agent_id);
@@ -161,11 +128,14 @@ static void audit(bt_shell_t *sh, const bt_action_t *a) {
     snprintf(subject, sizeof subject, "agent:%s", a->text2 ? a->text2 : "?");
     snprintf(detail, sizeof detail, "agent_id=%" PRIu64 " vendor=%s", a->agent_id,
              a->text3 ? a->text3 : "?");
+  } else if (a->text4 != NULL) { /* a vendor's state changed: text3 state, text4 why */
+    snprintf(subject, sizeof subject, "vendor:%s", a->text2 ? a->text2 : "?");
+    snprintf(detail, sizeof detail, "vendor_id=%" PRIu64 " state=%s reason=%s",
+             a->vendor_id, a->text3 ? a->text3 : "?", a->text4);
   } else {
     snprintf(subject, sizeof subject, "vendor:%s", a->text2 ? a->text2 : "?");
     snprintf(detail, sizeof detail, "vendor_id=%" PRIu64 " region=%s", a->vendor_id,
              a->text3 ? a->text3 : "");
-    actor = "admin";
   }
   bt_store_audit(sh->store, a->at, actor, a->text, subject, detail);
 }
@@ -180,7 +150,7 @@ static void log_finish(bt_shell_t *sh, const bt_action_t *a) {
          a->text ? BT_Q(a->text) : "");
 }
 
-static void apply(bt_shell_t *sh) {
+void bt_shell__apply(bt_shell_t *sh) {
   if (sh->applying)
     abort(); /* see the file comment: apply never nests */
   sh->applying = true;
@@ -193,6 +163,20 @@ static void apply(bt_shell_t *sh) {
       c->package_id = a->vendor_id;
       bt_store_put_vendor(sh->store, sh->core, bt_core_vendor(sh->core, a->vendor_id),
                           a->at, true, on_vendor_committed, c);
+      break;
+    }
+    case BT_ACT_VENDOR_STATE: {
+      const bt_core_vendor_t *v = bt_core_vendor(sh->core, a->vendor_id);
+      bt_log(v->state == BT_VENDOR_ACTIVE ? BT_LOG_INFO : BT_LOG_WARN, "vendor state",
+             "vendor=%s state=%s reason=%s", BT_Q(v->name), bt_vendor_state_name(v->state),
+             BT_Q(v->state_reason));
+      bt_store_vendor_state(sh->store, v, a->at);
+      break;
+    }
+    case BT_ACT_PACKAGE_UPDATE: {
+      bt_pkg_view_t v;
+      if (bt_core_package_view(sh->core, a->package_id, &v) == 0)
+        bt_store_package_update(sh->store, &v, a->at);
       break;
     }
     case BT_ACT_PERSIST_AGENT: {
@@ -268,7 +252,7 @@ static int h_vendor_key(void *arg, const char *vendor, uint64_t *vendor_id,
 
 static int h_hello(void *arg, const bt_xp_hello_t *h, uint64_t *agent_id) {
   bt_shell_t *sh = arg;
-  bt_now_t t = now();
+  bt_now_t t = bt_shell__now();
   bt_agent_hello_t hello = {
       .vendor_id = h->vendor_id,
       .name = h->agent_name,
@@ -281,7 +265,7 @@ static int h_hello(void *arg, const bt_xp_hello_t *h, uint64_t *agent_id) {
   sh->hello_session = h->session;
   sh->hello_software = h->software;
   int rc = bt_core_agent_hello(sh->core, &hello, &t, agent_id, &sh->acts);
-  apply(sh);
+  bt_shell__apply(sh);
   sh->hello_session = 0;
   sh->hello_software = NULL;
   return rc;
@@ -289,45 +273,45 @@ static int h_hello(void *arg, const bt_xp_hello_t *h, uint64_t *agent_id) {
 
 static void h_seen(void *arg, uint64_t agent_id) {
   bt_shell_t *sh = arg;
-  bt_now_t t = now();
+  bt_now_t t = bt_shell__now();
   bt_core_agent_seen(sh->core, agent_id, &t);
 }
 
 static void h_started(void *arg, uint64_t agent_id, uint64_t package_id, uint32_t attempt) {
   bt_shell_t *sh = arg;
-  bt_now_t t = now();
+  bt_now_t t = bt_shell__now();
   bt_core_agent_started(sh->core, agent_id, package_id, attempt, &t, &sh->acts);
-  apply(sh);
+  bt_shell__apply(sh);
 }
 
 static void h_ready(void *arg, uint64_t agent_id, uint32_t free_slots) {
   bt_shell_t *sh = arg;
-  bt_now_t t = now();
+  bt_now_t t = bt_shell__now();
   bt_core_agent_ready(sh->core, agent_id, free_slots, &t, &sh->acts);
-  apply(sh);
+  bt_shell__apply(sh);
 }
 
 static void h_progress(void *arg, uint64_t agent_id, uint64_t package_id, uint32_t attempt,
                        int percent, const void *checkpoint, size_t len) {
   bt_shell_t *sh = arg;
-  bt_now_t t = now();
+  bt_now_t t = bt_shell__now();
   bt_core_agent_progress(sh->core, agent_id, package_id, attempt, percent, checkpoint, len,
                          &t, &sh->acts);
-  apply(sh);
+  bt_shell__apply(sh);
 }
 
 static void h_result(void *arg, uint64_t agent_id, const bt_result_t *r) {
   bt_shell_t *sh = arg;
-  bt_now_t t = now();
+  bt_now_t t = bt_shell__now();
   bt_core_agent_result(sh->core, agent_id, r, 0, &t, &sh->acts);
-  apply(sh);
+  bt_shell__apply(sh);
 }
 
 static void h_bye(void *arg, uint64_t agent_id) {
   bt_shell_t *sh = arg;
-  bt_now_t t = now();
+  bt_now_t t = bt_shell__now();
   bt_core_agent_bye(sh->core, agent_id, &t, &sh->acts);
-  apply(sh);
+  bt_shell__apply(sh);
 }
 
 static int h_assignment(void *arg, uint64_t agent_id, uint64_t package_id,
@@ -361,13 +345,13 @@ static int c_vendor_add(void *arg, const bt_vendor_spec_t *spec, uint64_t token)
   bt_shell_t *sh = arg;
   if (bt_store_is_down(sh->store))
     return BT_EDBDOWN;
-  bt_now_t t = now();
+  bt_now_t t = bt_shell__now();
   uint64_t id;
   int rc = bt_core_vendor_add(sh->core, spec, token, &t, &id, &sh->acts);
   if (rc == 0)
     bt_log_info("vendor added", "vendor=%s vendor_id=%" PRIu64 " region=%s", BT_Q(spec->name),
                 id, BT_Q(spec->region));
-  apply(sh);
+  bt_shell__apply(sh);
   return rc;
 }
 
@@ -381,7 +365,7 @@ typedef struct {
 static void on_inserted(void *arg, int status, const bt_store_inserted_t *rows, size_t n) {
   submit_ctx_t *c = arg;
   bt_shell_t *sh = c->sh;
-  bt_now_t t = now();
+  bt_now_t t = bt_shell__now();
   size_t k = 0;
   for (size_t i = 0; i < c->n; i++) {
     bt_submit_result_t *r = &c->results[i];
@@ -390,7 +374,7 @@ static void on_inserted(void *arg, int status, const bt_store_inserted_t *rows, 
     const bt_store_inserted_t *row = &rows[k++];
     bt_core_package_persisted(sh->core, row->id, status == 0, row->existing_id, &t,
                               &sh->acts);
-    apply(sh);
+    bt_shell__apply(sh);
     if (status == 0 && row->existing_id != 0) {
       r->id = row->existing_id;
       r->duplicate = true;
@@ -411,7 +395,7 @@ static int c_submit(void *arg, const bt_pkg_spec_t *specs, size_t n, uint64_t to
   bt_shell_t *sh = arg;
   if (bt_store_is_down(sh->store))
     return BT_EDBDOWN;
-  bt_now_t t = now();
+  bt_now_t t = bt_shell__now();
   submit_ctx_t *c = xmalloc(sizeof *c + n * sizeof c->results[0]);
   c->sh = sh;
   c->token = token;
@@ -422,7 +406,7 @@ static int c_submit(void *arg, const bt_pkg_spec_t *specs, size_t n, uint64_t to
   for (size_t i = 0; i < sh->acts.n; i++)
     if (sh->acts.v[i].kind == BT_ACT_PERSIST_PACKAGE)
       ids[n_new++] = sh->acts.v[i].package_id;
-  apply(sh);
+  bt_shell__apply(sh);
   if (n_new > 0)
     bt_store_insert_packages(sh->store, sh->core, ids, n_new, on_inserted, c);
   else /* only known keys: answer once what they name is committed */
@@ -440,9 +424,12 @@ static void c_rejected(void *arg, const char *action, const char *detail) {
 
 static void on_tick(uv_timer_t *t) {
   bt_shell_t *sh = t->data;
-  bt_now_t n = now();
+  bt_now_t n = bt_shell__now();
+  /* An agent waiting for a commit cannot report in: do not take that for
+   * silence (test_database_outage_loses_nothing). */
+  bt_core_hold_leases(sh->core, bt_store_stalled_ms(sh->store, n.ms) > STORE_STALL_MS, &n);
   uint64_t next = bt_core_tick(sh->core, &n, &sh->acts);
-  apply(sh);
+  bt_shell__apply(sh);
   uint64_t wait = next > n.ms ? next - n.ms : 1;
   uv_timer_start(&sh->tick, on_tick, wait < TICK_MAX_MS ? wait : TICK_MAX_MS, 0);
 }
@@ -476,7 +463,7 @@ static void on_hours(uv_timer_t *t) { update_hours(t->data); }
 
 static void render_metrics(void *arg, bt_met_buf_t *b) {
   bt_shell_t *sh = arg;
-  bt_now_t n = now();
+  bt_now_t n = bt_shell__now();
   bt_core_stats_t st;
   bt_core_stats(sh->core, &n, &st);
   bt_met_family(b, "baton_packages", "gauge", "Work packages by state.");
@@ -610,9 +597,16 @@ int bt_shell_new(uv_loop_t *loop, const bt_config_t *cfg, const char *dsn,
   cc.cost_ref = cfg->cost_reference;
   cc.share_cap = cfg->share_cap;
   cc.aging_bound_ms = cfg->aging_bound_ms;
+  cc.breaker_window_ms = cfg->breaker_window_ms;
+  cc.breaker_min_attempts = cfg->breaker_min_attempts;
+  cc.breaker_threshold = cfg->breaker_threshold;
+  cc.degrade_threshold = cfg->degrade_threshold;
+  cc.breaker_cooldown_ms = cfg->breaker_cooldown_ms;
+  cc.probe_packages = cfg->probe_packages;
+  cc.degraded_factor = cfg->degraded_factor;
   sh->core = bt_core_new(&cc);
 
-  bt_now_t t = now();
+  bt_now_t t = bt_shell__now();
   int rv = bt_store_load(dsn, sh->core, &t);
   if (rv != 0) {
     bt_log_error("could not load state from the database", "error=%s", bt_strerror(rv));
@@ -657,8 +651,11 @@ int bt_shell_new(uv_loop_t *loop, const bt_config_t *cfg, const char *dsn,
     co.max_frame_bytes = cfg->max_control_frame_bytes;
     co.max_batch = cfg->max_batch;
     co.max_payload_bytes = cfg->max_payload_bytes;
-    static const bt_ctl_ops_t ops = {
-        .vendor_add = c_vendor_add, .submit = c_submit, .rejected = c_rejected};
+    static const bt_ctl_ops_t ops = {.vendor_add = c_vendor_add,
+                                     .submit = c_submit,
+                                     .vendor_op = bt_shell__vendor_op,
+                                     .package_op = bt_shell__package_op,
+                                     .rejected = c_rejected};
     rv = bt_ctl_new(loop, control_path, &co, sh->core, sh->store, &ops, sh, &sh->ctl);
   }
   if (rv == 0 && cfg->metrics != NULL && cfg->metrics[0] != '\0')

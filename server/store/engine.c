@@ -34,7 +34,7 @@ static void maybe_finish_close(bt_store_t *st);
 void bt_store_opts_default(bt_store_opts_t *o) {
   o->pipeline_depth = 1;
   o->max_segment_ops = 4096;
-  o->reconnect_max_ms = 5000;
+  o->reconnect_max_ms = 2000; /* a refused connect is cheap; be back soon */
   o->op_timeout_ms = 15000;
 }
 
@@ -123,6 +123,14 @@ int bt_store__map_error(const PGresult *r) {
 bool bt_store_is_up(const bt_store_t *st) { return st->state == BT_ST_READY; }
 
 bool bt_store_is_down(const bt_store_t *st) { return st->down; }
+
+uint64_t bt_store_stalled_ms(const bt_store_t *st, uint64_t now_ms) {
+  if (st->down)
+    return now_ms > st->down_since_ms ? now_ms - st->down_since_ms : 1;
+  if (st->fly_head != NULL && now_ms > st->fly_head->sent_ms)
+    return now_ms - st->fly_head->sent_ms;
+  return 0;
+}
 
 size_t bt_store_backlog(const bt_store_t *st) {
   size_t n = st->n_pending;

@@ -133,7 +133,7 @@ static int load_vendors(PGconn *c, bt_core_t *core) {
     return BT_EDB;
   PGresult *r = query(c,
                       "SELECT id, name, region, model, capabilities, certs, capacity,"
-                      " cost, hours, weight, state, auth_key, created_at"
+                      " cost, hours, weight, state, auth_key, created_at, state_reason"
                       " FROM vendors ORDER BY id",
                       0, NULL, NULL, NULL);
   if (r == NULL) {
@@ -166,6 +166,7 @@ static int load_vendors(PGconn *c, bt_core_t *core) {
     if (key != NULL && klen == sizeof row.spec.auth_key)
       memcpy(row.spec.auth_key, key, klen);
     row.created_at = bt_pgr_ts(r, i, 12);
+    row.state_reason = bt_pgr_text(r, i, 13);
     for (int s = 0; s < PQntuples(stats); s++) {
       if ((uint64_t)bt_pgr_i64(stats, s, 0) == row.id) {
         row.completed = (uint64_t)bt_pgr_i64(stats, s, 1);
@@ -233,7 +234,8 @@ static int load_packages(PGconn *c, bt_core_t *core, uint64_t *loaded) {
             " (SELECT count(*) FROM attempts t WHERE t.package_id = w.id"
             "   AND t.outcome IN ('failed', 'transient')),"
             " (SELECT count(*) FROM attempts t WHERE t.package_id = w.id"
-            "   AND t.outcome = 'lost')"
+            "   AND t.outcome = 'lost'),"
+            " w.only_vendor"
             " FROM work_packages w WHERE w.state IN ('queued', 'assigned', 'running')"
             " ORDER BY w.id",
             0, NULL, NULL, NULL);
@@ -250,38 +252,8 @@ static int load_packages(PGconn *c, bt_core_t *core, uint64_t *loaded) {
     int n = PQntuples(r);
     for (int i = 0; i < n && rv == 0; i++) {
       bt_pkg_row_t row;
-      memset(&row, 0, sizeof row);
       const char **lists[4];
-      size_t plen, clen;
-      row.id = (uint64_t)bt_pgr_i64(r, i, 0);
-      row.spec.key = bt_pgr_text(r, i, 1);
-      row.spec.capability = bt_pgr_text(r, i, 2);
-      row.spec.payload = bt_pgr_bytes(r, i, 3, &plen);
-      row.spec.payload_len = plen;
-      row.spec.priority = (uint32_t)bt_pgr_i64(r, i, 4);
-      row.spec.deadline_at = bt_pgr_ts(r, i, 5);
-      row.spec.not_before_at = bt_pgr_ts(r, i, 6);
-      lists[0] = bt_pgr_text_array(r, i, 7, &row.spec.n_regions);
-      lists[1] = bt_pgr_text_array(r, i, 8, &row.spec.n_certs);
-      lists[2] = bt_pgr_text_array(r, i, 10, &row.spec.n_prefer);
-      lists[3] = bt_pgr_text_array(r, i, 11, &row.spec.n_avoid);
-      row.spec.regions = lists[0];
-      row.spec.certs = lists[1];
-      row.spec.prefer = lists[2];
-      row.spec.avoid = lists[3];
-      row.spec.max_cost = bt_pgr_null(r, i, 9) ? -1.0 : bt_pgr_f64(r, i, 9);
-      row.spec.max_attempts = (uint32_t)bt_pgr_i64(r, i, 12);
-      if (bt_pkg_state_parse(bt_pgr_text(r, i, 13), &row.state) != 0)
-        row.state = BT_PKG_QUEUED;
-      row.attempt = (uint32_t)bt_pgr_i64(r, i, 14);
-      row.vendor_id = (uint64_t)bt_pgr_i64(r, i, 15);
-      row.agent_id = (uint64_t)bt_pgr_i64(r, i, 16);
-      row.progress = bt_pgr_null(r, i, 17) ? -1 : (int)bt_pgr_i64(r, i, 17);
-      row.checkpoint = bt_pgr_bytes(r, i, 18, &clen);
-      row.checkpoint_len = clen;
-      row.submitted_at = bt_pgr_ts(r, i, 19);
-      row.failures = (uint32_t)bt_pgr_i64(r, i, 20);
-      row.lost = (uint32_t)bt_pgr_i64(r, i, 21);
+      bt_store__parse_pkg_row(r, i, &row, lists);
       rv = bt_core_load_package(core, &row);
       if (rv != 0)
         bt_log_error("could not load package", "package=%llu state=%s",

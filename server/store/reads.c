@@ -1,6 +1,6 @@
 /*
  * Typed reads for the control socket: packages with their history, package
- * lists, state counts for `wait`, and results. Rows are parsed from binary
+ * lists, state counts for `wait`, results, and handoff history. Rows are parsed from binary
  * results into borrowed views that live for the callback only.
  */
 #include "store_int.h"
@@ -188,5 +188,47 @@ void bt_store_get_result(bt_store_t *st, uint64_t id, bt_store_result_cb cb, voi
   bt_store_op_t *op = bt_store__op_new(complete_result, (void (*)(void))cb, arg);
   op->fail_fast = true;
   bt_pgp_i64(bt_store__op_stmt(op, BT_SQL_RESULT_GET), (int64_t)id);
+  bt_store__enqueue(st, op);
+}
+
+static void complete_handoffs(bt_store_op_t *op, int status) {
+  bt_store_handoffs_cb cb = (bt_store_handoffs_cb)op->cb;
+  if (status != 0) {
+    cb(op->arg, status, NULL, 0);
+    return;
+  }
+  const PGresult *r = op->res[0];
+  int n = PQntuples(r);
+  bt_store_handoff_t *rows = calloc((size_t)n + 1, sizeof *rows);
+  if (rows == NULL)
+    abort();
+  for (int i = 0; i < n; i++) {
+    rows[i].package_id = (uint64_t)bt_pgr_i64(r, i, 0);
+    rows[i].attempt = (uint32_t)bt_pgr_i64(r, i, 1);
+    rows[i].from_vendor = bt_pgr_text(r, i, 2);
+    rows[i].to_vendor = bt_pgr_text(r, i, 3);
+    rows[i].reason = bt_pgr_text(r, i, 4);
+    rows[i].at = bt_pgr_ts(r, i, 5);
+    rows[i].checkpoint_bytes = (uint32_t)bt_pgr_i64(r, i, 6);
+  }
+  cb(op->arg, 0, rows, (size_t)n);
+  free(rows);
+}
+
+void bt_store_list_handoffs(bt_store_t *st, const bt_store_handoff_filter_t *f,
+                            bt_store_handoffs_cb cb, void *arg) {
+  bt_store_op_t *op = bt_store__op_new(complete_handoffs, (void (*)(void))cb, arg);
+  op->fail_fast = true;
+  bt_pgparams_t *p = bt_store__op_stmt(op, BT_SQL_HANDOFF_LIST);
+  if (f->vendor_id)
+    bt_pgp_i64(p, (int64_t)f->vendor_id);
+  else
+    bt_pgp_null(p);
+  if (f->package_id)
+    bt_pgp_i64(p, (int64_t)f->package_id);
+  else
+    bt_pgp_null(p);
+  bt_pgp_ts(p, f->since_at);
+  bt_pgp_i32(p, (int32_t)(f->limit ? f->limit : 10000));
   bt_store__enqueue(st, op);
 }

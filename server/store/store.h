@@ -61,6 +61,10 @@ bool bt_store_is_up(const bt_store_t *st);
 /* True when the connection was up and is lost (not merely still connecting at
  * start): client-facing writes should be refused with "store unavailable". */
 bool bt_store_is_down(const bt_store_t *st);
+/* How long the store has been unable to commit: since the connection was lost,
+ * or how long the oldest transaction in flight has waited; 0 when all is well.
+ * (Monotonic milliseconds.) */
+uint64_t bt_store_stalled_ms(const bt_store_t *st, uint64_t now_ms);
 /* Operations queued or in flight. */
 size_t bt_store_backlog(const bt_store_t *st);
 
@@ -96,6 +100,15 @@ void bt_store_start(bt_store_t *st, const bt_action_t *a);
 void bt_store_progress(bt_store_t *st, const bt_action_t *a);
 void bt_store_finish(bt_store_t *st, const bt_action_t *a, bt_store_cb cb, void *arg);
 void bt_store_handoff(bt_store_t *st, const bt_action_t *a);
+/* VENDOR_STATE: the vendor's state and state_reason as they are now. */
+void bt_store_vendor_state(bt_store_t *st, const bt_core_vendor_t *v, int64_t at);
+/* PACKAGE_UPDATE: an open package's admin-changeable columns as in v. */
+void bt_store_package_update(bt_store_t *st, const bt_pkg_view_t *v, int64_t at);
+/* Reads one package's whole row (any state) for bt_core_package_revive. The
+ * row and everything it points to live for the callback only. status
+ * BT_ENOTFOUND when there is no such package. */
+typedef void (*bt_store_row_cb)(void *arg, int status, const bt_pkg_row_t *row);
+void bt_store_package_row(bt_store_t *st, uint64_t id, bt_store_row_cb cb, void *arg);
 void bt_store_audit(bt_store_t *st, int64_t at, const char *actor, const char *action,
                     const char *subject, const char *detail);
 
@@ -122,6 +135,8 @@ typedef struct {
   const char *reason;
   int64_t at;
   uint32_t checkpoint_bytes;
+  uint64_t package_id; /* set by bt_store_list_handoffs only */
+  uint32_t attempt;    /* the attempt handed off; bt_store_list_handoffs only */
 } bt_store_handoff_t;
 
 typedef struct {
@@ -182,6 +197,21 @@ void bt_store_count_states(bt_store_t *st, const uint64_t *ids, size_t n,
 typedef void (*bt_store_result_cb)(void *arg, int status, const char *state,
                                    const uint8_t *result, size_t len);
 void bt_store_get_result(bt_store_t *st, uint64_t id, bt_store_result_cb cb, void *arg);
+
+typedef struct {
+  uint64_t vendor_id;  /* 0 = any; else handed off from or to it */
+  uint64_t package_id; /* 0 = any */
+  int64_t since_at;    /* 0 = any; else at or after */
+  uint32_t limit;      /* the newest this many; 0 = 10000 */
+} bt_store_handoff_filter_t;
+
+/* Rows are borrowed for the callback's duration, oldest first. */
+typedef void (*bt_store_handoffs_cb)(void *arg, int status,
+                                     const bt_store_handoff_t *rows, size_t n);
+
+/* Handoff history across packages (`batonctl handoffs`). */
+void bt_store_list_handoffs(bt_store_t *st, const bt_store_handoff_filter_t *f,
+                            bt_store_handoffs_cb cb, void *arg);
 
 /* --- startup (blocking; before the loop runs) ---------------------------------- */
 

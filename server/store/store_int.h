@@ -103,6 +103,10 @@ bt_store_op_t *bt_store__op_new(bt_store_complete_fn complete, void (*cb)(void),
 /* Adds a statement; returns its params to fill. */
 bt_pgparams_t *bt_store__op_stmt(bt_store_op_t *op, int stmt);
 void bt_store__enqueue(bt_store_t *st, bt_store_op_t *op);
+/* pkgrow.c: parses a package row (its column order is documented there); the
+ * lists are malloc'd into lists[0..3] for the caller to free. */
+void bt_store__parse_pkg_row(const PGresult *r, int i, bt_pkg_row_t *row,
+                             const char **lists[4]);
 /* Maps a failed result to a Baton code (SQLSTATE classes). */
 int bt_store__map_error(const PGresult *r);
 

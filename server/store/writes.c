@@ -273,6 +273,29 @@ void bt_store_handoff(bt_store_t *st, const bt_action_t *a) {
   bt_store__enqueue(st, op);
 }
 
+void bt_store_vendor_state(bt_store_t *st, const bt_core_vendor_t *v, int64_t at) {
+  bt_store_op_t *op = plain_op(NULL, NULL);
+  bt_pgparams_t *p = bt_store__op_stmt(op, BT_SQL_VENDOR_STATE);
+  bt_pgp_i64(p, (int64_t)v->id);
+  bt_pgp_text(p, bt_vendor_state_name(v->state));
+  bt_pgp_text(p, v->state_reason);
+  bt_pgp_ts(p, at);
+  bt_store__enqueue(st, op);
+}
+
+void bt_store_package_update(bt_store_t *st, const bt_pkg_view_t *v, int64_t at) {
+  bt_store_op_t *op = plain_op(NULL, NULL);
+  bt_pgparams_t *p = bt_store__op_stmt(op, BT_SQL_PACKAGE_UPDATE);
+  bt_pgp_i64(p, (int64_t)v->id);
+  bt_pgp_i32(p, (int32_t)v->attempt);
+  bt_pgp_text(p, bt_pkg_state_name(v->state));
+  bt_pgp_i32(p, (int32_t)v->max_attempts);
+  bt_pgp_ts(p, v->not_before_at);
+  bt_pgp_text(p, v->only_vendor);
+  bt_pgp_ts(p, at);
+  bt_store__enqueue(st, op);
+}
+
 void bt_store_audit(bt_store_t *st, int64_t at, const char *actor, const char *action,
                     const char *subject, const char *detail) {
   bt_store_op_t *op = plain_op(NULL, NULL);

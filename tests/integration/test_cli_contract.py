@@ -8,6 +8,15 @@ stays queued with a waiting reason naming what is missing and counts as
 waiting in stats; --deadline and --not-before show up in package show and a
 not-before package does not start before its time; a handoff (an agent hung
 past its lease) appears in package show with the contract's fields.
+
+test_cli_continuity: the admin's continuity commands on their own broker —
+vendor drain|suspend|resume|fail ({id, state}), package cancel|retry|reassign
+({id, state}), handoffs (an array of {package, from_vendor, to_vendor, reason,
+at, attempt, checkpoint_bytes}), the vendor fields state_reason, limit and
+probing, and their error exits (1 unknown vendor or package, 2 usage).
+
+The per-test timeouts below add up to less than the CTest TIMEOUT (180 s,
+it2.cmake); each test takes a fraction of its own on a 2-core machine.
 """
 
 import base64
@@ -30,6 +39,7 @@ PACKAGE_FIELDS = ["id", "capability", "state", "priority", "deadline", "vendor",
                   "attempt", "waiting_reason", "progress", "result_bytes"]
 ATTEMPT_FIELDS = ["attempt", "vendor", "agent", "started", "ended", "outcome"]
 HANDOFF_FIELDS = ["from_vendor", "to_vendor", "reason", "at", "checkpoint_bytes"]
+HANDOFF_LIST_FIELDS = ["package", "attempt"] + HANDOFF_FIELDS
 STATS_FIELDS = ["queued", "assigned", "running", "completed", "dead", "cancelled",
                 "vendors", "agents"]
 WAIT_FIELDS = ["completed", "dead", "cancelled", "pending"]
@@ -154,7 +164,7 @@ def start_agent(env, broker, vendor, secret, name, handlers, slots=1):
 
 # ---- the tests ---------------------------------------------------------------------------
 
-@test(timeout=150)
+@test(timeout=85)
 def test_cli_contract(env):
     broker = env.broker()
     B = broker
@@ -392,7 +402,134 @@ def test_cli_contract(env):
     B.check_running()
 
 
-@test(pg=False, timeout=60)
+def check_handoff_row(h, what):
+    has(h, HANDOFF_LIST_FIELDS, what)
+    assert isinstance(h["package"], int) and h["package"] > 0, h
+    assert isinstance(h["attempt"], int) and h["attempt"] >= 1, h
+    assert h["reason"] in HANDOFF_REASONS, h
+    assert isinstance(h["checkpoint_bytes"], int) and h["checkpoint_bytes"] >= 0, h
+    assert h["to_vendor"] is None or isinstance(h["to_vendor"], str), h
+    parse_time(h["at"])
+
+
+@test(timeout=60)
+def test_cli_continuity(env):
+    broker = env.broker()
+    B = broker
+    acme = ok(B, "vendor", "add", "acme", "--region", "EU-DE", "--capability", "slow,upper",
+              "--capacity", "4")
+    beta = ok(B, "vendor", "add", "beta", "--region", "EU-DE", "--capability", "slow,upper",
+              "--capacity", "3")
+
+    # -- vendor list/show carry state_reason, limit and probing.
+    for v in ok(B, "vendor", "list"):
+        check_vendor(v, "vendor list")
+        has(v, ["state_reason", "limit", "probing"], "vendor list")
+        assert v["state"] == "active" and v["state_reason"] is None, v
+        assert v["limit"] == v["capacity"] and v["probing"] is False, v
+
+    # -- errors: unknown vendor or package → 1; missing or bad arguments → 2.
+    for op in ("drain", "suspend", "resume", "fail"):
+        fails(B, 1, "vendor", op, "nosuchvendor", stderr_rx=r"no vendor nosuchvendor")
+        fails(B, 2, "vendor", op)
+    fails(B, 1, "vendor", "fail", "999999", stderr_rx=r"999999")
+    for op in ("cancel", "retry", "reassign"):
+        fails(B, 1, "package", op, "999999")
+        fails(B, 2, "package", op)
+        fails(B, 2, "package", op, "abc")
+    q = ok(B, "submit", "--capability", "upper", "--payload", "pinned")
+    fails(B, 1, "package", "reassign", q["id"], "--to", "nosuchvendor",
+          stderr_rx=r"no vendor nosuchvendor")
+    fails(B, 1, "handoffs", "--vendor", "nosuchvendor", stderr_rx=r"no vendor nosuchvendor")
+    for args in [("vendor", "drain", "acme", "beta"),
+                 ("vendor", "resume", "ac me"),
+                 ("package", "cancel", q["id"], "--to", "beta"),
+                 ("package", "reassign", q["id"], "--to"),
+                 ("handoffs", "--package", "seven"),
+                 ("handoffs", "--since", "whenever"),
+                 ("handoffs", "extra")]:
+        fails(B, 2, *args)
+
+    # -- vendor drain / resume / suspend / fail: {id, state}, and vendor show agrees.
+    for name, op, state in [("acme", "drain", "draining"), ("acme", "resume", "active"),
+                            ("beta", "suspend", "suspended"), ("beta", "resume", "active"),
+                            ("beta", "fail", "failed")]:
+        ref = name if op != "resume" else {"acme": acme, "beta": beta}[name]["id"]
+        r = ok(B, "vendor", op, ref)
+        has(r, ["id", "state"], f"vendor {op}")
+        assert r["id"] == {"acme": acme, "beta": beta}[name]["id"] and r["state"] == state, r
+        v = ok(B, "vendor", "show", name)
+        assert v["state"] == state, (op, v)
+        if state == "active":
+            assert v["state_reason"] is None and v["limit"] == v["capacity"], v
+            assert v["probing"] is False, v
+        else:
+            assert isinstance(v["state_reason"], str) and v["state_reason"], (op, v)
+    assert ok(B, "stats")["vendors"]["failed"] == 1
+    o = run(B.control, "vendor", "resume", "beta", json_out=False)
+    assert o.rc == 0 and o.out == "vendor beta: active\n", o
+
+    # -- package cancel of a queued package → cancelled; cancelling it again is
+    # refused; retry queues it again; reassign pins it (and keeps it queued).
+    r = ok(B, "package", "cancel", q["id"])
+    assert r == {"id": q["id"], "state": "cancelled"}, r
+    assert show(B, q["id"])["state"] == "cancelled"
+    fails(B, 1, "package", "cancel", q["id"])
+    w = ok(B, "wait", q["id"], "--timeout", "5s")
+    assert (w["cancelled"], w["pending"]) == (1, 0), w
+    r = ok(B, "package", "retry", q["id"])
+    assert r == {"id": q["id"], "state": "queued"}, r
+    assert show(B, q["id"])["state"] == "queued"
+    r = ok(B, "package", "reassign", q["id"], "--to", "beta")
+    assert r == {"id": q["id"], "state": "queued"}, r
+    # A target the package may never run on is refused, naming it.
+    gamma = ok(B, "vendor", "add", "gamma", "--region", "US", "--capability", "other")
+    fails(B, 1, "package", "reassign", q["id"], "--to", gamma["id"], stderr_rx=r"gamma")
+    o = run(B.control, "package", "cancel", q["id"], json_out=False)
+    assert o.rc == 0 and o.out == f"package {q['id']}: cancelled\n", o
+
+    # -- handoffs: an array, empty so far.
+    assert ok(B, "handoffs") == []
+    o = run(B.control, "handoffs", json_out=False)
+    assert o.rc == 0 and o.out.strip(), o
+
+    # -- vendor fail hands in-flight work off now: a package running on acme
+    # moves away at once (reason vendor-failed) and beta finishes it.
+    start_agent(env, B, "acme", acme["secret"], "acme-1", {"slow": "sleep 60"})
+    slow = ok(B, "submit", "--capability", "slow", "--payload", "slowly", "--prefer", "acme")
+    wait_for(lambda: show(B, slow["id"])["agent"] == "acme-1", timeout=15,
+             what="the slow package on acme-1")
+    t_fail = now_utc()
+    r = ok(B, "vendor", "fail", "acme")
+    assert (r["id"], r["state"]) == (acme["id"], "failed"), r
+    hs = ok(B, "handoffs")
+    assert isinstance(hs, list) and len(hs) == 1, hs
+    h = hs[0]
+    check_handoff_row(h, "handoffs")
+    assert (h["package"], h["attempt"], h["from_vendor"], h["reason"]) == \
+        (slow["id"], 1, "acme", "vendor-failed"), h
+    assert h["to_vendor"] in (None, "beta"), h
+    assert abs((parse_time(h["at"]) - t_fail).total_seconds()) < 30, (h, t_fail)
+    start_agent(env, B, "beta", beta["secret"], "beta-1", {"slow": "cat"})
+    p = wait_state(B, slow["id"], "completed", timeout=20)
+    assert [a["agent"] for a in p["attempts"]] == ["acme-1", "beta-1"], p["attempts"]
+    h = ok(B, "handoffs", "--package", slow["id"])
+    assert len(h) == 1 and h[0]["to_vendor"] == "beta", h
+    # filters: by vendor (from or to), by package, by time (RFC 3339 or ago).
+    assert len(ok(B, "handoffs", "--vendor", "acme")) == 1
+    assert len(ok(B, "handoffs", "--vendor", beta["id"])) == 1
+    assert ok(B, "handoffs", "--package", q["id"]) == []
+    assert len(ok(B, "handoffs", "--since", "10m")) == 1
+    future = (now_utc() + dt.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert ok(B, "handoffs", "--since", future) == []
+    o = run(B.control, "handoffs", "--vendor", "acme", json_out=False)
+    assert o.rc == 0 and "vendor-failed" in o.out and "acme" in o.out, o
+    r = ok(B, "vendor", "resume", "acme")
+    assert r["state"] == "active", r
+    B.check_running()
+
+
+@test(pg=False, timeout=30)
 def test_cli_broker_unreachable(env):
     """Exit 3 with a clear message when nobody answers: no socket file, a
     socket file nobody listens on, a TCP port nobody listens on."""

@@ -451,6 +451,9 @@ static void reply_vendors(fake_t *f, const Baton__CtlRequest *req, int n,
   v2.model = "offshore", v2.n_capabilities = 1, v2.capabilities = caps2;
   v2.has_capacity = 1, v2.capacity = 4000, v2.has_cost = 1, v2.cost = 0.1;
   v2.state = "degraded"; /* no on_time_rate, counters left absent */
+  v1.has_limit = 1, v1.limit = 10, v1.has_probing = 1, v1.probing = 0;
+  v2.state_reason = "slow", v2.has_limit = 1, v2.limit = 500;
+  v2.has_probing = 1, v2.probing = 1;
   vl.n_vendors = 2;
   vl.vendors = vs;
   reply->body_case = BATON__CTL_REPLY__BODY_VENDORS;
@@ -479,6 +482,22 @@ static void test_batonctl_cli_help_exits_0(void **state) {
   expect_contains(r.out, "usage: batonctl");
   expect_contains(r.out, "vendor add");
   expect_contains(r.out, "stats");
+  static const char *const added[] = {"vendor drain", "vendor suspend", "vendor resume",
+                                      "vendor fail", "package cancel", "package retry",
+                                      "package reassign", "handoffs"};
+  for (size_t i = 0; i < sizeof added / sizeof added[0]; i++)
+    expect_contains(r.out, added[i]);
+  run_free(&r);
+
+  run_ctl(&r, NULL, 0, ARGV("help", "package", "reassign"));
+  assert_int_equal(r.status, 0);
+  expect_contains(r.out, "usage: batonctl package reassign ID [--to V]");
+  expect_contains(r.out, "JSON: {id, state}");
+  run_free(&r);
+
+  run_ctl(&r, NULL, 0, ARGV("handoffs", "--help"));
+  assert_int_equal(r.status, 0);
+  expect_contains(r.out, "usage: batonctl handoffs [--vendor V] [--package ID] [--since T]");
   run_free(&r);
 
   run_ctl(&r, NULL, 0, ARGV("submit", "--help"));
@@ -560,6 +579,25 @@ static void test_batonctl_cli_usage_errors_exit_2(void **state) {
             "--capability", "x"),
        "vendor name \"bad/na me\" is not a valid name"},
       {ARGV("vendor", "--json", "list", "--control", ""), "bad control endpoint"},
+      {ARGV("--control", s, "vendor", "drain"), "usage: batonctl vendor drain V"},
+      {ARGV("--control", s, "vendor", "fail", "a", "b"), "unexpected argument 'b'"},
+      {ARGV("--control", s, "vendor", "suspend", "ac me"),
+       "vendor \"ac me\" is not a valid name"},
+      {ARGV("--control", s, "vendor", "resume", "--to", "x"), "unknown option --to"},
+      {ARGV("--control", s, "package", "cancel"), "usage: batonctl package cancel ID"},
+      {ARGV("--control", s, "package", "retry", "x1"), "bad package id \"x1\""},
+      {ARGV("--control", s, "package", "cancel", "0"), "bad package id \"0\""},
+      {ARGV("--control", s, "package", "cancel", "1", "--to", "acme"),
+       "unknown option --to"},
+      {ARGV("--control", s, "package", "reassign", "1", "--to"), "needs a value"},
+      {ARGV("--control", s, "package", "reassign", "1", "--to", "a b"),
+       "--to \"a b\" is not a valid name"},
+      {ARGV("--control", s, "handoffs", "extra"), "unexpected argument 'extra'"},
+      {ARGV("--control", s, "handoffs", "--package", "seven"), "bad --package \"seven\""},
+      {ARGV("--control", s, "handoffs", "--since", "soonish"), "bad --since \"soonish\""},
+      {ARGV("--control", s, "handoffs", "--vendor", "x y"),
+       "--vendor \"x y\" is not a valid name"},
+      {ARGV("--control", s, "--json", "handoffs", "--since", "-5m"), "bad --since"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     run_t r;
@@ -761,6 +799,7 @@ static void test_batonctl_cli_vendor_list_json_fields(void **state) {
       "id",     "name",  "region", "model",     "capabilities", "certs",
       "capacity", "cost", "state", "agents",    "in_flight",    "completed",
       "failed", "on_time_rate", "hours", "weight", "created_at",
+      "state_reason", "limit", "probing",
   };
   for (size_t i = 0; i < 2; i++)
     for (size_t k = 0; k < sizeof fields / sizeof fields[0]; k++)
@@ -786,7 +825,13 @@ static void test_batonctl_cli_vendor_list_json_fields(void **state) {
   assert_true(json_number_value(json_object_get(a, "on_time_rate")) == 0.95);
   assert_string_equal(json_string_value(json_object_get(a, "created_at")),
                       "2025-11-22T10:00:00.000Z");
+  assert_true(json_is_null(json_object_get(a, "state_reason"))); /* active */
+  assert_int_equal(json_integer_value(json_object_get(a, "limit")), 10);
+  assert_true(json_is_false(json_object_get(a, "probing")));
   json_t *z = json_array_get(doc, 1);
+  assert_string_equal(json_string_value(json_object_get(z, "state_reason")), "slow");
+  assert_int_equal(json_integer_value(json_object_get(z, "limit")), 500);
+  assert_true(json_is_true(json_object_get(z, "probing")));
   assert_true(json_is_null(json_object_get(z, "on_time_rate")));
   assert_true(json_is_null(json_object_get(z, "hours")));
   assert_int_equal(json_array_size(json_object_get(z, "certs")), 0);
@@ -820,9 +865,9 @@ static void test_batonctl_cli_vendor_list_table(void **state) {
   long cap_end = column_of(l1, "CAPACITY") + 8;
   assert_int_equal(column_of(l2, " 10 ") + 3, cap_end);
   assert_int_equal(column_of(l3, " 4000 ") + 5, cap_end);
-  expect_contains(l2, "95.0%");
-  /* An absent on-time rate is "-", at the end of the line. */
-  assert_true(strstr(l3, " -\n") != NULL);
+  expect_contains(l2, "95.0%  -\n"); /* active: no reason, last column */
+  /* An absent on-time rate is "-"; the state's reason ends the line. */
+  assert_true(strstr(l3, " -  slow\n") != NULL);
   run_free(&r);
   fake_free(f);
 }
@@ -1358,6 +1403,330 @@ static void test_batonctl_cli_tcp_sends_admin_token(void **state) {
   fake_free(f);
 }
 
+/* --- vendor drain|suspend|resume|fail, package cancel|retry|reassign, handoffs */
+
+static void reply_vendor_state(fake_t *f, const Baton__CtlRequest *req, int n,
+                               Baton__CtlReply *reply) {
+  (void)f;
+  (void)n;
+  static Baton__VendorState vs;
+  static char err[160];
+  SRV_CHECK(req->body_case == BATON__CTL_REQUEST__BODY_VENDOR_OP);
+  const Baton__VendorOp *m = req->vendor_op;
+  if (strcmp(m->vendor, "nosuch") == 0) {
+    snprintf(err, sizeof err, "no vendor %s", m->vendor);
+    reply->status = BATON__CTL_STATUS__CTL_NOT_FOUND;
+    reply->error = err;
+    return;
+  }
+  baton__vendor_state__init(&vs);
+  vs.has_id = 1;
+  vs.id = 1;
+  vs.name = "acme"; /* as the broker names it, whatever the client typed */
+  switch (m->op) {
+  case BATON__VENDOR_OP_KIND__VENDOR_OP_DRAIN:
+    vs.state = "draining";
+    vs.state_reason = "admin: drain";
+    break;
+  case BATON__VENDOR_OP_KIND__VENDOR_OP_SUSPEND:
+    vs.state = "suspended";
+    vs.state_reason = "admin: suspend";
+    break;
+  case BATON__VENDOR_OP_KIND__VENDOR_OP_RESUME:
+    vs.state = "active";
+    break;
+  case BATON__VENDOR_OP_KIND__VENDOR_OP_FAIL:
+    vs.state = "failed";
+    vs.state_reason = "admin: fail";
+    break;
+  default:
+    SRV_CHECK(!"unknown vendor op");
+  }
+  reply->body_case = BATON__CTL_REPLY__BODY_VENDOR_STATE;
+  reply->vendor_state = &vs;
+}
+
+static void test_batonctl_cli_vendor_ops(void **state) {
+  (void)state;
+  fake_t *f = &g_fake;
+  fake_start(f, reply_vendor_state);
+  static const struct {
+    const char *cmd;
+    Baton__VendorOpKind op;
+    const char *state;
+    const char *reason; /* NULL: null in JSON */
+  } cases[] = {
+      {"drain", BATON__VENDOR_OP_KIND__VENDOR_OP_DRAIN, "draining", "admin: drain"},
+      {"suspend", BATON__VENDOR_OP_KIND__VENDOR_OP_SUSPEND, "suspended", "admin: suspend"},
+      {"resume", BATON__VENDOR_OP_KIND__VENDOR_OP_RESUME, "active", NULL},
+      {"fail", BATON__VENDOR_OP_KIND__VENDOR_OP_FAIL, "failed", "admin: fail"},
+  };
+  run_t r;
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    run_ctl(&r, NULL, 0, ARGV("--control", f->sock, "--json", "vendor", cases[i].cmd,
+                              i % 2 ? "1" : "acme"));
+    if (r.status != 0)
+      fail_msg("vendor %s: exit %d: %s", cases[i].cmd, r.status, r.err);
+    json_error_t je;
+    json_t *doc = json_loads(r.out, 0, &je); /* exactly one document */
+    if (doc == NULL)
+      fail_msg("not one JSON document: %s\n%s", je.text, r.out);
+    assert_int_equal(json_integer_value(json_object_get(doc, "id")), 1);
+    assert_string_equal(json_string_value(json_object_get(doc, "name")), "acme");
+    assert_string_equal(json_string_value(json_object_get(doc, "state")), cases[i].state);
+    json_t *reason = json_object_get(doc, "state_reason");
+    if (cases[i].reason)
+      assert_string_equal(json_string_value(reason), cases[i].reason);
+    else
+      assert_true(json_is_null(reason));
+    json_decref(doc);
+    run_free(&r);
+  }
+
+  /* The plain answer is one line. */
+  run_ctl(&r, NULL, 0, ARGV("--control", f->sock, "vendor", "fail", "acme"));
+  assert_int_equal(r.status, 0);
+  assert_string_equal(r.out, "vendor acme: failed\n");
+  run_free(&r);
+
+  /* Unknown vendor: the broker's text, exit 1; with --json one error document. */
+  run_ctl(&r, NULL, 0, ARGV("--control", f->sock, "vendor", "drain", "nosuch"));
+  assert_int_equal(r.status, 1);
+  expect_contains(r.err, "batonctl: no vendor nosuch");
+  assert_int_equal(r.out_len, 0);
+  run_free(&r);
+  run_ctl(&r, NULL, 0, ARGV("--control", f->sock, "--json", "vendor", "drain", "nosuch"));
+  assert_int_equal(r.status, 1);
+  json_t *doc = json_loads(r.out, 0, NULL);
+  assert_non_null(doc);
+  assert_int_equal(json_integer_value(json_object_get(doc, "exit_code")), 1);
+  expect_contains(json_string_value(json_object_get(doc, "error")), "no vendor nosuch");
+  json_decref(doc);
+  run_free(&r);
+  fake_stop(f);
+
+  /* What went over the wire: the vendor as typed and the operation. */
+  assert_int_equal(f->n_req, 7);
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    const Baton__CtlRequest *q = f->reqs[i];
+    assert_int_equal(q->body_case, BATON__CTL_REQUEST__BODY_VENDOR_OP);
+    assert_string_equal(q->vendor_op->vendor, i % 2 ? "1" : "acme");
+    assert_true(q->vendor_op->has_op);
+    assert_int_equal(q->vendor_op->op, cases[i].op);
+  }
+  fake_free(f);
+}
+
+static void reply_package_state(fake_t *f, const Baton__CtlRequest *req, int n,
+                                Baton__CtlReply *reply) {
+  (void)f;
+  (void)n;
+  static Baton__PackageState ps;
+  SRV_CHECK(req->body_case == BATON__CTL_REQUEST__BODY_PACKAGE_OP);
+  const Baton__PackageOp *m = req->package_op;
+  if (m->id == 999) {
+    reply->status = BATON__CTL_STATUS__CTL_NOT_FOUND;
+    reply->error = "could not cancel package 999: no such open package";
+    return;
+  }
+  if (m->id == 998) {
+    reply->status = BATON__CTL_STATUS__CTL_REJECTED;
+    reply->error = "could not retry package 998: not allowed in the current state";
+    return;
+  }
+  baton__package_state__init(&ps);
+  ps.has_id = 1;
+  ps.id = m->id;
+  ps.state = m->op == BATON__PACKAGE_OP_KIND__PACKAGE_OP_CANCEL ? "cancelled" : "queued";
+  reply->body_case = BATON__CTL_REPLY__BODY_PACKAGE_STATE;
+  reply->package_state = &ps;
+}
+
+static void test_batonctl_cli_package_ops(void **state) {
+  (void)state;
+  fake_t *f = &g_fake;
+  fake_start(f, reply_package_state);
+  run_t r;
+  run_ctl(&r, NULL, 0, ARGV("--control", f->sock, "--json", "package", "cancel", "42"));
+  if (r.status != 0)
+    fail_msg("exit %d: %s", r.status, r.err);
+  json_t *doc = json_loads(r.out, 0, NULL);
+  assert_non_null(doc);
+  assert_int_equal(json_integer_value(json_object_get(doc, "id")), 42);
+  assert_string_equal(json_string_value(json_object_get(doc, "state")), "cancelled");
+  json_decref(doc);
+  run_free(&r);
+
+  run_ctl(&r, NULL, 0, ARGV("--control", f->sock, "package", "retry", "43"));
+  assert_int_equal(r.status, 0);
+  assert_string_equal(r.out, "package 43: queued\n");
+  run_free(&r);
+
+  run_ctl(&r, NULL, 0,
+          ARGV("--control", f->sock, "package", "reassign", "44", "--to", "beta", "--json"));
+  assert_int_equal(r.status, 0);
+  doc = json_loads(r.out, 0, NULL);
+  assert_non_null(doc);
+  assert_int_equal(json_integer_value(json_object_get(doc, "id")), 44);
+  assert_string_equal(json_string_value(json_object_get(doc, "state")), "queued");
+  json_decref(doc);
+  run_free(&r);
+
+  run_ctl(&r, NULL, 0, ARGV("--control", f->sock, "package", "reassign", "45"));
+  assert_int_equal(r.status, 0);
+  run_free(&r);
+
+  run_ctl(&r, NULL, 0, ARGV("--control", f->sock, "package", "cancel", "999"));
+  assert_int_equal(r.status, 1);
+  expect_contains(r.err, "batonctl: could not cancel package 999: no such open package");
+  assert_int_equal(r.out_len, 0);
+  run_free(&r);
+
+  run_ctl(&r, NULL, 0, ARGV("--control", f->sock, "package", "retry", "998"));
+  assert_int_equal(r.status, 1);
+  expect_contains(r.err, "not allowed in the current state");
+  run_free(&r);
+  fake_stop(f);
+
+  assert_int_equal(f->n_req, 6);
+  static const struct {
+    uint64_t id;
+    Baton__PackageOpKind op;
+    const char *to;
+  } want[] = {
+      {42, BATON__PACKAGE_OP_KIND__PACKAGE_OP_CANCEL, NULL},
+      {43, BATON__PACKAGE_OP_KIND__PACKAGE_OP_RETRY, NULL},
+      {44, BATON__PACKAGE_OP_KIND__PACKAGE_OP_REASSIGN, "beta"},
+      {45, BATON__PACKAGE_OP_KIND__PACKAGE_OP_REASSIGN, NULL},
+  };
+  for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+    const Baton__PackageOp *m = f->reqs[i]->package_op;
+    assert_int_equal(f->reqs[i]->body_case, BATON__CTL_REQUEST__BODY_PACKAGE_OP);
+    assert_true(m->has_id && m->has_op);
+    assert_int_equal(m->id, want[i].id);
+    assert_int_equal(m->op, want[i].op);
+    if (want[i].to)
+      assert_string_equal(m->to, want[i].to);
+    else
+      assert_null(m->to);
+  }
+  fake_free(f);
+}
+
+static void reply_handoffs(fake_t *f, const Baton__CtlRequest *req, int n,
+                           Baton__CtlReply *reply) {
+  (void)f;
+  (void)n;
+  static Baton__HandoffInfo h1, h2;
+  static Baton__HandoffInfo *hs[2] = {&h1, &h2};
+  static Baton__HandoffList hl;
+  SRV_CHECK(req->body_case == BATON__CTL_REQUEST__BODY_HANDOFFS);
+  baton__handoff_list__init(&hl);
+  reply->body_case = BATON__CTL_REPLY__BODY_HANDOFFS;
+  reply->handoffs = &hl;
+  if (req->handoffs->vendor != NULL && strcmp(req->handoffs->vendor, "quiet") == 0)
+    return; /* nothing handed off */
+  baton__handoff_info__init(&h1);
+  baton__handoff_info__init(&h2);
+  h1.has_package_id = 1, h1.package_id = 9, h1.has_attempt = 1, h1.attempt = 1;
+  h1.from_vendor = "acme", h1.to_vendor = "beta", h1.reason = "vendor-failed";
+  h1.has_at = 1, h1.at = INT64_C(1763805060000);
+  h1.has_checkpoint_bytes = 1, h1.checkpoint_bytes = 17;
+  h2.has_package_id = 1, h2.package_id = 11, h2.has_attempt = 2, h2.attempt = 2;
+  h2.from_vendor = "beta", h2.reason = "admin"; /* not routed again yet */
+  h2.has_at = 1, h2.at = INT64_C(1763805120000);
+  hl.n_handoffs = 2;
+  hl.handoffs = hs;
+}
+
+static void test_batonctl_cli_handoffs(void **state) {
+  (void)state;
+  fake_t *f = &g_fake;
+  fake_start(f, reply_handoffs);
+  run_t r;
+  run_ctl(&r, NULL, 0,
+          ARGV("--control", f->sock, "handoffs", "--json", "--vendor", "acme", "--package",
+               "9", "--since", "2025-11-22T10:00:00Z"));
+  if (r.status != 0)
+    fail_msg("exit %d: %s", r.status, r.err);
+  json_error_t je;
+  json_t *doc = json_loads(r.out, 0, &je);
+  if (doc == NULL)
+    fail_msg("not one JSON document: %s\n%s", je.text, r.out);
+  assert_true(json_is_array(doc));
+  assert_int_equal(json_array_size(doc), 2);
+  static const char *fields[] = {"package", "attempt", "from_vendor", "to_vendor",
+                                 "reason", "at", "checkpoint_bytes"};
+  for (size_t i = 0; i < 2; i++)
+    for (size_t k = 0; k < sizeof fields / sizeof fields[0]; k++)
+      if (json_object_get(json_array_get(doc, i), fields[k]) == NULL)
+        fail_msg("handoff %zu lacks field %s", i, fields[k]);
+  json_t *h = json_array_get(doc, 0);
+  assert_int_equal(json_integer_value(json_object_get(h, "package")), 9);
+  assert_int_equal(json_integer_value(json_object_get(h, "attempt")), 1);
+  assert_string_equal(json_string_value(json_object_get(h, "from_vendor")), "acme");
+  assert_string_equal(json_string_value(json_object_get(h, "to_vendor")), "beta");
+  assert_string_equal(json_string_value(json_object_get(h, "reason")), "vendor-failed");
+  assert_string_equal(json_string_value(json_object_get(h, "at")),
+                      "2025-11-22T09:51:00.000Z");
+  assert_int_equal(json_integer_value(json_object_get(h, "checkpoint_bytes")), 17);
+  h = json_array_get(doc, 1);
+  assert_true(json_is_null(json_object_get(h, "to_vendor")));
+  assert_int_equal(json_integer_value(json_object_get(h, "checkpoint_bytes")), 0);
+  json_decref(doc);
+  run_free(&r);
+
+  /* --since as a duration means that long ago. */
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  int64_t now_at = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+  run_ctl(&r, NULL, 0, ARGV("--control", f->sock, "handoffs", "--since", "2h"));
+  assert_int_equal(r.status, 0);
+  /* The table: a header and one row per handoff, "-" for no target yet. */
+  expect_contains(r.out, "AT");
+  expect_contains(r.out, "REASON");
+  expect_contains(r.out, "2025-11-22T09:51:00.000Z");
+  expect_contains(r.out, "vendor-failed");
+  expect_contains(r.out, "  beta  -     admin  ");
+  run_free(&r);
+
+  run_ctl(&r, NULL, 0, ARGV("--control", f->sock, "handoffs"));
+  assert_int_equal(r.status, 0);
+  run_free(&r);
+
+  /* Nothing handed off: an empty array, or a line saying so. */
+  run_ctl(&r, NULL, 0, ARGV("--control", f->sock, "handoffs", "--vendor", "quiet", "--json"));
+  assert_int_equal(r.status, 0);
+  doc = json_loads(r.out, 0, NULL);
+  assert_true(json_is_array(doc) && json_array_size(doc) == 0);
+  json_decref(doc);
+  run_free(&r);
+  run_ctl(&r, NULL, 0, ARGV("--control", f->sock, "handoffs", "--vendor", "quiet"));
+  assert_int_equal(r.status, 0);
+  assert_string_equal(r.out, "no handoffs\n");
+  run_free(&r);
+  fake_stop(f);
+
+  assert_int_equal(f->n_req, 5);
+  const Baton__HandoffQuery *q = f->reqs[0]->handoffs;
+  assert_string_equal(q->vendor, "acme");
+  assert_true(q->has_package_id);
+  assert_int_equal(q->package_id, 9);
+  assert_true(q->has_since_at);
+  assert_int_equal(q->since_at, INT64_C(1763805600000));
+  assert_false(q->has_limit);
+  q = f->reqs[1]->handoffs;
+  assert_null(q->vendor);
+  assert_false(q->has_package_id);
+  assert_true(q->has_since_at);
+  assert_true(q->since_at >= now_at - 2 * 3600 * 1000 &&
+              q->since_at <= now_at - 2 * 3600 * 1000 + 10000);
+  q = f->reqs[2]->handoffs;
+  assert_null(q->vendor);
+  assert_false(q->has_package_id || q->has_since_at || q->has_limit);
+  fake_free(f);
+}
+
 int main(void) {
   /* The caller's environment must not point tests at a real broker. */
   unsetenv("BATON_CONTROL");
@@ -1385,6 +1754,9 @@ int main(void) {
       cmocka_unit_test_teardown(test_batonctl_cli_package_show_json, teardown_fake),
       cmocka_unit_test_teardown(test_batonctl_cli_vendor_add, teardown_fake),
       cmocka_unit_test_teardown(test_batonctl_cli_tcp_sends_admin_token, teardown_fake),
+      cmocka_unit_test_teardown(test_batonctl_cli_vendor_ops, teardown_fake),
+      cmocka_unit_test_teardown(test_batonctl_cli_package_ops, teardown_fake),
+      cmocka_unit_test_teardown(test_batonctl_cli_handoffs, teardown_fake),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -201,7 +201,8 @@ static void test_core_fencing_stale_results(void **state) {
   assert_int_equal(fx_state(fx, p), BT_PKG_RUNNING);
   assert_int_equal(fx_agent_of(fx, p), a);
 
-  /* Progress and start from the wrong agent or attempt change nothing. */
+  /* Progress and start from the wrong agent or attempt change nothing; stale
+   * progress is audited (never silently dropped), a stale start is not. */
   fx_clear(fx);
   assert_int_equal(bt_core_agent_progress(fx->core, b, p, 1, 10, "x", 1, &fx->now,
                                           &fx->out),
@@ -210,7 +211,14 @@ static void test_core_fencing_stale_results(void **state) {
                                           &fx->out),
                    BT_ESTALE);
   bt_core_agent_started(fx->core, b, p, 1, &fx->now, &fx->out);
-  assert_int_equal(fx->out.n, 0);
+  assert_int_equal(fx->out.n, 2);
+  for (size_t i = 0; i < 2; i++) {
+    assert_int_equal(fx->out.v[i].kind, BT_ACT_AUDIT);
+    assert_string_equal(fx->out.v[i].text, "progress.stale");
+    assert_int_equal(fx->out.v[i].package_id, p);
+  }
+  assert_int_equal(fx->out.v[0].agent_id, b);
+  assert_int_equal(fx->out.v[1].attempt, 2);
   bt_pkg_view_t view;
   bt_core_package_view(fx->core, p, &view);
   assert_int_equal(view.progress, -1);
@@ -346,6 +354,7 @@ static void test_core_failure_backoff_schedule(void **state) {
     cfg.retry_base_ms = 1000;
     cfg.retry_max_ms = 5000;
     cfg.lease_ms = 600000;
+    cfg.breaker_min_attempts = 1000; /* one vendor failing on purpose: no breaker here */
     fx_t *fx = fx_new(&cfg);
     uint64_t v = fx_vendor(fx, &(fx_vendor_t){.name = "acme"});
     uint64_t a = fx_agent(fx, v, "a1", "translate", 1);
@@ -466,8 +475,19 @@ static void test_core_lease_expiry_hands_off(void **state) {
   assert_int_equal(fx_tick(fx), b_expires);
   const bt_action_t *end = fx_one(&fx->out, BT_ACT_END_SESSION, 0);
   assert_int_equal(end->agent_id, a);
+  /* a1 was acme's only agent: acme fails with it (no live agent), before its
+   * work is handed off, so the handoffs say vendor-failed. */
   const bt_action_t *au = fx_find(&fx->out, BT_ACT_AUDIT, 0);
-  assert_string_equal(au->text, "agent.lost");
+  assert_string_equal(au->text, "vendor.health");
+  assert_string_equal(au->text2, "acme");
+  assert_string_equal(au->text3, "failed");
+  assert_string_equal(au->text4, "no live agent");
+  assert_int_equal(bt_core_vendor(fx->core, acme)->state, BT_VENDOR_FAILED);
+  au = NULL;
+  for (size_t i = 0; i < fx->out.n && au == NULL; i++)
+    if (fx->out.v[i].kind == BT_ACT_AUDIT && strcmp(fx->out.v[i].text, "agent.lost") == 0)
+      au = &fx->out.v[i];
+  assert_non_null(au);
   assert_string_equal(au->text2, "a1");
   assert_string_equal(au->text3, "acme");
   uint64_t pkgs[3] = {p1, p2, p3};
@@ -477,7 +497,7 @@ static void test_core_lease_expiry_hands_off(void **state) {
     assert_int_equal(fin->outcome, BT_OUTCOME_LOST);
     assert_int_equal(fin->state, BT_PKG_QUEUED);
     const bt_action_t *h = fx_one(&fx->out, BT_ACT_HANDOFF, pkgs[i]);
-    assert_int_equal(h->reason, BT_HANDOFF_AGENT_LOST);
+    assert_int_equal(h->reason, BT_HANDOFF_VENDOR_FAILED);
     assert_int_equal(h->vendor_id, acme);
     assert_true(index_of(&fx->out, BT_ACT_FINISH, pkgs[i]) <
                 index_of(&fx->out, BT_ACT_HANDOFF, pkgs[i]));

@@ -149,6 +149,7 @@ typedef struct {
   uint32_t region;
   uint32_t caps, certs; /* masks */
   uint32_t capacity;
+  uint32_t limit; /* in flight allowed now: the core's word (VENDOR_STATE) */
   double cost, weight;
   bool in_hours;
   /* what the core should show */
@@ -241,6 +242,7 @@ typedef struct {
   char checkpoint[32];  /* PROGRESS borrows it until the actions are taken */
   /* figures for the report line */
   size_t n_assign, n_finish, n_completed, n_stale, n_lost, n_oracle, n_full;
+  size_t n_vstate[BT_VENDOR__COUNT]; /* VENDOR_STATE actions by the state they set */
   size_t n_ready0, n_flips, n_recaps, max_queued, n_added;
   size_t n_free_events;  /* events that ended with a free vendor and routable work */
   uint64_t n_cons_tests; /* package × vendor eligibility tests for conservation */
@@ -282,7 +284,7 @@ static void hash_str(sim_t *s, const char *t) {
 
 #define FAIL(s, ...)                                                                    \
   do {                                                                                  \
-    char msg_[400];                                                                     \
+    char msg_[800];                                                                     \
     snprintf(msg_, sizeof msg_, __VA_ARGS__);                                           \
     fail_msg("%s seed %" PRIu64 " step %zu event %zu: %s", (s)->P->name, (s)->seed,    \
              (s)->step, (s)->events, msg_);                                            \
@@ -321,7 +323,7 @@ static bool accepts(bt_vendor_state_t st) {
   return st == BT_VENDOR_ACTIVE || st == BT_VENDOR_DEGRADED;
 }
 
-static bool has_room(const mvendor_t *v) { return accepts(v->state) && v->in_flight < v->capacity; }
+static bool has_room(const mvendor_t *v) { return accepts(v->state) && v->in_flight < v->limit; }
 
 static bool agent_ready(const magent_t *m) {
   return m->connected && m->accepting && m->n_held < m->slots;
@@ -469,8 +471,9 @@ static double m_score(const sim_t *s, const mpkg_t *p, uint32_t vi) {
     util = 0;
   double prefer = m_prefers(p, vi) ? 1.0 : 0.0;
   double hours = v->in_hours ? 1.0 : 0.0;
-  return v->weight * (c->w_cost * cost + c->w_sla * sla + c->w_util * util +
-                      c->w_prefer * prefer + c->w_hours * hours);
+  double total = v->weight * (c->w_cost * cost + c->w_sla * sla + c->w_util * util +
+                              c->w_prefer * prefer + c->w_hours * hours);
+  return v->state == BT_VENDOR_DEGRADED ? total * c->degraded_factor : total;
 }
 
 static void oracle(sim_t *s, const bt_action_t *a) {
@@ -733,6 +736,23 @@ static void take_actions(sim_t *s) {
       drop_run(m, a->package_id, a->attempt);
       break;
     }
+    case BT_ACT_VENDOR_STATE: {
+      /* Vendor health is the core's own decision (test_core_health checks
+       * it); the model takes the state and limit it announces, in order, so
+       * every later ASSIGN is checked against them. */
+      uint32_t vi = vendor_index(s, a->vendor_id);
+      if (vi == NOBODY)
+        FAIL(s, "VENDOR_STATE for an unknown vendor");
+      if (a->attempt == 0 || a->attempt > s->vendors[vi].capacity)
+        FAIL(s, "vendor %s limit %u outside 1..%u", s->vendors[vi].name, a->attempt,
+             s->vendors[vi].capacity);
+      if (a->code < 0 || a->code >= BT_VENDOR__COUNT)
+        FAIL(s, "VENDOR_STATE with state %d", a->code);
+      s->vendors[vi].state = (bt_vendor_state_t)a->code;
+      s->vendors[vi].limit = a->attempt;
+      s->n_vstate[a->code]++;
+      break;
+    }
     case BT_ACT_END_SESSION: {
       magent_t *m = agent_by_id(s, a->agent_id);
       if (m == NULL)
@@ -827,10 +847,12 @@ static void conservation_violation(sim_t *s, uint64_t id, uint32_t vi) {
       o += (size_t)snprintf(agents + o, sizeof agents - o, " %s(%u/%u)", m->name, m->n_held,
                             m->slots);
   }
-  FAIL(s, "package %" PRIu64 " (%s, priority %u) waits while vendor %s (%u of %u) may take it "
-          "with free agents%s",
+  const bt_core_vendor_t *cv = bt_core_vendor(s->fx->core, s->vendors[vi].id);
+  FAIL(s, "package %" PRIu64 " (%s, priority %u) waits while vendor %s (%u of %u, limit %u; "
+          "the core says %s, limit %u, \"%s\") may take it with free agents%s",
        id, CAPS[s->pkgs[id].cap], s->pkgs[id].priority, s->vendors[vi].name,
-       s->vendors[vi].in_flight, s->vendors[vi].capacity, agents);
+       s->vendors[vi].in_flight, s->vendors[vi].capacity, s->vendors[vi].limit,
+       bt_vendor_state_name(cv->state), cv->limit, cv->state_reason, agents);
 }
 
 /* Work conservation, incrementally: a violation at the end of this event needs
@@ -905,7 +927,7 @@ static void check_full(sim_t *s) {
     const bt_core_vendor_t *v = bt_core_vendor(core, av[i].vendor_id);
     if (av[i].state == BT_AGENT_CONNECTED && m->accepting && av[i].busy < av[i].slots &&
         (v->state == BT_VENDOR_ACTIVE || v->state == BT_VENDOR_DEGRADED) &&
-        v->in_flight < v->capacity)
+        v->in_flight < v->limit)
       freev[n_free++] = i;
   }
   uint64_t by_state[BT_PKG__COUNT] = {0};
@@ -1389,6 +1411,7 @@ static void add_vendor(sim_t *s, bool loaded) {
   v->caps = rmask(r, P->n_caps, P->n_caps > 4 ? 35 : 50, true);
   v->certs = rmask(r, P->n_certs, 40, false);
   v->capacity = 1 + below(r, P->capacity_max);
+  v->limit = v->capacity;
   v->cost = P->n_caps > 4 ? below(r, 1001) / 100.0 : below(r, 10);
   v->weight = chance(r, 60) ? 1.0 : (1 + below(r, 12)) / 4.0;
   v->in_hours = true;
@@ -1485,6 +1508,12 @@ static void random_config(sim_t *s, bt_core_config_t *cfg) {
   cfg->cost_ref = (1 + below(r, 20)) / 4.0;
   cfg->share_cap = chance(r, 35) ? 1.0 : (30 + below(r, 66)) / 100.0;
   cfg->aging_bound_ms = chance(r, 30) ? 0 : between(r, 200, 20000);
+  cfg->breaker_window_ms = between(r, 2000, 30000);
+  cfg->breaker_min_attempts = between(r, 2, 10);
+  cfg->breaker_threshold = (30 + below(r, 71)) / 100.0;
+  cfg->degrade_threshold = (10 + below(r, 40)) / 100.0;
+  cfg->breaker_cooldown_ms = between(r, 0, 5000);
+  cfg->probe_packages = between(r, 1, 3);
 }
 
 static void sim_free(sim_t *s) {
@@ -1645,7 +1674,8 @@ static uint64_t run_sim(const sizing_t *P, uint64_t seed, bool verbose) {
     fprintf(stderr,
             "%s seed %" PRIu64 ": %zu vendors, %zu agents, %" PRIu64 " packages, %zu events "
             "(+%zu draining); %zu assigns (%zu checked by the oracle), %zu finishes "
-            "(%zu completed, %zu lost), %zu stale, %zu polls of 0, %zu hours flips, %zu "
+            "(%zu completed, %zu lost), %zu stale, vendor health to active/degraded/failed "
+            "%zu/%zu/%zu, %zu polls of 0, %zu hours flips, %zu "
             "capability changes, up to %zu routable waiting, %zu events ending with free "
             "vendors and routable work of their capabilities, %" PRIu64 " conservation "
             "tests, %zu left waiting; config "
@@ -1653,7 +1683,8 @@ static uint64_t run_sim(const sizing_t *P, uint64_t seed, bool verbose) {
             "checks %.2f s, %.2f s in all\n",
             P->name, seed, s->n_vendors, s->n_agents, s->max_pkg, events, s->events - events,
             s->n_assign, s->n_oracle, s->n_finish, s->n_completed, s->n_lost, s->n_stale,
-            s->n_ready0, s->n_flips, s->n_recaps, s->max_queued, s->n_free_events,
+            s->n_vstate[BT_VENDOR_ACTIVE], s->n_vstate[BT_VENDOR_DEGRADED],
+            s->n_vstate[BT_VENDOR_FAILED], s->n_ready0, s->n_flips, s->n_recaps, s->max_queued, s->n_free_events,
             s->n_cons_tests, left, s->cfg.w_cost,
             s->cfg.w_sla, s->cfg.w_util, s->cfg.w_prefer, s->cfg.w_hours, s->cfg.cost_ref,
             s->cfg.share_cap, s->cfg.aging_bound_ms, s->n_full, s->full_secs,

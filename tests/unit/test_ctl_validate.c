@@ -1,6 +1,7 @@
 /*
- * server/ctl/validate.c: bt_ctl__validate_spec and bt_ctl__validate_vendor on
- * messages built in C. Each case starts from a valid message, breaks one field
+ * server/ctl/validate.c: bt_ctl__validate_spec, bt_ctl__validate_vendor and
+ * the checks of vendor/package operations and handoff queries on messages
+ * built in C. Each case starts from a valid message, breaks one field
  * and expects BT_EINVAL with a readable reason that points at the field.
  */
 #include <setjmp.h>
@@ -444,6 +445,175 @@ static void test_ctl_validate_vendor_numbers_and_hours(void **state) {
   VENDOR_PASSES(&v);
 }
 
+/* --- vendor and package operations, handoff queries ------------------------- */
+
+#define CHECK_REFUSED(call, needle)                                              \
+  do {                                                                           \
+    memset(why, 0, sizeof why);                                                  \
+    int rc_ = (call);                                                            \
+    if (rc_ != BT_EINVAL)                                                        \
+      fail_msg("line %d: accepted (rc=%d)", __LINE__, rc_);                      \
+    readable(__LINE__, (needle));                                                \
+  } while (0)
+
+#define CHECK_PASSES(call)                                                       \
+  do {                                                                           \
+    memset(why, 0, sizeof why);                                                  \
+    int rc_ = (call);                                                            \
+    if (rc_ != 0)                                                                \
+      fail_msg("line %d: refused (%d): %s", __LINE__, rc_, why);                 \
+  } while (0)
+
+static void test_ctl_validate_vendor_op(void **state) {
+  (void)state;
+  static const struct {
+    Baton__VendorOpKind wire;
+    bt_vendor_op_t core;
+  } ops[] = {
+      {BATON__VENDOR_OP_KIND__VENDOR_OP_DRAIN, BT_VENDOR_OP_DRAIN},
+      {BATON__VENDOR_OP_KIND__VENDOR_OP_SUSPEND, BT_VENDOR_OP_SUSPEND},
+      {BATON__VENDOR_OP_KIND__VENDOR_OP_RESUME, BT_VENDOR_OP_RESUME},
+      {BATON__VENDOR_OP_KIND__VENDOR_OP_FAIL, BT_VENDOR_OP_FAIL},
+  };
+  Baton__VendorOp m;
+  bt_vendor_op_t op;
+  for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++) {
+    baton__vendor_op__init(&m);
+    m.vendor = i % 2 ? "acme" : "42"; /* a name or an id */
+    m.has_op = 1;
+    m.op = ops[i].wire;
+    op = (bt_vendor_op_t)-1;
+    CHECK_PASSES(bt_ctl__validate_vendor_op(&m, &op, why, sizeof why));
+    assert_int_equal(op, ops[i].core);
+  }
+
+  static const char *const bad_refs[] = {NULL, "", "ac me", "acme\n", "a;b"};
+  for (size_t i = 0; i < sizeof bad_refs / sizeof bad_refs[0]; i++) {
+    baton__vendor_op__init(&m);
+    m.vendor = (char *)bad_refs[i];
+    m.has_op = 1;
+    m.op = BATON__VENDOR_OP_KIND__VENDOR_OP_FAIL;
+    CHECK_REFUSED(bt_ctl__validate_vendor_op(&m, &op, why, sizeof why), "vendor");
+  }
+
+  baton__vendor_op__init(&m);
+  m.vendor = "acme";
+  CHECK_REFUSED(bt_ctl__validate_vendor_op(&m, &op, why, sizeof why),
+                "vendor operation required");
+  m.has_op = 1; /* present but UNSPECIFIED */
+  CHECK_REFUSED(bt_ctl__validate_vendor_op(&m, &op, why, sizeof why),
+                "unknown vendor operation 0");
+  m.op = (Baton__VendorOpKind)99; /* from a newer client */
+  CHECK_REFUSED(bt_ctl__validate_vendor_op(&m, &op, why, sizeof why),
+                "unknown vendor operation 99");
+  assert_non_null(strstr(why, "drain, suspend, resume or fail"));
+}
+
+static void test_ctl_validate_package_op(void **state) {
+  (void)state;
+  static const struct {
+    Baton__PackageOpKind wire;
+    bt_pkg_op_t core;
+  } ops[] = {
+      {BATON__PACKAGE_OP_KIND__PACKAGE_OP_CANCEL, BT_PKG_OP_CANCEL},
+      {BATON__PACKAGE_OP_KIND__PACKAGE_OP_RETRY, BT_PKG_OP_RETRY},
+      {BATON__PACKAGE_OP_KIND__PACKAGE_OP_REASSIGN, BT_PKG_OP_REASSIGN},
+  };
+  Baton__PackageOp m;
+  bt_pkg_op_t op;
+  for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++) {
+    baton__package_op__init(&m);
+    m.has_id = m.has_op = 1;
+    m.id = i == 0 ? 1 : (uint64_t)INT64_MAX; /* both ends of the id range */
+    m.op = ops[i].wire;
+    op = (bt_pkg_op_t)-1;
+    CHECK_PASSES(bt_ctl__validate_package_op(&m, &op, why, sizeof why));
+    assert_int_equal(op, ops[i].core);
+  }
+  /* reassign --to V: an id or a name */
+  m.to = "acme";
+  CHECK_PASSES(bt_ctl__validate_package_op(&m, &op, why, sizeof why));
+  m.to = "7";
+  CHECK_PASSES(bt_ctl__validate_package_op(&m, &op, why, sizeof why));
+  m.to = "ac me";
+  CHECK_REFUSED(bt_ctl__validate_package_op(&m, &op, why, sizeof why), "target vendor");
+  m.to = "";
+  CHECK_REFUSED(bt_ctl__validate_package_op(&m, &op, why, sizeof why), "target vendor");
+
+  /* a target only with reassign */
+  m.to = "acme";
+  m.op = BATON__PACKAGE_OP_KIND__PACKAGE_OP_CANCEL;
+  CHECK_REFUSED(bt_ctl__validate_package_op(&m, &op, why, sizeof why),
+                "only allowed with reassign");
+  m.op = BATON__PACKAGE_OP_KIND__PACKAGE_OP_RETRY;
+  CHECK_REFUSED(bt_ctl__validate_package_op(&m, &op, why, sizeof why),
+                "only allowed with reassign");
+
+  /* ids */
+  baton__package_op__init(&m);
+  m.has_op = 1;
+  m.op = BATON__PACKAGE_OP_KIND__PACKAGE_OP_CANCEL;
+  CHECK_REFUSED(bt_ctl__validate_package_op(&m, &op, why, sizeof why), "package id");
+  m.has_id = 1;
+  m.id = 0;
+  CHECK_REFUSED(bt_ctl__validate_package_op(&m, &op, why, sizeof why), "package id");
+  m.id = (uint64_t)INT64_MAX + 1;
+  CHECK_REFUSED(bt_ctl__validate_package_op(&m, &op, why, sizeof why), "package id");
+
+  /* operations */
+  m.id = 5;
+  m.has_op = 0;
+  CHECK_REFUSED(bt_ctl__validate_package_op(&m, &op, why, sizeof why),
+                "package operation required");
+  m.has_op = 1;
+  m.op = BATON__PACKAGE_OP_KIND__PACKAGE_OP_UNSPECIFIED;
+  CHECK_REFUSED(bt_ctl__validate_package_op(&m, &op, why, sizeof why),
+                "unknown package operation 0");
+  m.op = (Baton__PackageOpKind)4;
+  CHECK_REFUSED(bt_ctl__validate_package_op(&m, &op, why, sizeof why),
+                "cancel, retry or reassign");
+}
+
+static void test_ctl_validate_handoff_query(void **state) {
+  (void)state;
+  Baton__HandoffQuery q;
+  baton__handoff_query__init(&q);
+  CHECK_PASSES(bt_ctl__validate_handoff_query(&q, why, sizeof why)); /* no filter */
+  q.vendor = "acme";
+  q.has_package_id = q.has_since_at = q.has_limit = 1;
+  q.package_id = (uint64_t)INT64_MAX;
+  q.since_at = MAX_AT;
+  q.limit = BT_CTL_MAX_HANDOFFS;
+  CHECK_PASSES(bt_ctl__validate_handoff_query(&q, why, sizeof why));
+  q.since_at = 0;
+  q.limit = 1;
+  q.package_id = 1;
+  CHECK_PASSES(bt_ctl__validate_handoff_query(&q, why, sizeof why));
+
+  q.vendor = "no such";
+  CHECK_REFUSED(bt_ctl__validate_handoff_query(&q, why, sizeof why), "vendor");
+  q.vendor = "";
+  CHECK_REFUSED(bt_ctl__validate_handoff_query(&q, why, sizeof why), "vendor");
+  q.vendor = NULL;
+
+  q.package_id = 0;
+  CHECK_REFUSED(bt_ctl__validate_handoff_query(&q, why, sizeof why), "package id");
+  q.package_id = (uint64_t)INT64_MAX + 1;
+  CHECK_REFUSED(bt_ctl__validate_handoff_query(&q, why, sizeof why), "package id");
+  q.package_id = 1;
+
+  q.since_at = -1;
+  CHECK_REFUSED(bt_ctl__validate_handoff_query(&q, why, sizeof why), "since");
+  q.since_at = MAX_AT + 1;
+  CHECK_REFUSED(bt_ctl__validate_handoff_query(&q, why, sizeof why), "since");
+  q.since_at = 0;
+
+  q.limit = 0;
+  CHECK_REFUSED(bt_ctl__validate_handoff_query(&q, why, sizeof why), "limit");
+  q.limit = BT_CTL_MAX_HANDOFFS + 1;
+  CHECK_REFUSED(bt_ctl__validate_handoff_query(&q, why, sizeof why), "limit must be 1-10000");
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_ctl_validate_spec_valid),
@@ -455,6 +625,9 @@ int main(void) {
       cmocka_unit_test(test_ctl_validate_vendor_name_region_model),
       cmocka_unit_test(test_ctl_validate_vendor_capabilities),
       cmocka_unit_test(test_ctl_validate_vendor_numbers_and_hours),
+      cmocka_unit_test(test_ctl_validate_vendor_op),
+      cmocka_unit_test(test_ctl_validate_package_op),
+      cmocka_unit_test(test_ctl_validate_handoff_query),
   };
   return cmocka_run_group_tests_name("ctl_validate", tests, NULL, NULL);
 }

@@ -1,0 +1,60 @@
+/*
+ * The shell's state, shared by its files: shell.c (events in, actions out) and
+ * shell_admin.c (the admin's vendor and package operations). Nothing outside
+ * server/shell includes this.
+ */
+#ifndef BT_SHELL_INT_H
+#define BT_SHELL_INT_H
+
+#include "shell.h"
+
+#include "bt_time.h"
+#include "core.h"
+#include "ctl.h"
+#include "metrics.h"
+#include "store.h"
+#include "xport.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#define TICK_MAX_MS 100
+/* A commit outstanding this long (or the store down): leases are held. */
+#define STORE_STALL_MS 1000
+
+struct bt_shell {
+  uv_loop_t *loop;
+  bt_core_t *core;
+  bt_store_t *store;
+  bt_xp_t *xp;
+  bt_ctl_t *ctl;
+  bt_met_t *met;
+  uv_timer_t tick;
+  uv_timer_t hours; /* re-evaluates vendors' working hours once a minute */
+  bt_actions_t acts;
+  bool applying;
+  /* set while a hello is processed: the session its PERSIST_AGENT answers */
+  uint64_t hello_session;
+  const char *hello_software;
+  bool stopping;
+  int closing_parts;
+  void (*on_stopped)(void *arg);
+  void *stopped_arg;
+};
+
+/* Both clocks, read once per event. */
+static inline bt_now_t bt_shell__now(void) {
+  bt_now_t n = {.ms = bt_mono_ms(), .at = bt_wall_ms()};
+  return n;
+}
+
+/* Carries out sh->acts (persist first, then send) and clears it. */
+void bt_shell__apply(bt_shell_t *sh);
+
+/* shell_admin.c: the control ops for vendor and package operations. */
+int bt_shell__vendor_op(void *arg, uint64_t vendor_id, bt_vendor_op_t op, uint64_t token);
+int bt_shell__package_op(void *arg, uint64_t package_id, bt_pkg_op_t op,
+                         uint64_t to_vendor_id, uint64_t token);
+
+#endif

@@ -1,0 +1,149 @@
+"""Continuity when the broker or its database fails (DESIGN.md "Continuity"),
+on real processes and a real PostgreSQL:
+
+  5. kill -9 of batond while handlers run, then batond again on the same
+     database and ports: the agents reconnect and report what they hold; no
+     handoff for that work, one attempt per package, all complete;
+  6. PostgreSQL stopped for 10 s mid-run (fast shutdown), then started again:
+     during the outage `batonctl submit` exits 1 with "store unavailable" and
+     batond keeps running; results reported during the outage are not lost;
+     afterwards everything completes, nothing twice.
+
+Every test also checks the shared invariants (fixtures_it4.check_continuity).
+"""
+
+import re
+import signal
+import time
+
+from harness import Abort, main, test, wait_for
+from fixtures_it1 import wait_ids
+from fixtures_it4 import (World, check_continuity, db_attempts, db_handoffs, elapsed,
+                          log_lines, open_attempts, summary, wait_running)
+
+OUTAGE_S = 10.0
+
+
+@test(timeout=100)
+def test_broker_kill9_agents_keep_their_work(env):
+    t0 = time.monotonic()
+    broker = env.broker(extra_args=["--set", "poll_park=200ms"])
+    w = World(env, broker)
+    w.vendor("acme", "EU-DE")
+    w.vendor("globex", "IN")
+    for name, vendor in (("acme-1", "acme"), ("globex-1", "globex")):
+        w.agent(vendor, name, w.work(name, 4), slots=2, wait=False)
+    w.wait_connected(["acme-1", "globex-1"])
+    ids = w.submit(4, "restart")
+    wait_for(lambda: len(open_attempts(env.pg, "acme-1"))
+             + len(open_attempts(env.pg, "globex-1")) == 4, 20,
+             what="all four packages running", interval=0.1)
+    held = {a["package"]: a for a in db_attempts(env.pg) if a["outcome"] is None}
+    assert sorted(held) == sorted(ids), held
+
+    marks = {n: a.log_text().count("session established") for n, a in w.agents.items()}
+    t_kill = time.monotonic()
+    assert broker.kill9() == -signal.SIGKILL
+    broker.start(timeout=60)
+    t_up = time.monotonic()
+    for n, a in w.agents.items():
+        wait_for(lambda a=a, n=n: a.log_text().count("session established") > marks[n],
+                 15, what=f"{n} to start a new session", logs=[a, broker])
+    wait_ids(broker, ids, timeout=40)
+    t_done = time.monotonic()
+
+    r = check_continuity(env, w, reasons=set())
+    assert r["handoffs"] == [], f"handoffs for work the agents held: {r['handoffs']}"
+    for pid, a in held.items():
+        atts = r["by_package"][pid]
+        assert len(atts) == 1 and atts[0]["outcome"] == "completed", atts
+        assert atts[0]["agent"] == a["agent"], (a, atts)
+    for n, a in w.agents.items():
+        assert a.running and a.starts == 1, f"{n} restarted or died\n" + a.tail(20)
+        # The new session reported the two attempts it was running.
+        sessions = re.findall(r'msg="session established" .* held=(\d+)', a.log_text())
+        assert len(sessions) >= 2 and int(sessions[1]) == 2, \
+            f"{n}: sessions {sessions}\n" + log_lines(a, "session")
+    print(f"continuity: broker kill -9 with 4 packages running: answering again "
+          f"{t_up - t_kill:.2f}s after the kill, all completed {t_done - t_kill:.2f}s "
+          f"after it; {summary(r)}; took {elapsed(t0)}", flush=True)
+
+
+@test(timeout=120)
+def test_database_outage_loses_nothing(env):
+    t0 = time.monotonic()
+    broker = env.broker(extra_args=["--set", "poll_park=200ms"])
+    w = World(env, broker)
+    w.vendor("acme", "EU-DE")
+    agent = w.agent("acme", "acme-1", w.work("acme-1", 2), slots=2)
+    ids = w.submit(6, "before")
+    running = wait_running(env.pg, "acme-1", 2)
+
+    env.pg.stop(mode="fast")
+    t_down, t_down_wall = time.monotonic(), time.time()
+
+    def refused():
+        rc, out, err = broker.ctl("submit", "--capability", "work", "--payload", "down",
+                                  check=False, timeout=10)
+        if rc == 0:
+            raise Abort(f"a submit was acknowledged with the database down: {out}")
+        return (rc, err) if "store unavailable" in err else None
+    rc, err = wait_for(refused, 5, what='submit refused with "store unavailable"')
+    assert rc == 1, (rc, err)
+    refused_after = time.monotonic() - t_down
+    # The handlers running at the stop finish during the outage and report.
+    wait_for(lambda: all((a["package"], a["attempt"], "acme-1") in w.outputs()
+                         for a in running), 8, what="the running handlers to finish")
+    finished = w.outputs()
+    checks = 0
+    while time.monotonic() - t_down < OUTAGE_S:
+        broker.check_running()
+        agent.check_running()
+        rc, out, err = broker.ctl("submit", "--capability", "work", "--payload", "down",
+                                  check=False, timeout=10)
+        assert rc == 1 and "store unavailable" in err, (rc, out, err)
+        rc, st, err = broker.ctl("stats", check=False, timeout=5)
+        assert rc == 0, (rc, st, err)
+        checks += 1
+        time.sleep(1.0)
+    env.pg.start()
+    t_back = time.monotonic()
+
+    def submit_works():
+        rc, out, _ = broker.ctl("submit", "--capability", "work", "--payload", "back",
+                                check=False, timeout=10)
+        return out if rc == 0 else None
+    p = wait_for(submit_works, 15, interval=0.3,
+                 what="a submit to work again after PostgreSQL restarted")
+    w.acked[int(p["id"])] = "back"
+    ids.append(int(p["id"]))
+    ids += w.submit(2, "after")
+    wait_ids(broker, ids, timeout=40)
+
+    # The results of the handlers that finished during the outage are the
+    # ones stored: one attempt each, nothing run again.
+    by_pkg = {}
+    for x in db_attempts(env.pg):
+        by_pkg.setdefault(x["package"], []).append(x)
+    for a in running:
+        pid = a["package"]
+        done_at = finished[(pid, a["attempt"], "acme-1")]
+        assert t_down_wall < done_at < t_down_wall + OUTAGE_S, \
+            f"package {pid}'s handler did not finish during the outage"
+        atts = by_pkg[pid]
+        assert [(x["attempt"], x["agent"], x["outcome"]) for x in atts] == \
+            [(a["attempt"], "acme-1", "completed")], \
+            (f"package {pid}: the result its handler produced during the outage was "
+             f"not kept; attempts {atts}; handoffs {db_handoffs(env.pg)}\n"
+             + log_lines(broker, "lost", "handed off", "database", "session ended"))
+    r = check_continuity(env, w, reasons=set())
+    broker.check_running()
+    agent.check_running()
+    print(f"continuity: PostgreSQL down {t_back - t_down:.1f}s: submit refused after "
+          f"{refused_after:.2f}s, {checks} more refusals and stats answers during it; "
+          f"{len(running)} results reported during the outage kept; {summary(r)}; "
+          f"took {elapsed(t0)}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
