@@ -99,13 +99,15 @@ def test_frozen_database_does_not_block_the_loop(env):
         st, _ = timed_ctl(broker, "stats")
         assert st["agents"] == 1, st
 
-        # The agent stays connected longer than its lease: its polls are still
-        # answered by the loop.
+        # The agent stays connected longer than its lease: an idle agent's
+        # polls are still answered by the loop, and one whose results wait for
+        # a commit is not taken for lost (leases are held while the store
+        # cannot commit), so it may be quiet only while it holds work.
         time.sleep(max(0.0, stopped_at + LEASE_S + 1.5 - time.monotonic()))
         agents, _ = timed_ctl(broker, "agent", "list")
         assert [(a["name"], a["state"]) for a in agents] == \
             [(agent.agent_name, "connected")], agents
-        assert agents[0]["last_seen_ms"] < LEASE_S * 1000, agents
+        assert agents[0]["last_seen_ms"] < LEASE_S * 1000 or agents[0]["busy"] > 0, agents
         assert time.monotonic() - stopped_at > LEASE_S
         broker.check_running()
         agent.check_running()
