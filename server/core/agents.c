@@ -69,7 +69,8 @@ static void ready_unlink(bt_core_t *core, bt_core_agent_t *a) {
 }
 
 void bt_core__agent_update_ready(bt_core_t *core, bt_core_agent_t *a) {
-  bool ready = a->state == BT_AGENT_CONNECTED && a->accepting && a->n_held < a->slots;
+  bool ready = a->state == BT_AGENT_CONNECTED && a->accepting && !a->suspect &&
+               a->n_held < a->slots;
   if (ready == a->ready)
     return;
   if (ready)
@@ -254,6 +255,7 @@ int bt_core_agent_hello(bt_core_t *core, const bt_agent_hello_t *hello,
   agent_set_caps(core, a, hello->caps, hello->n_caps);
   a->slots = hello->slots;
   a->accepting = true; /* a fresh session polls next */
+  a->suspect = false;
   if (a->state != BT_AGENT_CONNECTED)
     v->agents_connected++;
   a->state = BT_AGENT_CONNECTED;
@@ -310,6 +312,30 @@ void bt_core_agent_seen(bt_core_t *core, uint64_t agent_id, const bt_now_t *now)
   a->last_seen_ms = now->ms;
   a->last_seen_at = now->at;
   a->expires_ms = now->ms + core->cfg.lease_ms;
+  if (a->suspect) {
+    a->suspect = false;
+    bt_core__agent_update_ready(core, a);
+    bt_core__mark_agent(core, a); /* routed at the next decision */
+  }
+}
+
+/* An agent was lost: its vendor's other agents that have been quiet for a
+ * third of a lease are probably gone with it (one host, one network, one
+ * crash), only their leases were renewed a moment later. They get no new
+ * work until they are heard from again, so the lost agent's work does not go
+ * to them only to be lost once more (the failover benchmark saw 909 of 3,334
+ * packages bounce that way). */
+static void suspect_siblings(bt_core_t *core, const bt_core_agent_t *lost,
+                             const bt_now_t *now) {
+  uint64_t quiet = core->cfg.lease_ms / 3;
+  for (uint32_t i = 0; i < core->n_agents; i++) {
+    bt_core_agent_t *b = core->agents[i];
+    if (b == lost || b->vendor_id != lost->vendor_id || b->state != BT_AGENT_CONNECTED ||
+        b->suspect || now->ms - b->last_seen_ms <= quiet)
+      continue;
+    b->suspect = true;
+    bt_core__agent_update_ready(core, b);
+  }
 }
 
 void bt_core_agent_ready(bt_core_t *core, uint64_t agent_id, uint32_t free_slots,
@@ -334,7 +360,10 @@ void bt_core__agent_lose(bt_core_t *core, bt_core_agent_t *a, bt_agent_state_t s
   if (was_connected)
     v->agents_connected--;
   a->state = state;
+  a->suspect = false;
   bt_core__agent_update_ready(core, a);
+  if (was_connected && state == BT_AGENT_LOST)
+    suspect_siblings(core, a, now);
   /* Its vendor's last live agent: the vendor fails, and everything it had in
    * flight (this agent's work too) is handed off as vendor-failed. */
   if ((was_connected || a->n_held > 0) && v->agents_connected == 0)
@@ -677,6 +706,7 @@ static void agent_view(const bt_core_agent_t *a, bt_agent_view_t *v) {
   v->busy = a->n_held;
   v->last_seen_at = a->last_seen_at;
   v->state = a->state;
+  v->suspect = a->suspect;
 }
 
 size_t bt_core_agent_count(const bt_core_t *core) { return core->n_agents; }

@@ -555,6 +555,7 @@ typedef struct {
   uint32_t busy;
   int64_t last_seen_at; /* wall clock of the last message */
   bt_agent_state_t state;
+  bool suspect; /* quiet when a sibling was lost: no new work until heard from */
 } bt_agent_view_t;
 
 size_t bt_core_agent_count(const bt_core_t *core);

@@ -205,6 +205,7 @@ struct bt_core_agent {
   uint32_t n_held, cap_held;
   bt_ready_link_t *links; /* one per cap, for capq ready lists */
   bool accepting;         /* the agent wants work (it polled; not draining) */
+  bool suspect;           /* quiet when a sibling was lost: no new work until heard */
   bool ready;             /* in the ready lists */
   bool dirty;             /* in core->dirty_agents */
 };

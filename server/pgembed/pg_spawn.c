@@ -229,7 +229,7 @@ int bt_pg__capture(const char *const argv[], char *buf, size_t len) {
   close(p[0]);
   buf[got] = '\0';
   buf[strcspn(buf, "\r\n")] = '\0';
-  int code;
+  int code = 0;
   int rv = wait_child(pid, &code);
   if (rv != 0)
     return rv;
@@ -248,7 +248,7 @@ int bt_pg__user_access(const bt_pg__ident_t *id, const char *path) {
       _exit(255);
     _exit(access(path, R_OK | W_OK | X_OK) == 0 ? 0 : (errno & 0xff));
   }
-  int code;
+  int code = 0;
   int rv = wait_child(pid, &code);
   if (rv != 0)
     return rv;

@@ -405,6 +405,48 @@ static void test_core_leases_held_while_store_stalls(void **state) {
   fx_free(fx);
 }
 
+/* One of a vendor's agents is lost; another that has been as quiet is
+ * probably gone with it: no work is routed to it until it is heard from. */
+static void test_core_quiet_siblings_of_a_lost_agent_get_no_work(void **state) {
+  (void)state;
+  bt_core_config_t cfg = health_cfg();
+  cfg.lease_ms = 3000;
+  cfg.share_cap = 1.0; /* acme, the cheaper, takes everything it can */
+  fx_t *fx = fx_new(&cfg);
+  uint64_t v = fx_vendor(fx, &(fx_vendor_t){.name = "acme", .cost = 0});
+  uint64_t w = fx_vendor(fx, &(fx_vendor_t){.name = "wayne", .cost = 9});
+  uint64_t a1 = fx_agent(fx, v, "a1", "translate", 4);
+  uint64_t p = fx_submit(fx, &(fx_pkg_t){0});
+  fx_confirm_assigns(fx);
+  fx_started(fx, a1, p, 1);
+  fx_advance(fx, 20);
+  uint64_t a2 = fx_agent(fx, v, "a2", "translate", 4); /* its lease ends 20 ms later */
+  uint64_t a3 = fx_agent(fx, v, "a3", "translate", 4);
+  uint64_t b = fx_agent(fx, w, "b1", "translate", 4);
+  /* a3 and b1 keep talking; a1 and a2 fall silent. */
+  fx_advance(fx, cfg.lease_ms - 20 - 500);
+  bt_core_agent_seen(fx->core, a3, &fx->now);
+  bt_core_agent_seen(fx->core, b, &fx->now);
+  fx_advance(fx, 500);
+  fx_tick(fx);
+  /* a1 is lost; a2 (quiet as long) is suspect, a3 is not: the work goes to a3. */
+  bt_agent_view_t av;
+  bt_core_agent_view(fx->core, a2, &av);
+  assert_true(av.suspect);
+  assert_int_equal(av.state, BT_AGENT_CONNECTED);
+  bt_core_agent_view(fx->core, a3, &av);
+  assert_false(av.suspect);
+  assert_int_equal(fx_one(&fx->out, BT_ACT_ASSIGN, p)->agent_id, a3);
+  assert_int_equal(fx_one(&fx->out, BT_ACT_HANDOFF, p)->reason, BT_HANDOFF_AGENT_LOST);
+  /* Heard from again: it takes work again. */
+  bt_core_agent_seen(fx->core, a2, &fx->now);
+  bt_core_agent_view(fx->core, a2, &av);
+  assert_false(av.suspect);
+  uint64_t q = fx_submit(fx, &(fx_pkg_t){0});
+  assert_int_equal(fx_agent_of(fx, q), a2); /* the most free slots at acme */
+  fx_free(fx);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_core_breaker_trips_hands_off_probes_and_ramps),
@@ -414,6 +456,7 @@ int main(void) {
       cmocka_unit_test(test_core_admin_vendor_ops),
       cmocka_unit_test(test_core_admin_package_ops),
       cmocka_unit_test(test_core_leases_held_while_store_stalls),
+      cmocka_unit_test(test_core_quiet_siblings_of_a_lost_agent_get_no_work),
   };
   return cmocka_run_group_tests_name("test_core_health", tests, NULL, NULL);
 }

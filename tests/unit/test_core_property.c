@@ -325,8 +325,13 @@ static bool accepts(bt_vendor_state_t st) {
 
 static bool has_room(const mvendor_t *v) { return accepts(v->state) && v->in_flight < v->limit; }
 
-static bool agent_ready(const magent_t *m) {
-  return m->connected && m->accepting && m->n_held < m->slots;
+/* Suspicion (an agent quiet when a sibling was lost gets no new work until
+ * heard from) is the core's own call, checked by test_core_health; the model
+ * takes it from the agent's view. */
+static bool agent_ready(const sim_t *s, const magent_t *m) {
+  bt_agent_view_t v;
+  return m->connected && m->accepting && m->n_held < m->slots &&
+         bt_core_agent_view(s->fx->core, m->id, &v) == 0 && !v.suspect;
 }
 
 /* The hard constraints, from the model. */
@@ -484,7 +489,7 @@ static void oracle(sim_t *s, const bt_action_t *a) {
   assert_non_null(ready_caps);
   for (size_t i = 0; i < s->n_agents; i++) {
     const magent_t *m = &s->agents[i];
-    if (agent_ready(m) && has_room(&s->vendors[m->vendor]))
+    if (agent_ready(s, m) && has_room(&s->vendors[m->vendor]))
       ready_caps[m->vendor] |= m->caps;
   }
   uint32_t *cands = malloc(s->n_vendors * sizeof *cands);
@@ -565,7 +570,7 @@ static void oracle(sim_t *s, const bt_action_t *a) {
   uint32_t most = 0, mine_free = 0;
   for (size_t i = 0; i < s->n_agents; i++) {
     const magent_t *m = &s->agents[i];
-    if (m->vendor != want || !agent_ready(m) || !(m->caps >> p->cap & 1))
+    if (m->vendor != want || !agent_ready(s, m) || !(m->caps >> p->cap & 1))
       continue;
     if (m->slots - m->n_held > most)
       most = m->slots - m->n_held;
@@ -602,7 +607,7 @@ static void on_assign(sim_t *s, const bt_action_t *a) {
     FAIL(s, "package %" PRIu64 " assigned while not routable (model state %d, not before in "
             "%" PRId64 " ms)",
          a->package_id, p->st, p->not_before - s->fx->now.at);
-  if (!agent_ready(m))
+  if (!agent_ready(s, m))
     FAIL(s, "package %" PRIu64 " assigned to agent %" PRIu64 " that is not connected, not "
             "accepting or full (%u of %u)",
          a->package_id, m->id, m->n_held, m->slots);
@@ -843,7 +848,7 @@ static void conservation_violation(sim_t *s, uint64_t id, uint32_t vi) {
   size_t o = 0;
   for (size_t i = 0; i < s->n_agents && o < sizeof agents; i++) {
     const magent_t *m = &s->agents[i];
-    if (m->vendor == vi && agent_ready(m) && (m->caps >> s->pkgs[id].cap & 1))
+    if (m->vendor == vi && agent_ready(s, m) && (m->caps >> s->pkgs[id].cap & 1))
       o += (size_t)snprintf(agents + o, sizeof agents - o, " %s(%u/%u)", m->name, m->n_held,
                             m->slots);
   }
@@ -864,7 +869,7 @@ static void check_conservation(sim_t *s) {
   assert_non_null(now_free);
   for (size_t i = 0; i < s->n_agents; i++) {
     const magent_t *m = &s->agents[i];
-    if (agent_ready(m) && has_room(&s->vendors[m->vendor]))
+    if (agent_ready(s, m) && has_room(&s->vendors[m->vendor]))
       now_free[m->vendor] |= m->caps;
   }
   uint32_t free_any = 0;
@@ -925,7 +930,8 @@ static void check_full(sim_t *s) {
     const magent_t *m = agent_by_id(s, av[i].id);
     assert_non_null(m);
     const bt_core_vendor_t *v = bt_core_vendor(core, av[i].vendor_id);
-    if (av[i].state == BT_AGENT_CONNECTED && m->accepting && av[i].busy < av[i].slots &&
+    if (av[i].state == BT_AGENT_CONNECTED && m->accepting && !av[i].suspect &&
+        av[i].busy < av[i].slots &&
         (v->state == BT_VENDOR_ACTIVE || v->state == BT_VENDOR_DEGRADED) &&
         v->in_flight < v->limit)
       freev[n_free++] = i;
