@@ -282,8 +282,13 @@ uint64_t bt_core__health_tick(bt_core_t *core, const bt_now_t *now, bt_actions_t
  * its own account is probed after a cooldown, one that was probing probes
  * again from the start. Admin states stay as they were. */
 void bt_core__health_loaded(bt_core_t *core, bt_core_vendor_t *v, const bt_now_t *now) {
-  if (v->state == BT_VENDOR_FAILED && strncmp(v->state_reason, "admin", 5) != 0)
-    v->probe_at_ms = now->ms + v->cooldown_ms;
+  if (v->state == BT_VENDOR_FAILED && strncmp(v->state_reason, "admin", 5) != 0) {
+    /* "no live agent" was no fault of the vendor's: probe as soon as one is back. */
+    bool orphaned = strcmp(v->state_reason, "no live agent") == 0;
+    v->probe_at_ms = now->ms + (orphaned ? 0 : v->cooldown_ms);
+    if (v->probe_at_ms == 0)
+      v->probe_at_ms = 1; /* 0 means never */
+  }
   if (v->state == BT_VENDOR_DEGRADED && strncmp(v->state_reason, "probing", 7) == 0) {
     uint32_t n = core->cfg.probe_packages ? core->cfg.probe_packages : 1;
     v->probing = true;

@@ -147,6 +147,7 @@ uint64_t fx_vendor(fx_t *fx, const fx_vendor_t *v) {
       },
       .id = id,
       .state = v->state,
+      .state_reason = v->state_reason,
       .created_at = fx->now.at,
       .completed = v->with_deadline,
       .on_time = v->on_time,

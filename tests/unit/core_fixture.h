@@ -65,6 +65,7 @@ typedef struct {
   bool out_of_hours;      /* bt_core_vendor_set_in_hours(false) after adding */
   uint64_t on_time;       /* completed with a deadline, on time */
   uint64_t with_deadline; /* completed with a deadline */
+  const char *state_reason; /* loaded with the state; NULL none */
 } fx_vendor_t;
 
 /* A package as a table row. Times are relative to fx->now.at. */

@@ -447,6 +447,36 @@ static void test_core_quiet_siblings_of_a_lost_agent_get_no_work(void **state) {
   fx_free(fx);
 }
 
+/* After a restart: a vendor the breaker failed waits out its cooldown, one
+ * failed for lack of agents is probed when an agent is back, one an admin
+ * failed stays failed. */
+static void test_core_health_after_restart(void **state) {
+  (void)state;
+  bt_core_config_t cfg = health_cfg();
+  fx_t *fx = fx_new(&cfg);
+  uint64_t tripped = fx_vendor(fx, &(fx_vendor_t){
+      .name = "tripped", .state = BT_VENDOR_FAILED,
+      .state_reason = "circuit breaker: 5 of 5 attempts failed in 30s"});
+  uint64_t orphan = fx_vendor(fx, &(fx_vendor_t){
+      .name = "orphan", .state = BT_VENDOR_FAILED, .state_reason = "no live agent"});
+  uint64_t banned = fx_vendor(
+      fx, &(fx_vendor_t){.name = "banned", .state = BT_VENDOR_FAILED,
+                         .state_reason = "admin: failed"});
+  bt_core_load_done(fx->core, &fx->now);
+  fx_agent(fx, tripped, "t1", "translate", 1);
+  fx_agent(fx, orphan, "o1", "translate", 1);
+  fx_agent(fx, banned, "b1", "translate", 1);
+  assert_int_equal(vendor(fx, orphan)->state, BT_VENDOR_DEGRADED);
+  assert_true(vendor(fx, orphan)->probing);
+  assert_int_equal(vendor(fx, tripped)->state, BT_VENDOR_FAILED);
+  fx_advance(fx, cfg.breaker_cooldown_ms);
+  fx_tick(fx);
+  assert_true(vendor(fx, tripped)->probing);
+  assert_int_equal(vendor(fx, banned)->state, BT_VENDOR_FAILED);
+  assert_string_equal(vendor(fx, banned)->state_reason, "admin: failed");
+  fx_free(fx);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_core_breaker_trips_hands_off_probes_and_ramps),
@@ -457,6 +487,7 @@ int main(void) {
       cmocka_unit_test(test_core_admin_package_ops),
       cmocka_unit_test(test_core_leases_held_while_store_stalls),
       cmocka_unit_test(test_core_quiet_siblings_of_a_lost_agent_get_no_work),
+      cmocka_unit_test(test_core_health_after_restart),
   };
   return cmocka_run_group_tests_name("test_core_health", tests, NULL, NULL);
 }
