@@ -10,6 +10,7 @@
 #include "output.h"
 
 #include "bt_err.h"
+#include "bt_time.h"
 
 #include <errno.h>
 #include <math.h>
@@ -172,6 +173,16 @@ int bt_cli_arg_list(const bt_cli_args_t *a, const char *name,
   char why[200];
   if (bt_cli_check_names(name, out, why, sizeof why) != 0)
     return bt_cli_usage_error(a->cmd, "bad --%s: %s", name, why);
+  return 0;
+}
+
+int bt_cli_parse_since(const char *s, int64_t now_at, int64_t *out) {
+  if (bt_parse_time(s, out) == 0)
+    return 0;
+  uint64_t ms;
+  if (bt_parse_duration(s, &ms) != 0 || ms > (uint64_t)now_at)
+    return BT_EINVAL;
+  *out = now_at - (int64_t)ms;
   return 0;
 }
 

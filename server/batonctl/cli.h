@@ -123,6 +123,10 @@ int bt_cli_parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out);
 /* A finite decimal number in [min, max]. Returns 0 or BT_EINVAL. */
 int bt_cli_parse_double(const char *s, double min, double max, double *out);
 
+/* A --since value: an RFC 3339 time, or a duration (90s, 15m, 2h, 3d) meaning
+ * that long before now_at (unix ms). Returns 0 or BT_EINVAL. */
+int bt_cli_parse_since(const char *s, int64_t now_at, int64_t *out);
+
 /* Parses an id argument (1 .. 2^63-1) named what (e.g. "package id"). On
  * failure prints a usage error for args->cmd and returns BT_CLI_EXIT_USAGE;
  * else returns 0. */

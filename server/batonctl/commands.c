@@ -52,6 +52,14 @@ static const bt_cli_opt_t handoffs_opts[] = {
     {NULL, BT_CLI_OPT_FLAG},
 };
 
+static const bt_cli_opt_t audit_opts[] = {
+    {"since", BT_CLI_OPT_VALUE},
+    {"package", BT_CLI_OPT_VALUE},
+    {"vendor", BT_CLI_OPT_VALUE},
+    {"limit", BT_CLI_OPT_VALUE},
+    {NULL, BT_CLI_OPT_FLAG},
+};
+
 static const bt_cli_opt_t wait_opts[] = {
     {"all", BT_CLI_OPT_FLAG},
     {"timeout", BT_CLI_OPT_VALUE},
@@ -367,6 +375,45 @@ const bt_cli_cmd_t bt_cli_commands[] = {
         0,
         0,
         bt_cli_cmd_stats,
+    },
+    {
+        "scorecard",
+        "[V]",
+        "vendor KPIs from history",
+        "Computes each vendor's record from the store: attempts completed and\n"
+        "failed on it, handoffs away from it, the share of its completed\n"
+        "packages with a deadline that finished by it, the median and 95th\n"
+        "percentile of submitted-to-completed time of its completed packages,\n"
+        "and completed x its cost per package. V (an id or a name) limits it to\n"
+        "one vendor; an unknown one exits 1.\n"
+        "\n"
+        "JSON: array of {vendor, completed, failed, handed_off, on_time_rate,\n"
+        "turnaround_p50_ms, turnaround_p95_ms, cost_total}; on_time_rate is null\n"
+        "when no completed package had a deadline, the turnarounds when it\n"
+        "completed nothing.\n",
+        NULL,
+        0,
+        1,
+        bt_cli_cmd_scorecard,
+    },
+    {
+        "audit",
+        "[--since T] [--package ID] [--vendor V] [--limit N]",
+        "the audit trail",
+        "Lists the audit trail, oldest first: who (admin, broker, agent,\n"
+        "control) did what to which subject. The trail is append-only.\n"
+        "\n"
+        "  --since T      at or after T: an RFC 3339 time, or a duration ago\n"
+        "                 (90s, 15m, 2h, 3d)\n"
+        "  --package ID   events of this package (subject package:ID)\n"
+        "  --vendor V     events of this vendor (id or name) and of its agents\n"
+        "  --limit N      at most the newest N (1-100000, default 1000)\n"
+        "\n"
+        "JSON: array of {at, actor, action, subject, detail}\n",
+        audit_opts,
+        0,
+        0,
+        bt_cli_cmd_audit,
     },
     {NULL, NULL, NULL, NULL, NULL, 0, 0, NULL},
 };

@@ -27,5 +27,7 @@ int bt_cli_cmd_handoffs(bt_cli_t *cli, const bt_cli_args_t *args);
 int bt_cli_cmd_result(bt_cli_t *cli, const bt_cli_args_t *args);
 int bt_cli_cmd_wait(bt_cli_t *cli, const bt_cli_args_t *args);
 int bt_cli_cmd_stats(bt_cli_t *cli, const bt_cli_args_t *args);
+int bt_cli_cmd_audit(bt_cli_t *cli, const bt_cli_args_t *args);
+int bt_cli_cmd_scorecard(bt_cli_t *cli, const bt_cli_args_t *args);
 
 #endif

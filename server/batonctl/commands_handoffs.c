@@ -12,17 +12,6 @@
 #include <inttypes.h>
 #include <stdio.h>
 
-/* RFC 3339, or a duration before now_at. Returns 0 or BT_EINVAL. */
-static int parse_since(const char *s, int64_t now_at, int64_t *out) {
-  if (bt_parse_time(s, out) == 0)
-    return 0;
-  uint64_t ms;
-  if (bt_parse_duration(s, &ms) != 0 || ms > (uint64_t)now_at)
-    return BT_EINVAL;
-  *out = now_at - (int64_t)ms;
-  return 0;
-}
-
 static json_t *handoff_json(const Baton__HandoffInfo *h) {
   json_t *o = json_object();
   bt_cli_json_set(o, "package", bt_cli_json_opt_u64(h->has_package_id, h->package_id));
@@ -51,7 +40,7 @@ int bt_cli_cmd_handoffs(bt_cli_t *cli, const bt_cli_args_t *args) {
     q.has_package_id = 1;
   }
   if (since != NULL) {
-    if (parse_since(since, bt_wall_ms(), &q.since_at) != 0)
+    if (bt_cli_parse_since(since, bt_wall_ms(), &q.since_at) != 0)
       return bt_cli_usage_error(args->cmd,
                                 "bad --since \"%s\": expected an RFC 3339 time or a "
                                 "duration ago (90s, 15m, 2h, 3d)",

@@ -1,7 +1,8 @@
 /*
  * Control commands answered from the core's memory (vendors, agents, stats),
  * vendor registration and vendor state changes, plus the dispatch of every
- * command. Package commands are in packages.c, handoff history in handoffs.c.
+ * command. Package commands are in packages.c, handoff history in handoffs.c,
+ * the audit trail and the scorecard in audit.c.
  */
 #include "ctl_int.h"
 
@@ -391,6 +392,12 @@ void bt_ctl__dispatch(bt_ctl_t *ctl, bt_ctl_req_t *req, const Baton__CtlRequest 
     break;
   case BATON__CTL_REQUEST__BODY_HANDOFFS:
     bt_ctl__handoffs(ctl, req, msg->handoffs);
+    break;
+  case BATON__CTL_REQUEST__BODY_AUDIT:
+    bt_ctl__audit(ctl, req, msg->audit);
+    break;
+  case BATON__CTL_REQUEST__BODY_SCORECARD:
+    bt_ctl__scorecard(ctl, req, msg->scorecard);
     break;
   default:
     bt_ctl__fail(ctl, req, BT_EINVAL, "unknown or empty request");

@@ -84,6 +84,13 @@ void bt_ctl__package_op(bt_ctl_t *ctl, bt_ctl_req_t *req, const Baton__PackageOp
  * from a store read (the answer follows when the read completes). */
 void bt_ctl__handoffs(bt_ctl_t *ctl, bt_ctl_req_t *req, const Baton__HandoffQuery *m);
 
+/* audit.c: the audit trail and the vendor scorecard. Each validates m
+ * (borrowed), resolves its vendor against the core (unknown: CTL_NOT_FOUND "no
+ * vendor V") and answers from a store read when it completes (store down:
+ * CTL_UNAVAILABLE "store unavailable; retry later"). */
+void bt_ctl__audit(bt_ctl_t *ctl, bt_ctl_req_t *req, const Baton__AuditQuery *m);
+void bt_ctl__scorecard(bt_ctl_t *ctl, bt_ctl_req_t *req, const Baton__ScorecardQuery *m);
+
 /* validate.c: pure checks of control messages. Return 0 or BT_EINVAL with a
  * reason in why. */
 int bt_ctl__validate_spec(const Baton__PackageSpec *s, uint32_t max_payload, char *why,
@@ -96,9 +103,15 @@ int bt_ctl__validate_package_op(const Baton__PackageOp *m, bt_pkg_op_t *op, char
                                 size_t why_len);
 int bt_ctl__validate_handoff_query(const Baton__HandoffQuery *m, char *why,
                                    size_t why_len);
+int bt_ctl__validate_audit_query(const Baton__AuditQuery *m, char *why, size_t why_len);
+int bt_ctl__validate_scorecard_query(const Baton__ScorecardQuery *m, char *why,
+                                     size_t why_len);
 
 /* The most handoff rows one answer holds (and the default of a query). */
 #define BT_CTL_MAX_HANDOFFS 10000u
+/* The most audit rows one answer holds, and the default of a query. */
+#define BT_CTL_MAX_AUDIT 100000u
+#define BT_CTL_DEFAULT_AUDIT 1000u
 
 /* A CtlReply with version and status CTL_OK set. */
 void bt_ctl__reply_init(Baton__CtlReply *r);

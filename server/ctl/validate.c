@@ -163,3 +163,22 @@ int bt_ctl__validate_handoff_query(const Baton__HandoffQuery *m, char *why,
     FAIL("limit must be 1-%u, got %" PRIu32, BT_CTL_MAX_HANDOFFS, m->limit);
   return 0;
 }
+
+int bt_ctl__validate_audit_query(const Baton__AuditQuery *m, char *why, size_t why_len) {
+  if (m->vendor != NULL && !bt_valid_name(m->vendor))
+    FAIL("vendor \"%.40s\" is not a valid id or name", m->vendor);
+  if (m->has_package_id && !valid_id(m->package_id))
+    FAIL("package id out of range (1 to 2^63-1)");
+  if (m->has_since_at && (m->since_at < 0 || m->since_at > MAX_AT))
+    FAIL("since out of range");
+  if (m->has_limit && (m->limit < 1 || m->limit > BT_CTL_MAX_AUDIT))
+    FAIL("limit must be 1-%u, got %" PRIu32, BT_CTL_MAX_AUDIT, m->limit);
+  return 0;
+}
+
+int bt_ctl__validate_scorecard_query(const Baton__ScorecardQuery *m, char *why,
+                                     size_t why_len) {
+  if (m->vendor != NULL && !bt_valid_name(m->vendor))
+    FAIL("vendor \"%.40s\" is not a valid id or name", m->vendor);
+  return 0;
+}

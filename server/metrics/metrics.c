@@ -50,29 +50,89 @@ void bt_met_family(bt_met_buf_t *b, const char *name, const char *type,
   put(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-void bt_met_sample(bt_met_buf_t *b, const char *name, const char *label,
-                   const char *label_value, double v) {
-  if (label == NULL) {
-    put(b, "%s", name);
-  } else {
-    /* Label values escape backslash, double quote and newline. */
-    put(b, "%s{%s=\"", name, label);
-    for (const char *p = label_value; *p; p++) {
-      if (*p == '\\' || *p == '"')
-        put(b, "\\%c", *p);
-      else if (*p == '\n')
-        put(b, "\\n");
-      else
-        put(b, "%c", *p);
-    }
-    put(b, "\"}");
+/* Label values escape backslash, double quote and newline. */
+static void put_label(bt_met_buf_t *b, const char *label, const char *value) {
+  put(b, "%s=\"", label);
+  for (const char *p = value ? value : ""; *p; p++) {
+    if (*p == '\\' || *p == '"')
+      put(b, "\\%c", *p);
+    else if (*p == '\n')
+      put(b, "\\n");
+    else
+      put(b, "%c", *p);
   }
+  put(b, "\"");
+}
+
+static void put_value(bt_met_buf_t *b, double v) {
   if (isnan(v))
     put(b, " NaN\n");
+  else if (isinf(v))
+    put(b, v > 0 ? " +Inf\n" : " -Inf\n");
   else if (v == floor(v) && fabs(v) < 1e15)
     put(b, " %.0f\n", v);
   else
     put(b, " %.17g\n", v);
+}
+
+void bt_met_sample(bt_met_buf_t *b, const char *name, const char *label,
+                   const char *label_value, double v) {
+  put(b, "%s", name);
+  if (label != NULL) {
+    put(b, "{");
+    put_label(b, label, label_value);
+    put(b, "}");
+  }
+  put_value(b, v);
+}
+
+void bt_met_sample2(bt_met_buf_t *b, const char *name, const char *l1, const char *v1,
+                    const char *l2, const char *v2, double v) {
+  put(b, "%s{", name);
+  put_label(b, l1, v1);
+  put(b, ",");
+  put_label(b, l2, v2);
+  put(b, "}");
+  put_value(b, v);
+}
+
+/* --- histograms ------------------------------------------------------------------ */
+
+/* Upper bounds in seconds: from a local commit (~1 ms) to a stalled database. */
+static const double bucket_le[BT_MET_N_BUCKETS] = {0.001, 0.0025, 0.005, 0.01, 0.025,
+                                                   0.05,  0.1,    0.25,  0.5,  1,
+                                                   2.5,   5,      10,    30};
+
+void bt_met_hist_init(bt_met_hist_t *h) { memset(h, 0, sizeof *h); }
+
+void bt_met_hist_observe(bt_met_hist_t *h, double seconds) {
+  if (!(seconds > 0))
+    seconds = 0; /* also NaN */
+  size_t i = 0;
+  while (i < BT_MET_N_BUCKETS && seconds > bucket_le[i])
+    i++;
+  h->counts[i]++;
+  h->count++;
+  h->sum += seconds;
+}
+
+void bt_met_hist_render(bt_met_buf_t *b, const char *name, const char *help,
+                        const bt_met_hist_t *h) {
+  bt_met_family(b, name, "histogram", help);
+  char bucket[128], le[32];
+  snprintf(bucket, sizeof bucket, "%s_bucket", name);
+  uint64_t cum = 0;
+  for (size_t i = 0; i < BT_MET_N_BUCKETS; i++) {
+    cum += h->counts[i];
+    snprintf(le, sizeof le, "%g", bucket_le[i]);
+    bt_met_sample(b, bucket, "le", le, (double)cum);
+  }
+  cum += h->counts[BT_MET_N_BUCKETS];
+  bt_met_sample(b, bucket, "le", "+Inf", (double)cum);
+  put(b, "%s_sum", name);
+  put_value(b, h->sum);
+  put(b, "%s_count", name);
+  put_value(b, (double)h->count);
 }
 
 /* --- HTTP ---------------------------------------------------------------------- */

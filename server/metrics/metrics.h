@@ -31,6 +31,28 @@ void bt_met_family(bt_met_buf_t *b, const char *name, const char *type,
 void bt_met_sample(bt_met_buf_t *b, const char *name, const char *label,
                    const char *label_value, double v);
 
+/* Writes one sample with two labels: name{l1="v1",l2="v2"} v (values escaped). */
+void bt_met_sample2(bt_met_buf_t *b, const char *name, const char *l1, const char *v1,
+                    const char *l2, const char *v2, double v);
+
+/* A histogram of durations in seconds over fixed buckets (BT_MET_N_BUCKETS bounds,
+ * 1 ms to 30 s); observations above the last bound land only in +Inf. Embed it
+ * and zero it (bt_met_hist_init); it owns no memory. */
+#define BT_MET_N_BUCKETS 14
+typedef struct {
+  uint64_t counts[BT_MET_N_BUCKETS + 1]; /* per bucket, not cumulative; last = above */
+  uint64_t count;
+  double sum;
+} bt_met_hist_t;
+
+void bt_met_hist_init(bt_met_hist_t *h);
+/* Records one duration (negative values count as 0). */
+void bt_met_hist_observe(bt_met_hist_t *h, double seconds);
+/* Writes the family: HELP, TYPE histogram, cumulative name_bucket{le=...}
+ * ending in le="+Inf", then name_sum and name_count. */
+void bt_met_hist_render(bt_met_buf_t *b, const char *name, const char *help,
+                        const bt_met_hist_t *h);
+
 /* Fills b with every family (called per scrape, on the loop). */
 typedef void (*bt_met_render_fn)(void *arg, bt_met_buf_t *b);
 

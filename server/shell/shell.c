@@ -36,6 +36,7 @@ typedef struct {
   int code;
   uint64_t token;
   bool ack; /* FINISH: acknowledge the agent's result once this commits */
+  uint64_t applied_ns; /* ASSIGN: when it was applied (assignment latency) */
 } ctx_t;
 
 static ctx_t *ctx_new(bt_shell_t *sh, const bt_action_t *a) {
@@ -47,6 +48,7 @@ static ctx_t *ctx_new(bt_shell_t *sh, const bt_action_t *a) {
   c->code = a->code;
   c->token = a->token;
   c->ack = false;
+  c->applied_ns = 0;
   return c;
 }
 
@@ -54,9 +56,11 @@ static void on_assign_committed(void *arg, int status) {
   ctx_t *c = arg;
   bt_shell_t *sh = c->sh;
   bt_now_t t = bt_shell__now();
-  if (status == 0 && sh->xp != NULL)
+  if (status == 0 && sh->xp != NULL) {
     bt_xp_dispatch(sh->xp, c->agent_id, c->package_id, c->attempt);
-  else
+    bt_met_hist_observe(&sh->stats.assign_latency,
+                        (double)(uv_hrtime() - c->applied_ns) / 1e9);
+  } else
     bt_log_error("could not record an assignment", "package=%" PRIu64 " attempt=%u error=%s",
                  c->package_id, c->attempt, bt_strerror(status));
   bt_core_assign_persisted(sh->core, c->package_id, c->attempt, status == 0, &t,
@@ -150,6 +154,14 @@ static void log_finish(bt_shell_t *sh, const bt_action_t *a) {
          a->text ? BT_Q(a->text) : "");
 }
 
+/* The core audits a report for an attempt that is no longer current (a result,
+ * progress or held package from an agent that was passed over) as "<what>.stale". */
+static bool is_stale_report(const char *action) {
+  static const char suffix[] = ".stale";
+  size_t n = action ? strlen(action) : 0;
+  return n >= sizeof suffix - 1 && strcmp(action + n - (sizeof suffix - 1), suffix) == 0;
+}
+
 void bt_shell__apply(bt_shell_t *sh) {
   if (sh->applying)
     abort(); /* see the file comment: apply never nests */
@@ -189,9 +201,12 @@ void bt_shell__apply(bt_shell_t *sh) {
     }
     case BT_ACT_PERSIST_PACKAGE:
       break; /* batched by the submit path, which reads these itself */
-    case BT_ACT_ASSIGN:
-      bt_store_assign(sh->store, a, on_assign_committed, ctx_new(sh, a));
+    case BT_ACT_ASSIGN: {
+      ctx_t *c = ctx_new(sh, a);
+      c->applied_ns = uv_hrtime();
+      bt_store_assign(sh->store, a, on_assign_committed, c);
       break;
+    }
     case BT_ACT_START:
       bt_store_start(sh->store, a);
       break;
@@ -200,6 +215,10 @@ void bt_shell__apply(bt_shell_t *sh) {
       break;
     case BT_ACT_FINISH:
       log_finish(sh, a);
+      if (a->outcome == BT_OUTCOME_COMPLETED)
+        sh->stats.completions++;
+      else if (a->outcome == BT_OUTCOME_FAILED || a->outcome == BT_OUTCOME_TRANSIENT)
+        sh->stats.failures++;
       last_finish = ctx_new(sh, a);
       bt_store_finish(sh->store, a, on_finish_committed, last_finish);
       break;
@@ -208,6 +227,8 @@ void bt_shell__apply(bt_shell_t *sh) {
       bt_log_info("package handed off", "package=%" PRIu64 " attempt=%u from=%s reason=%s",
                   a->package_id, a->attempt, v ? v->name : "?",
                   bt_handoff_reason_name(a->reason));
+      if ((int)a->reason >= 0 && (int)a->reason < N_HANDOFF_REASONS)
+        sh->stats.handoffs[a->reason]++;
       bt_store_handoff(sh->store, a);
       break;
     }
@@ -227,6 +248,8 @@ void bt_shell__apply(bt_shell_t *sh) {
       bt_xp_end_session(sh->xp, a->agent_id);
       break;
     case BT_ACT_AUDIT:
+      if (is_stale_report(a->text))
+        sh->stats.stale++;
       audit(sh, a);
       break;
     }
@@ -372,6 +395,8 @@ static void on_inserted(void *arg, int status, const bt_store_inserted_t *rows, 
     if (r->duplicate || k >= n)
       continue;
     const bt_store_inserted_t *row = &rows[k++];
+    if (status == 0 && row->existing_id == 0)
+      sh->stats.submits++;
     bt_core_package_persisted(sh->core, row->id, status == 0, row->existing_id, &t,
                               &sh->acts);
     bt_shell__apply(sh);
@@ -461,6 +486,9 @@ static void on_hours(uv_timer_t *t) { update_hours(t->data); }
 
 /* --- metrics ------------------------------------------------------------------------------ */
 
+/* Every family the broker exposes. Counters named *_total without a vendor
+ * label count since this process started; the per-vendor totals come from the
+ * vendors' rows and so survive restarts. */
 static void render_metrics(void *arg, bt_met_buf_t *b) {
   bt_shell_t *sh = arg;
   bt_now_t n = bt_shell__now();
@@ -479,6 +507,24 @@ static void render_metrics(void *arg, bt_met_buf_t *b) {
                   (double)st.vendors_by_state[s]);
   bt_met_family(b, "baton_agents_connected", "gauge", "Agents with a live session.");
   bt_met_sample(b, "baton_agents_connected", NULL, NULL, (double)st.agents_connected);
+
+  bt_met_family(b, "baton_submits_total", "counter",
+                "New packages accepted (committed; a known idempotency key is not counted).");
+  bt_met_sample(b, "baton_submits_total", NULL, NULL, (double)sh->stats.submits);
+  bt_met_family(b, "baton_completions_total", "counter", "Attempts that completed their package.");
+  bt_met_sample(b, "baton_completions_total", NULL, NULL, (double)sh->stats.completions);
+  bt_met_family(b, "baton_failures_total", "counter",
+                "Attempts that ended in failure, permanent or transient (exit 75).");
+  bt_met_sample(b, "baton_failures_total", NULL, NULL, (double)sh->stats.failures);
+  bt_met_family(b, "baton_handoffs_total", "counter",
+                "Packages moved away from a vendor, by reason.");
+  for (int r = 0; r < N_HANDOFF_REASONS; r++)
+    bt_met_sample(b, "baton_handoffs_total", "reason",
+                  bt_handoff_reason_name((bt_handoff_reason_t)r), (double)sh->stats.handoffs[r]);
+  bt_met_family(b, "baton_stale_reports_total", "counter",
+                "Agent reports (result, progress, held work) for an attempt no longer current.");
+  bt_met_sample(b, "baton_stale_reports_total", NULL, NULL, (double)sh->stats.stale);
+
   size_t nv = bt_core_vendor_count(sh->core);
   bt_met_family(b, "baton_vendor_in_flight", "gauge", "Assigned and running packages per vendor.");
   for (size_t i = 0; i < nv; i++) {
@@ -490,10 +536,58 @@ static void render_metrics(void *arg, bt_met_buf_t *b) {
     const bt_core_vendor_t *v = bt_core_vendor_at(sh->core, i);
     bt_met_sample(b, "baton_vendor_capacity", "vendor", v->name, (double)v->capacity);
   }
+  bt_met_family(b, "baton_vendor_limit", "gauge",
+                "Packages a vendor may have in flight now (below capacity while ramping up after a failure).");
+  for (size_t i = 0; i < nv; i++) {
+    const bt_core_vendor_t *v = bt_core_vendor_at(sh->core, i);
+    bt_met_sample(b, "baton_vendor_limit", "vendor", v->name, (double)v->limit);
+  }
+  bt_met_family(b, "baton_vendor_state", "gauge",
+                "1 for the vendor's current state, 0 for every other state.");
+  for (size_t i = 0; i < nv; i++) {
+    const bt_core_vendor_t *v = bt_core_vendor_at(sh->core, i);
+    for (int s = 0; s < BT_VENDOR__COUNT; s++)
+      bt_met_sample2(b, "baton_vendor_state", "vendor", v->name, "state",
+                     bt_vendor_state_name((bt_vendor_state_t)s),
+                     v->state == (bt_vendor_state_t)s ? 1 : 0);
+  }
+  /* With no completed deadline yet there is no evidence of lateness: 1, never
+   * NaN, so alerts on "ratio < x" do not fire for a new vendor. */
+  bt_met_family(b, "baton_vendor_on_time_ratio", "gauge",
+                "Completed packages with a deadline that met it, over all completed with a deadline (1 with none yet).");
+  for (size_t i = 0; i < nv; i++) {
+    const bt_core_vendor_t *v = bt_core_vendor_at(sh->core, i);
+    double ratio = v->with_deadline ? (double)v->on_time / (double)v->with_deadline : 1.0;
+    bt_met_sample(b, "baton_vendor_on_time_ratio", "vendor", v->name, ratio);
+  }
+  bt_met_family(b, "baton_vendor_completed_total", "counter",
+                "Packages a vendor completed (all time).");
+  for (size_t i = 0; i < nv; i++) {
+    const bt_core_vendor_t *v = bt_core_vendor_at(sh->core, i);
+    bt_met_sample(b, "baton_vendor_completed_total", "vendor", v->name, (double)v->completed);
+  }
+  bt_met_family(b, "baton_vendor_failed_total", "counter",
+                "Attempts that failed at a vendor (all time; transient failures, exit 75, are not counted).");
+  for (size_t i = 0; i < nv; i++) {
+    const bt_core_vendor_t *v = bt_core_vendor_at(sh->core, i);
+    bt_met_sample(b, "baton_vendor_failed_total", "vendor", v->name, (double)v->failed);
+  }
+
+  bt_met_hist_render(b, "baton_assignment_latency_seconds",
+                     "From the broker deciding an assignment to sending it to the agent, once its commit returned.",
+                     &sh->stats.assign_latency);
+  bt_met_hist_render(b, "baton_store_commit_seconds",
+                     "From a batch of database writes being sent to its commit (sync) result.",
+                     &sh->stats.store_commit);
   bt_met_family(b, "baton_store_backlog", "gauge",
                 "Database writes and reads queued or in flight.");
   bt_met_sample(b, "baton_store_backlog", NULL, NULL,
                 sh->store ? (double)bt_store_backlog(sh->store) : 0);
+}
+
+static void on_store_commit(void *arg, double seconds) {
+  bt_shell_t *sh = arg;
+  bt_met_hist_observe(&sh->stats.store_commit, seconds);
 }
 
 static void on_store_flush(void *arg) {
@@ -580,6 +674,8 @@ int bt_shell_new(uv_loop_t *loop, const bt_config_t *cfg, const char *dsn,
     abort();
   sh->loop = loop;
   bt_actions_init(&sh->acts);
+  bt_met_hist_init(&sh->stats.assign_latency);
+  bt_met_hist_init(&sh->stats.store_commit);
 
   bt_core_config_t cc;
   bt_core_config_default(&cc);
@@ -621,6 +717,8 @@ int bt_shell_new(uv_loop_t *loop, const bt_config_t *cfg, const char *dsn,
   so.pipeline_depth = cfg->store_pipeline_depth;
   so.max_segment_ops = cfg->store_segment_ops;
   so.op_timeout_ms = cfg->store_timeout_ms;
+  so.on_commit = on_store_commit;
+  so.commit_arg = sh;
   bt_store_new(loop, dsn, &so, on_store_flush, sh, &sh->store);
 
   bt_xp_opts_t xo;

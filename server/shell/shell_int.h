@@ -22,6 +22,8 @@
 #define TICK_MAX_MS 100
 /* A commit outstanding this long (or the store down): leases are held. */
 #define STORE_STALL_MS 1000
+/* bt_handoff_reason_t has no count: its last member is BT_HANDOFF_ADMIN. */
+#define N_HANDOFF_REASONS ((int)BT_HANDOFF_ADMIN + 1)
 
 struct bt_shell {
   uv_loop_t *loop;
@@ -39,6 +41,17 @@ struct bt_shell {
   const char *hello_software;
   bool stopping;
   int closing_parts;
+  /* Metrics counted where the actions are carried out (render_metrics in
+   * shell.c says what each means). Since this process started. */
+  struct {
+    uint64_t submits;     /* new packages committed */
+    uint64_t completions; /* FINISH completed */
+    uint64_t failures;    /* FINISH failed or transient */
+    uint64_t handoffs[N_HANDOFF_REASONS];
+    uint64_t stale;       /* AUDIT *.stale: a report for an attempt no longer current */
+    bt_met_hist_t assign_latency; /* ASSIGN applied → dispatched after its commit */
+    bt_met_hist_t store_commit;   /* segment sent → its sync result */
+  } stats;
   void (*on_stopped)(void *arg);
   void *stopped_arg;
 };

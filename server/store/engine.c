@@ -36,6 +36,8 @@ void bt_store_opts_default(bt_store_opts_t *o) {
   o->max_segment_ops = 4096;
   o->reconnect_max_ms = 2000; /* a refused connect is cheap; be back soon */
   o->op_timeout_ms = 15000;
+  o->on_commit = NULL;
+  o->commit_arg = NULL;
 }
 
 /* --- operations ------------------------------------------------------------ */
@@ -454,6 +456,13 @@ static void segment_done(bt_store_t *st, bt_store_seg_t *seg) {
     st->backoff_ms = 0;
     uv_timer_start(&st->timer, on_timer, 1000, 0);
     return;
+  }
+
+  /* Timed whether it committed or rolled back: either way the server answered. */
+  if (st->opts.on_commit != NULL) {
+    uint64_t now_ms = bt_mono_ms();
+    uint64_t took_ms = now_ms > seg->sent_ms ? now_ms - seg->sent_ms : 0;
+    st->opts.on_commit(st->opts.commit_arg, (double)took_ms / 1000.0);
   }
 
   if (!seg->error) {

@@ -38,6 +38,13 @@ typedef struct {
   uint32_t max_segment_ops; /* operations per segment */
   uint32_t reconnect_max_ms;
   uint32_t op_timeout_ms;   /* a segment unanswered this long: the connection is dropped */
+  /* Optional (NULL by default): called on the loop each time a segment's sync
+   * result arrives, with the seconds since the segment was sent (the
+   * commit-latency metric). The clock is in milliseconds, so a commit faster
+   * than that reads as 0 or 0.001. Not called for the segment that prepares
+   * statements, nor for segments lost with the connection. Borrows commit_arg. */
+  void (*on_commit)(void *commit_arg, double seconds);
+  void *commit_arg;
 } bt_store_opts_t;
 
 void bt_store_opts_default(bt_store_opts_t *o);
@@ -212,6 +219,51 @@ typedef void (*bt_store_handoffs_cb)(void *arg, int status,
 /* Handoff history across packages (`batonctl handoffs`). */
 void bt_store_list_handoffs(bt_store_t *st, const bt_store_handoff_filter_t *f,
                             bt_store_handoffs_cb cb, void *arg);
+
+/* One audit_events row (`batonctl audit`); strings borrowed for the callback. */
+typedef struct {
+  uint64_t id;
+  int64_t at;
+  const char *actor;
+  const char *action;
+  const char *subject;
+  const char *detail; /* "" when none */
+} bt_store_audit_row_t;
+
+typedef struct {
+  int64_t since_at;    /* 0 = any; else at or after */
+  uint64_t package_id; /* 0 = any; else subject package:ID */
+  const char *vendor;  /* NULL = any; else this vendor's name: its rows and its agents' */
+  uint32_t limit;      /* the newest this many; 0 = 1000 */
+} bt_store_audit_filter_t;
+
+/* Rows are borrowed for the callback's duration, oldest first. */
+typedef void (*bt_store_audit_cb)(void *arg, int status, const bt_store_audit_row_t *rows,
+                                  size_t n);
+
+/* The audit trail (`batonctl audit`). f is borrowed; cb runs once, from the loop,
+ * with status 0 or a negative code (BT_EDBDOWN when the store is down). */
+void bt_store_list_audit(bt_store_t *st, const bt_store_audit_filter_t *f,
+                         bt_store_audit_cb cb, void *arg);
+
+/* One vendor's KPIs from history (`batonctl scorecard`). */
+typedef struct {
+  const char *vendor;
+  uint64_t completed, failed, handed_off;
+  bool has_on_time_rate; /* false when no completed package had a deadline */
+  double on_time_rate;
+  bool has_turnaround;   /* false when it completed nothing */
+  double turnaround_p50_ms, turnaround_p95_ms;
+  double cost_total;
+} bt_store_score_t;
+
+/* Rows are borrowed for the callback's duration, by vendor name. */
+typedef void (*bt_store_scores_cb)(void *arg, int status, const bt_store_score_t *rows,
+                                   size_t n);
+
+/* Vendor KPIs for vendor_id (0 = every vendor). cb runs once, from the loop. */
+void bt_store_scorecard(bt_store_t *st, uint64_t vendor_id, bt_store_scores_cb cb,
+                        void *arg);
 
 /* --- startup (blocking; before the loop runs) ---------------------------------- */
 

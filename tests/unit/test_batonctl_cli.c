@@ -484,7 +484,8 @@ static void test_batonctl_cli_help_exits_0(void **state) {
   expect_contains(r.out, "stats");
   static const char *const added[] = {"vendor drain", "vendor suspend", "vendor resume",
                                       "vendor fail", "package cancel", "package retry",
-                                      "package reassign", "handoffs"};
+                                      "package reassign", "handoffs", "audit",
+                                      "scorecard"};
   for (size_t i = 0; i < sizeof added / sizeof added[0]; i++)
     expect_contains(r.out, added[i]);
   run_free(&r);
@@ -498,6 +499,19 @@ static void test_batonctl_cli_help_exits_0(void **state) {
   run_ctl(&r, NULL, 0, ARGV("handoffs", "--help"));
   assert_int_equal(r.status, 0);
   expect_contains(r.out, "usage: batonctl handoffs [--vendor V] [--package ID] [--since T]");
+  run_free(&r);
+
+  run_ctl(&r, NULL, 0, ARGV("audit", "--help"));
+  assert_int_equal(r.status, 0);
+  expect_contains(r.out,
+                  "usage: batonctl audit [--since T] [--package ID] [--vendor V] [--limit N]");
+  expect_contains(r.out, "JSON: array of {at, actor, action, subject, detail}");
+  run_free(&r);
+
+  run_ctl(&r, NULL, 0, ARGV("help", "scorecard"));
+  assert_int_equal(r.status, 0);
+  expect_contains(r.out, "usage: batonctl scorecard [V]");
+  expect_contains(r.out, "turnaround_p50_ms, turnaround_p95_ms, cost_total");
   run_free(&r);
 
   run_ctl(&r, NULL, 0, ARGV("submit", "--help"));
@@ -598,6 +612,20 @@ static void test_batonctl_cli_usage_errors_exit_2(void **state) {
       {ARGV("--control", s, "handoffs", "--vendor", "x y"),
        "--vendor \"x y\" is not a valid name"},
       {ARGV("--control", s, "--json", "handoffs", "--since", "-5m"), "bad --since"},
+      {ARGV("--control", s, "audit", "extra"), "unexpected argument 'extra'"},
+      {ARGV("--control", s, "audit", "--bogus"), "usage: batonctl audit"},
+      {ARGV("--control", s, "audit", "--package", "seven"), "bad --package \"seven\""},
+      {ARGV("--control", s, "audit", "--package", "0"), "bad --package \"0\""},
+      {ARGV("--control", s, "audit", "--since", "soonish"), "bad --since \"soonish\""},
+      {ARGV("--control", s, "audit", "--vendor", "x y"),
+       "--vendor \"x y\" is not a valid name"},
+      {ARGV("--control", s, "audit", "--limit", "0"), "bad --limit \"0\": expected 1-100000"},
+      {ARGV("--control", s, "audit", "--limit", "100001"), "bad --limit \"100001\""},
+      {ARGV("--control", s, "audit", "--limit"), "needs a value"},
+      {ARGV("--control", s, "--json", "audit", "--limit", "x"), "bad --limit"},
+      {ARGV("--control", s, "scorecard", "a", "b"), "unexpected argument 'b'"},
+      {ARGV("--control", s, "scorecard", "x y"), "\"x y\" is not a valid name"},
+      {ARGV("--control", s, "scorecard", "--vendor", "a"), "usage: batonctl scorecard"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     run_t r;
@@ -1727,6 +1755,218 @@ static void test_batonctl_cli_handoffs(void **state) {
   fake_free(f);
 }
 
+static void reply_history(fake_t *f, const Baton__CtlRequest *req, int n,
+                          Baton__CtlReply *reply) {
+  (void)f;
+  (void)n;
+  static Baton__AuditEvent e1 = BATON__AUDIT_EVENT__INIT, e2 = BATON__AUDIT_EVENT__INIT;
+  static Baton__AuditEvent *es[2] = {&e1, &e2};
+  static Baton__AuditList al = BATON__AUDIT_LIST__INIT;
+  static Baton__VendorScore s1 = BATON__VENDOR_SCORE__INIT, s2 = BATON__VENDOR_SCORE__INIT;
+  static Baton__VendorScore *ss[2] = {&s1, &s2};
+  static Baton__ScorecardList sl = BATON__SCORECARD_LIST__INIT;
+  bool empty = false;
+  if (req->body_case == BATON__CTL_REQUEST__BODY_AUDIT) {
+    empty = req->audit->vendor != NULL && strcmp(req->audit->vendor, "quiet") == 0;
+    e1.has_id = 1, e1.id = 1, e1.has_at = 1, e1.at = INT64_C(1763805600000);
+    e1.actor = "admin", e1.action = "vendor.add", e1.subject = "vendor:acme";
+    e1.detail = "vendor_id=1 region=EU-DE";
+    e2.has_id = 1, e2.id = 2, e2.has_at = 1, e2.at = INT64_C(1763805660000);
+    e2.actor = "admin", e2.action = "package.cancel", e2.subject = "package:7";
+    e2.detail = ""; /* detail is NOT NULL DEFAULT '' */
+    al.n_events = empty ? 0 : 2;
+    al.events = es;
+    reply->body_case = BATON__CTL_REPLY__BODY_AUDIT;
+    reply->audit = &al;
+    return;
+  }
+  SRV_CHECK(req->body_case == BATON__CTL_REQUEST__BODY_SCORECARD);
+  s1.vendor = "acme", s1.has_completed = 1, s1.completed = 3, s1.has_failed = 1;
+  s1.failed = 1, s1.has_handed_off = 1, s1.handed_off = 2;
+  s1.has_on_time_rate = 1, s1.on_time_rate = 0.5;
+  s1.has_turnaround_p50_ms = 1, s1.turnaround_p50_ms = 1200.5;
+  s1.has_turnaround_p95_ms = 1, s1.turnaround_p95_ms = 4000;
+  s1.has_cost_total = 1, s1.cost_total = 7.5;
+  s2.vendor = "beta", s2.has_completed = 1, s2.has_failed = 1, s2.failed = 4;
+  s2.has_handed_off = 1, s2.has_cost_total = 1; /* nothing completed: nulls */
+  sl.n_vendors = req->scorecard->vendor != NULL ? 1 : 2;
+  sl.vendors = ss;
+  reply->body_case = BATON__CTL_REPLY__BODY_SCORECARD;
+  reply->scorecard = &sl;
+}
+
+static json_t *load_json(const run_t *r) {
+  if (r->status != 0)
+    fail_msg("exit %d: %s", r->status, r->err);
+  json_error_t je;
+  json_t *doc = json_loads(r->out, 0, &je); /* exactly one document */
+  if (doc == NULL)
+    fail_msg("not one JSON document: %s\n%s", je.text, r->out);
+  return doc;
+}
+
+static void test_batonctl_cli_audit(void **state) {
+  (void)state;
+  fake_t *f = &g_fake;
+  fake_start(f, reply_history);
+  run_t r;
+  run_ctl(&r, NULL, 0,
+          ARGV("--control", f->sock, "audit", "--json", "--since", "2025-11-22T10:00:00Z",
+               "--package", "7", "--vendor", "acme", "--limit", "100000"));
+  json_t *doc = load_json(&r);
+  assert_true(json_is_array(doc));
+  assert_int_equal(json_array_size(doc), 2);
+  static const char *fields[] = {"at", "actor", "action", "subject", "detail"};
+  for (size_t i = 0; i < 2; i++)
+    for (size_t k = 0; k < sizeof fields / sizeof fields[0]; k++)
+      if (json_object_get(json_array_get(doc, i), fields[k]) == NULL)
+        fail_msg("event %zu lacks field %s", i, fields[k]);
+  json_t *e = json_array_get(doc, 0);
+  assert_string_equal(json_string_value(json_object_get(e, "at")),
+                      "2025-11-22T10:00:00.000Z");
+  assert_string_equal(json_string_value(json_object_get(e, "actor")), "admin");
+  assert_string_equal(json_string_value(json_object_get(e, "action")), "vendor.add");
+  assert_string_equal(json_string_value(json_object_get(e, "subject")), "vendor:acme");
+  assert_string_equal(json_string_value(json_object_get(e, "detail")),
+                      "vendor_id=1 region=EU-DE");
+  e = json_array_get(doc, 1);
+  assert_string_equal(json_string_value(json_object_get(e, "action")), "package.cancel");
+  assert_string_equal(json_string_value(json_object_get(e, "detail")), ""); /* not null */
+  json_decref(doc);
+  run_free(&r);
+
+  /* --since as a duration means that long ago. */
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  int64_t now_at = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+  run_ctl(&r, NULL, 0, ARGV("--control", f->sock, "audit", "--since", "15m"));
+  assert_int_equal(r.status, 0);
+  /* The table: a header, one aligned row per event. */
+  char *l1 = r.out, *l2 = strchr(l1, '\n') + 1, *l3 = strchr(l2, '\n') + 1;
+  assert_true(strncmp(l1, "AT", 2) == 0);
+  assert_int_equal(column_of(l1, "ACTION"), column_of(l2, "vendor.add"));
+  assert_int_equal(column_of(l1, "ACTION"), column_of(l3, "package.cancel"));
+  assert_int_equal(column_of(l1, "SUBJECT"), column_of(l3, "package:7"));
+  expect_contains(l2, "vendor_id=1 region=EU-DE\n");
+  run_free(&r);
+
+  run_ctl(&r, NULL, 0, ARGV("--control", f->sock, "audit", "--vendor", "quiet", "--json"));
+  doc = load_json(&r);
+  assert_true(json_is_array(doc) && json_array_size(doc) == 0);
+  json_decref(doc);
+  run_free(&r);
+  run_ctl(&r, NULL, 0, ARGV("--control", f->sock, "audit", "--vendor", "quiet"));
+  assert_int_equal(r.status, 0);
+  assert_string_equal(r.out, "no audit events\n");
+  run_free(&r);
+  fake_stop(f);
+
+  assert_int_equal(f->n_req, 4);
+  const Baton__AuditQuery *q = f->reqs[0]->audit;
+  assert_int_equal(f->reqs[0]->body_case, BATON__CTL_REQUEST__BODY_AUDIT);
+  assert_string_equal(q->vendor, "acme");
+  assert_true(q->has_package_id && q->package_id == 7);
+  assert_true(q->has_since_at && q->since_at == INT64_C(1763805600000));
+  assert_true(q->has_limit && q->limit == 100000);
+  q = f->reqs[1]->audit;
+  assert_null(q->vendor);
+  assert_false(q->has_package_id);
+  assert_false(q->has_limit); /* the broker's default applies */
+  assert_true(q->has_since_at);
+  int64_t want = now_at - 15 * 60 * 1000;
+  assert_true(q->since_at >= want - 5000 && q->since_at <= want + 5000);
+  fake_free(f);
+}
+
+static void test_batonctl_cli_scorecard(void **state) {
+  (void)state;
+  fake_t *f = &g_fake;
+  fake_start(f, reply_history);
+  run_t r;
+  run_ctl(&r, NULL, 0, ARGV("--control", f->sock, "--json", "scorecard"));
+  json_t *doc = load_json(&r);
+  assert_true(json_is_array(doc));
+  assert_int_equal(json_array_size(doc), 2);
+  static const char *fields[] = {"vendor",       "completed",         "failed",
+                                 "handed_off",   "on_time_rate",      "turnaround_p50_ms",
+                                 "turnaround_p95_ms", "cost_total"};
+  for (size_t i = 0; i < 2; i++)
+    for (size_t k = 0; k < sizeof fields / sizeof fields[0]; k++)
+      if (json_object_get(json_array_get(doc, i), fields[k]) == NULL)
+        fail_msg("score %zu lacks field %s", i, fields[k]);
+  json_t *a = json_array_get(doc, 0);
+  assert_string_equal(json_string_value(json_object_get(a, "vendor")), "acme");
+  assert_int_equal(json_integer_value(json_object_get(a, "completed")), 3);
+  assert_int_equal(json_integer_value(json_object_get(a, "failed")), 1);
+  assert_int_equal(json_integer_value(json_object_get(a, "handed_off")), 2);
+  assert_true(json_number_value(json_object_get(a, "on_time_rate")) == 0.5);
+  assert_true(json_number_value(json_object_get(a, "turnaround_p50_ms")) == 1200.5);
+  assert_true(json_number_value(json_object_get(a, "turnaround_p95_ms")) == 4000);
+  assert_true(json_number_value(json_object_get(a, "cost_total")) == 7.5);
+  json_t *b = json_array_get(doc, 1);
+  assert_int_equal(json_integer_value(json_object_get(b, "completed")), 0);
+  assert_int_equal(json_integer_value(json_object_get(b, "failed")), 4);
+  assert_true(json_is_null(json_object_get(b, "on_time_rate")));
+  assert_true(json_is_null(json_object_get(b, "turnaround_p50_ms")));
+  assert_true(json_is_null(json_object_get(b, "turnaround_p95_ms")));
+  assert_true(json_number_value(json_object_get(b, "cost_total")) == 0);
+  json_decref(doc);
+  run_free(&r);
+
+  run_ctl(&r, NULL, 0, ARGV("--control", f->sock, "scorecard", "acme"));
+  assert_int_equal(r.status, 0);
+  char *l1 = r.out, *l2 = strchr(l1, '\n') + 1;
+  assert_true(strncmp(l1, "VENDOR", 6) == 0);
+  /* Right-aligned numbers end where their header ends. */
+  long end = column_of(l1, "COST_TOTAL") + 10;
+  assert_int_equal(column_of(l2, "7.50") + 4, end);
+  expect_contains(l2, "50.0%");
+  expect_contains(l2, "1200");
+  assert_null(strstr(r.out, "beta")); /* one vendor asked, one row */
+  run_free(&r);
+  run_ctl(&r, NULL, 0, ARGV("--control", f->sock, "scorecard"));
+  assert_int_equal(r.status, 0);
+  expect_contains(r.out, "beta");
+  run_free(&r);
+  fake_stop(f);
+
+  assert_int_equal(f->n_req, 3);
+  assert_int_equal(f->reqs[0]->body_case, BATON__CTL_REQUEST__BODY_SCORECARD);
+  assert_null(f->reqs[0]->scorecard->vendor);
+  assert_string_equal(f->reqs[1]->scorecard->vendor, "acme");
+  fake_free(f);
+}
+
+static void reply_no_vendor(fake_t *f, const Baton__CtlRequest *req, int n,
+                            Baton__CtlReply *reply) {
+  (void)f;
+  (void)req;
+  (void)n;
+  reply->status = BATON__CTL_STATUS__CTL_NOT_FOUND;
+  reply->error = "no vendor nope";
+}
+
+static void test_batonctl_cli_history_unknown_vendor_exit_1(void **state) {
+  (void)state;
+  fake_t *f = &g_fake;
+  fake_start(f, reply_no_vendor);
+  run_t r;
+  run_ctl(&r, NULL, 0, ARGV("--control", f->sock, "scorecard", "nope"));
+  assert_int_equal(r.status, 1);
+  expect_contains(r.err, "no vendor nope");
+  assert_int_equal(r.out_len, 0);
+  run_free(&r);
+  run_ctl(&r, NULL, 0, ARGV("--control", f->sock, "--json", "audit", "--vendor", "nope"));
+  assert_int_equal(r.status, 1);
+  json_t *doc = json_loadb(r.out, r.out_len, 0, NULL);
+  assert_non_null(doc);
+  assert_int_equal(json_integer_value(json_object_get(doc, "exit_code")), 1);
+  json_decref(doc);
+  run_free(&r);
+  fake_stop(f);
+  fake_free(f);
+}
+
 int main(void) {
   /* The caller's environment must not point tests at a real broker. */
   unsetenv("BATON_CONTROL");
@@ -1757,6 +1997,10 @@ int main(void) {
       cmocka_unit_test_teardown(test_batonctl_cli_vendor_ops, teardown_fake),
       cmocka_unit_test_teardown(test_batonctl_cli_package_ops, teardown_fake),
       cmocka_unit_test_teardown(test_batonctl_cli_handoffs, teardown_fake),
+      cmocka_unit_test_teardown(test_batonctl_cli_audit, teardown_fake),
+      cmocka_unit_test_teardown(test_batonctl_cli_scorecard, teardown_fake),
+      cmocka_unit_test_teardown(test_batonctl_cli_history_unknown_vendor_exit_1,
+                                teardown_fake),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

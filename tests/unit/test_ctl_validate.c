@@ -614,6 +614,62 @@ static void test_ctl_validate_handoff_query(void **state) {
   CHECK_REFUSED(bt_ctl__validate_handoff_query(&q, why, sizeof why), "limit must be 1-10000");
 }
 
+static void test_ctl_validate_audit_query(void **state) {
+  (void)state;
+  Baton__AuditQuery q;
+  baton__audit_query__init(&q);
+  CHECK_PASSES(bt_ctl__validate_audit_query(&q, why, sizeof why)); /* no filter */
+  q.vendor = "acme";
+  q.has_package_id = q.has_since_at = q.has_limit = 1;
+  q.package_id = (uint64_t)INT64_MAX;
+  q.since_at = MAX_AT;
+  q.limit = BT_CTL_MAX_AUDIT;
+  CHECK_PASSES(bt_ctl__validate_audit_query(&q, why, sizeof why));
+  q.since_at = 0;
+  q.limit = 1;
+  q.package_id = 1;
+  CHECK_PASSES(bt_ctl__validate_audit_query(&q, why, sizeof why));
+
+  q.vendor = "no such";
+  CHECK_REFUSED(bt_ctl__validate_audit_query(&q, why, sizeof why), "vendor");
+  q.vendor = "";
+  CHECK_REFUSED(bt_ctl__validate_audit_query(&q, why, sizeof why), "vendor");
+  q.vendor = NULL;
+
+  q.package_id = 0;
+  CHECK_REFUSED(bt_ctl__validate_audit_query(&q, why, sizeof why), "package id");
+  q.package_id = (uint64_t)INT64_MAX + 1;
+  CHECK_REFUSED(bt_ctl__validate_audit_query(&q, why, sizeof why), "package id");
+  q.package_id = 1;
+
+  q.since_at = -1;
+  CHECK_REFUSED(bt_ctl__validate_audit_query(&q, why, sizeof why), "since");
+  q.since_at = MAX_AT + 1;
+  CHECK_REFUSED(bt_ctl__validate_audit_query(&q, why, sizeof why), "since");
+  q.since_at = 0;
+
+  q.limit = 0;
+  CHECK_REFUSED(bt_ctl__validate_audit_query(&q, why, sizeof why), "limit");
+  q.limit = BT_CTL_MAX_AUDIT + 1;
+  CHECK_REFUSED(bt_ctl__validate_audit_query(&q, why, sizeof why),
+                "limit must be 1-100000");
+}
+
+static void test_ctl_validate_scorecard_query(void **state) {
+  (void)state;
+  Baton__ScorecardQuery q;
+  baton__scorecard_query__init(&q);
+  CHECK_PASSES(bt_ctl__validate_scorecard_query(&q, why, sizeof why)); /* every vendor */
+  q.vendor = "acme";
+  CHECK_PASSES(bt_ctl__validate_scorecard_query(&q, why, sizeof why));
+  q.vendor = "12";
+  CHECK_PASSES(bt_ctl__validate_scorecard_query(&q, why, sizeof why));
+  q.vendor = "no such";
+  CHECK_REFUSED(bt_ctl__validate_scorecard_query(&q, why, sizeof why), "vendor");
+  q.vendor = "";
+  CHECK_REFUSED(bt_ctl__validate_scorecard_query(&q, why, sizeof why), "vendor");
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_ctl_validate_spec_valid),
@@ -628,6 +684,8 @@ int main(void) {
       cmocka_unit_test(test_ctl_validate_vendor_op),
       cmocka_unit_test(test_ctl_validate_package_op),
       cmocka_unit_test(test_ctl_validate_handoff_query),
+      cmocka_unit_test(test_ctl_validate_audit_query),
+      cmocka_unit_test(test_ctl_validate_scorecard_query),
   };
   return cmocka_run_group_tests_name("ctl_validate", tests, NULL, NULL);
 }
