@@ -288,3 +288,29 @@ int bt_cli_usage_error(const bt_cli_cmd_t *cmd, const char *fmt, ...) {
     fputs("Run 'batonctl help' for the commands.\n", stderr);
   return BT_CLI_EXIT_USAGE;
 }
+
+int bt_cli_history_filter(const bt_cli_args_t *args, bt_cli_history_t *out) {
+  memset(out, 0, sizeof *out);
+  const char *package = bt_cli_arg(args, "package");
+  const char *since = bt_cli_arg(args, "since");
+  char why[200];
+  out->vendor = bt_cli_arg(args, "vendor");
+  if (out->vendor != NULL && bt_cli_check_name("--vendor", out->vendor, why, sizeof why) != 0)
+    return bt_cli_usage_error(args->cmd, "%s", why);
+  if (package != NULL) {
+    if (bt_cli_parse_u64(package, 1, INT64_MAX, &out->package_id) != 0)
+      return bt_cli_usage_error(args->cmd,
+                                "bad --package \"%s\": expected a positive integer",
+                                package);
+    out->has_package_id = true;
+  }
+  if (since != NULL) {
+    if (bt_cli_parse_since(since, bt_wall_ms(), &out->since_at) != 0)
+      return bt_cli_usage_error(args->cmd,
+                                "bad --since \"%s\": expected an RFC 3339 time or a "
+                                "duration ago (90s, 15m, 2h, 3d)",
+                                since);
+    out->has_since_at = true;
+  }
+  return 0;
+}

@@ -127,6 +127,19 @@ int bt_cli_parse_double(const char *s, double min, double max, double *out);
  * that long before now_at (unix ms). Returns 0 or BT_EINVAL. */
 int bt_cli_parse_since(const char *s, int64_t now_at, int64_t *out);
 
+/* The --vendor, --package and --since filters the history commands (handoffs,
+ * audit) share. */
+typedef struct {
+  const char *vendor; /* NULL none */
+  uint64_t package_id;
+  bool has_package_id;
+  int64_t since_at;
+  bool has_since_at;
+} bt_cli_history_t;
+/* Reads them from args. Returns 0, or prints a usage error and returns
+ * BT_CLI_EXIT_USAGE. */
+int bt_cli_history_filter(const bt_cli_args_t *args, bt_cli_history_t *out);
+
 /* Parses an id argument (1 .. 2^63-1) named what (e.g. "package id"). On
  * failure prints a usage error for args->cmd and returns BT_CLI_EXIT_USAGE;
  * else returns 0. */

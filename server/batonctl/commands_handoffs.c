@@ -7,7 +7,6 @@
 #include "output.h"
 
 #include "bt_err.h"
-#include "bt_time.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -26,28 +25,15 @@ static json_t *handoff_json(const Baton__HandoffInfo *h) {
 
 int bt_cli_cmd_handoffs(bt_cli_t *cli, const bt_cli_args_t *args) {
   Baton__HandoffQuery q = BATON__HANDOFF_QUERY__INIT;
-  const char *vendor = bt_cli_arg(args, "vendor");
-  const char *package = bt_cli_arg(args, "package");
-  const char *since = bt_cli_arg(args, "since");
-  char why[200];
-  if (vendor != NULL && bt_cli_check_name("--vendor", vendor, why, sizeof why) != 0)
-    return bt_cli_usage_error(args->cmd, "%s", why);
-  if (package != NULL) {
-    if (bt_cli_parse_u64(package, 1, INT64_MAX, &q.package_id) != 0)
-      return bt_cli_usage_error(args->cmd,
-                                "bad --package \"%s\": expected a positive integer",
-                                package);
-    q.has_package_id = 1;
-  }
-  if (since != NULL) {
-    if (bt_cli_parse_since(since, bt_wall_ms(), &q.since_at) != 0)
-      return bt_cli_usage_error(args->cmd,
-                                "bad --since \"%s\": expected an RFC 3339 time or a "
-                                "duration ago (90s, 15m, 2h, 3d)",
-                                since);
-    q.has_since_at = 1;
-  }
-  q.vendor = (char *)vendor;
+  bt_cli_history_t hf;
+  int urc = bt_cli_history_filter(args, &hf);
+  if (urc != 0)
+    return urc;
+  q.package_id = hf.package_id;
+  q.has_package_id = hf.has_package_id;
+  q.since_at = hf.since_at;
+  q.has_since_at = hf.has_since_at;
+  q.vendor = (char *)hf.vendor;
   Baton__CtlRequest req = BATON__CTL_REQUEST__INIT;
   req.body_case = BATON__CTL_REQUEST__BODY_HANDOFFS;
   req.handoffs = &q;

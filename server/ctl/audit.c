@@ -12,21 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-/* A read in flight, answered by token since the client may leave meanwhile. */
-typedef struct {
-  bt_ctl_t *ctl;
-  uint64_t token;
-} pending_t;
-
-static pending_t *pending_new(bt_ctl_t *ctl, const bt_ctl_req_t *req) {
-  pending_t *p = malloc(sizeof *p);
-  if (p == NULL)
-    abort();
-  p->ctl = ctl;
-  p->token = req->token;
-  return p;
-}
-
 /* Resolves ref (id or name) or answers "no vendor REF" and returns NULL. */
 static const bt_core_vendor_t *vendor_or_fail(bt_ctl_t *ctl, bt_ctl_req_t *req,
                                               const char *ref) {
@@ -42,16 +27,10 @@ static const bt_core_vendor_t *vendor_or_fail(bt_ctl_t *ctl, bt_ctl_req_t *req,
 /* --- audit -------------------------------------------------------------------- */
 
 static void on_audit(void *arg, int status, const bt_store_audit_row_t *rows, size_t n) {
-  pending_t *p = arg;
-  bt_ctl_t *ctl = p->ctl;
-  bt_ctl_req_t *req = bt_ctl__req_by_token(ctl, p->token);
-  free(p);
+  bt_ctl_t *ctl;
+  bt_ctl_req_t *req = bt_ctl__read_done(arg, status, &ctl);
   if (req == NULL)
     return;
-  if (status != 0) {
-    bt_ctl__fail(ctl, req, status, "store unavailable; retry later");
-    return;
-  }
   Baton__AuditEvent *evs = calloc(n + 1, sizeof *evs);
   Baton__AuditEvent **ptrs = calloc(n + 1, sizeof *ptrs);
   if (evs == NULL || ptrs == NULL)
@@ -97,22 +76,16 @@ void bt_ctl__audit(bt_ctl_t *ctl, bt_ctl_req_t *req, const Baton__AuditQuery *m)
   f.package_id = m->has_package_id ? m->package_id : 0;
   f.since_at = m->has_since_at ? m->since_at : 0;
   f.limit = m->has_limit ? m->limit : BT_CTL_DEFAULT_AUDIT;
-  bt_store_list_audit(ctl->store, &f, on_audit, pending_new(ctl, req));
+  bt_store_list_audit(ctl->store, &f, on_audit, bt_ctl__read_new(ctl, req));
 }
 
 /* --- scorecard ---------------------------------------------------------------- */
 
 static void on_scorecard(void *arg, int status, const bt_store_score_t *rows, size_t n) {
-  pending_t *p = arg;
-  bt_ctl_t *ctl = p->ctl;
-  bt_ctl_req_t *req = bt_ctl__req_by_token(ctl, p->token);
-  free(p);
+  bt_ctl_t *ctl;
+  bt_ctl_req_t *req = bt_ctl__read_done(arg, status, &ctl);
   if (req == NULL)
     return;
-  if (status != 0) {
-    bt_ctl__fail(ctl, req, status, "store unavailable; retry later");
-    return;
-  }
   Baton__VendorScore *scores = calloc(n + 1, sizeof *scores);
   Baton__VendorScore **ptrs = calloc(n + 1, sizeof *ptrs);
   if (scores == NULL || ptrs == NULL)
@@ -159,5 +132,5 @@ void bt_ctl__scorecard(bt_ctl_t *ctl, bt_ctl_req_t *req, const Baton__ScorecardQ
       return;
     vendor_id = v->id;
   }
-  bt_store_scorecard(ctl->store, vendor_id, on_scorecard, pending_new(ctl, req));
+  bt_store_scorecard(ctl->store, vendor_id, on_scorecard, bt_ctl__read_new(ctl, req));
 }

@@ -66,6 +66,19 @@ void bt_ctl__answer(bt_ctl_t *ctl, bt_ctl_req_t *req, const Baton__CtlReply *rep
 void bt_ctl__fail(bt_ctl_t *ctl, bt_ctl_req_t *req, int code, const char *message);
 bt_ctl_req_t *bt_ctl__req_by_token(bt_ctl_t *ctl, uint64_t token);
 
+/* A store read in flight for a request, found again by token when the rows
+ * arrive (the client may have gone meanwhile). */
+typedef struct {
+  bt_ctl_t *ctl;
+  uint64_t token;
+} bt_ctl_read_t;
+/* Returns a new read for req (owned by the store callback). */
+bt_ctl_read_t *bt_ctl__read_new(bt_ctl_t *ctl, const bt_ctl_req_t *req);
+/* In the store callback: frees the read and returns its request, or NULL when
+ * there is nothing left to do (the client is gone, or status != 0 and the
+ * request was answered "store unavailable"). *ctl_out gets the control socket. */
+bt_ctl_req_t *bt_ctl__read_done(bt_ctl_read_t *r, int status, bt_ctl_t **ctl_out);
+
 /* commands.c: runs one decoded request. */
 void bt_ctl__dispatch(bt_ctl_t *ctl, bt_ctl_req_t *req, const Baton__CtlRequest *msg);
 

@@ -12,22 +12,11 @@
 #include <stdlib.h>
 
 /* A read in flight, answered by token since the client may leave meanwhile. */
-typedef struct {
-  bt_ctl_t *ctl;
-  uint64_t token;
-} pending_t;
-
 static void on_handoffs(void *arg, int status, const bt_store_handoff_t *rows, size_t n) {
-  pending_t *p = arg;
-  bt_ctl_t *ctl = p->ctl;
-  bt_ctl_req_t *req = bt_ctl__req_by_token(ctl, p->token);
-  free(p);
+  bt_ctl_t *ctl;
+  bt_ctl_req_t *req = bt_ctl__read_done(arg, status, &ctl);
   if (req == NULL)
     return;
-  if (status != 0) {
-    bt_ctl__fail(ctl, req, status, "store unavailable; retry later");
-    return;
-  }
   Baton__HandoffInfo *infos = calloc(n + 1, sizeof *infos);
   Baton__HandoffInfo **ptrs = calloc(n + 1, sizeof *ptrs);
   if (infos == NULL || ptrs == NULL)
@@ -78,10 +67,5 @@ void bt_ctl__handoffs(bt_ctl_t *ctl, bt_ctl_req_t *req, const Baton__HandoffQuer
   f.package_id = m->has_package_id ? m->package_id : 0;
   f.since_at = m->has_since_at ? m->since_at : 0;
   f.limit = m->has_limit ? m->limit : BT_CTL_MAX_HANDOFFS;
-  pending_t *p = malloc(sizeof *p);
-  if (p == NULL)
-    abort();
-  p->ctl = ctl;
-  p->token = req->token;
-  bt_store_list_handoffs(ctl->store, &f, on_handoffs, p);
+  bt_store_list_handoffs(ctl->store, &f, on_handoffs, bt_ctl__read_new(ctl, req));
 }

@@ -41,6 +41,27 @@ bt_ctl_req_t *bt_ctl__req_by_token(bt_ctl_t *ctl, uint64_t token) {
   return bt_idmap_get(&ctl->reqs, token);
 }
 
+bt_ctl_read_t *bt_ctl__read_new(bt_ctl_t *ctl, const bt_ctl_req_t *req) {
+  bt_ctl_read_t *r = malloc(sizeof *r);
+  if (r == NULL)
+    abort();
+  r->ctl = ctl;
+  r->token = req->token;
+  return r;
+}
+
+bt_ctl_req_t *bt_ctl__read_done(bt_ctl_read_t *r, int status, bt_ctl_t **ctl_out) {
+  bt_ctl_t *ctl = r->ctl;
+  bt_ctl_req_t *req = bt_ctl__req_by_token(ctl, r->token);
+  free(r);
+  *ctl_out = ctl;
+  if (req != NULL && status != 0) {
+    bt_ctl__fail(ctl, req, status, "store unavailable; retry later");
+    return NULL;
+  }
+  return req;
+}
+
 /* --- connections ------------------------------------------------------------ */
 
 static void conn_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
