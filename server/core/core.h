@@ -313,7 +313,8 @@ void bt_core_vendor_set_in_hours(bt_core_t *core, uint64_t vendor_id, bool in_ho
 typedef struct {
   double cost, sla, util, prefer, hours; /* each in [0, 1] */
   double weight;                         /* the vendor's weight */
-  double total;                          /* weight × the weighted sum */
+  double total;                          /* weight × the weighted sum (× degraded_factor
+                                            when the vendor is degraded) */
 } bt_score_t;
 int bt_core_score(const bt_core_t *core, uint64_t package_id, uint64_t vendor_id,
                   bt_score_t *out);

@@ -22,6 +22,7 @@
  *        util   = 1 − in_flight / capacity                   its free share
  *        prefer = 1 if the package prefers the vendor, else 0
  *        hours  = 1 inside its working hours (or none set), else 0
+ *     (times degraded_factor for a degraded vendor: still used, others first),
  *     except that a vendor whose share of the capability's in-flight work would
  *     exceed share_cap is passed over while another eligible vendor has room.
  *     Ties go to the lower vendor id.
