@@ -60,6 +60,12 @@ static const bt_cli_opt_t audit_opts[] = {
     {NULL, BT_CLI_OPT_FLAG},
 };
 
+static const bt_cli_opt_t top_opts[] = {
+    {"interval", BT_CLI_OPT_VALUE},
+    {"once", BT_CLI_OPT_FLAG},
+    {NULL, BT_CLI_OPT_FLAG},
+};
+
 static const bt_cli_opt_t wait_opts[] = {
     {"all", BT_CLI_OPT_FLAG},
     {"timeout", BT_CLI_OPT_VALUE},
@@ -414,6 +420,36 @@ const bt_cli_cmd_t bt_cli_commands[] = {
         0,
         0,
         bt_cli_cmd_audit,
+    },
+    {
+        "top",
+        "[--interval D] [--once]",
+        "live terminal view of vendors, load and handoffs",
+        "Redraws in place every D (default 1s, at least 200ms): two header\n"
+        "lines with the time (UTC), connected agents, the completion rate since\n"
+        "the previous refresh, and packages queued (and of those waiting),\n"
+        "assigned, running, completed and dead; a table of vendors (region,\n"
+        "state, agents, load as in-flight/limit/capacity, completed, failed,\n"
+        "on-time rate, state reason); and the last 8 handoffs (time, package,\n"
+        "from \u2192 to, reason). Lines are cut to the terminal's width and the\n"
+        "frame to its height. It uses the terminal's alternate screen, which\n"
+        "is left again on every way out.\n"
+        "\n"
+        "Keys: q (or Ctrl-C) quits, space refreshes now. SIGTERM and SIGHUP\n"
+        "quit too; the exit status is then 0.\n"
+        "\n"
+        "  --interval D   time between refreshes (200ms-1h)\n"
+        "  --once         print one frame and exit\n"
+        "\n"
+        "When stdout is not a terminal, or with --once, one frame is printed\n"
+        "as plain text without escape codes (the rate shows \"-\").\n"
+        "\n"
+        "JSON: none; --json is a usage error (exit 2). Scripts use stats,\n"
+        "vendor list and handoffs with --json.\n",
+        top_opts,
+        0,
+        0,
+        bt_cli_cmd_top,
     },
     {NULL, NULL, NULL, NULL, NULL, 0, 0, NULL},
 };

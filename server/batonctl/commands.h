@@ -29,5 +29,6 @@ int bt_cli_cmd_wait(bt_cli_t *cli, const bt_cli_args_t *args);
 int bt_cli_cmd_stats(bt_cli_t *cli, const bt_cli_args_t *args);
 int bt_cli_cmd_audit(bt_cli_t *cli, const bt_cli_args_t *args);
 int bt_cli_cmd_scorecard(bt_cli_t *cli, const bt_cli_args_t *args);
+int bt_cli_cmd_top(bt_cli_t *cli, const bt_cli_args_t *args);
 
 #endif
