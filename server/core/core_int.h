@@ -326,6 +326,9 @@ void bt_core__health_agent_up(bt_core_t *core, bt_core_vendor_t *v, const bt_now
 /* Probes due, degraded vendors recovering; returns the next time it matters. */
 uint64_t bt_core__health_tick(bt_core_t *core, const bt_now_t *now, bt_actions_t *out);
 void bt_core__health_loaded(bt_core_t *core, bt_core_vendor_t *v, const bt_now_t *now);
+/* Tells p's agent to stop the handler of its attempt (CANCEL), when the agent
+ * is connected and the assignment was sent. Returns whether it is connected. */
+bool bt_core__stop_handler(bt_core_t *core, const bt_core_pkg_t *p, bt_actions_t *out);
 /* Takes an attempt from its agent (CANCEL when the agent is connected),
  * records a handoff with the checkpoint and queues the package again. */
 void bt_core__revoke(bt_core_t *core, bt_core_pkg_t *p, bt_handoff_reason_t reason,

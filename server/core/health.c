@@ -118,18 +118,24 @@ static void set_state(bt_core_t *core, bt_core_vendor_t *v, bt_vendor_state_t st
   bt_core__mark_vendor(core, v);
 }
 
-void bt_core__revoke(bt_core_t *core, bt_core_pkg_t *p, bt_handoff_reason_t reason,
-                     const char *why, const bt_now_t *now, bt_actions_t *out) {
-  /* A connected agent is told to stop the handler (its result will be stale);
-   * one that is gone already lost the attempt. */
+bool bt_core__stop_handler(bt_core_t *core, const bt_core_pkg_t *p, bt_actions_t *out) {
   bt_core_agent_t *a = bt_core__agent(core, p->agent_id);
-  bool connected = a != NULL && a->state == BT_AGENT_CONNECTED;
-  if (connected && !(p->flags & BT_PKGF_UNDISPATCHED)) {
+  if (a == NULL || a->state != BT_AGENT_CONNECTED)
+    return false;
+  if (!(p->flags & BT_PKGF_UNDISPATCHED)) {
     bt_action_t *c = bt_core__push(out, BT_ACT_CANCEL);
     c->agent_id = p->agent_id;
     c->package_id = p->id;
     c->attempt = p->attempt;
   }
+  return true;
+}
+
+void bt_core__revoke(bt_core_t *core, bt_core_pkg_t *p, bt_handoff_reason_t reason,
+                     const char *why, const bt_now_t *now, bt_actions_t *out) {
+  /* A connected agent is told to stop the handler (its result will be stale);
+   * one that is gone already lost the attempt. */
+  bool connected = bt_core__stop_handler(core, p, out);
   size_t at = out->n;
   bt_core__requeue_lost(core, p, connected ? BT_OUTCOME_REVOKED : BT_OUTCOME_LOST, reason,
                         true, now, out);

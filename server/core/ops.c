@@ -49,13 +49,7 @@ int bt_core_package_cancel(bt_core_t *core, uint64_t package_id, const bt_now_t 
   bt_core_agent_t *agent = NULL;
   if (p->state == BT_PKG_ASSIGNED || p->state == BT_PKG_RUNNING) {
     agent = bt_core__agent(core, p->agent_id);
-    if (agent != NULL && agent->state == BT_AGENT_CONNECTED &&
-        !(p->flags & BT_PKGF_UNDISPATCHED)) {
-      bt_action_t *c = bt_core__push(out, BT_ACT_CANCEL);
-      c->agent_id = p->agent_id;
-      c->package_id = p->id;
-      c->attempt = p->attempt;
-    }
+    bt_core__stop_handler(core, p, out);
   }
   bt_action_t *a = bt_core__push(out, BT_ACT_FINISH);
   a->package_id = p->id;
