@@ -486,6 +486,43 @@ static void on_hours(uv_timer_t *t) { update_hours(t->data); }
 
 /* --- metrics ------------------------------------------------------------------------------ */
 
+/* The per-vendor series with one value each (label `vendor`). */
+typedef struct {
+  const char *name, *type, *help;
+  double (*value)(const bt_core_vendor_t *v);
+} vendor_series_t;
+
+static double v_in_flight(const bt_core_vendor_t *v) { return (double)v->in_flight; }
+static double v_capacity(const bt_core_vendor_t *v) { return (double)v->capacity; }
+static double v_limit(const bt_core_vendor_t *v) { return (double)v->limit; }
+/* With no completed deadline yet there is no evidence of lateness: 1, never
+ * NaN, so alerts on "ratio < x" do not fire for a new vendor. */
+static double v_on_time(const bt_core_vendor_t *v) {
+  return v->with_deadline ? (double)v->on_time / (double)v->with_deadline : 1.0;
+}
+static double v_completed(const bt_core_vendor_t *v) { return (double)v->completed; }
+static double v_failed(const bt_core_vendor_t *v) { return (double)v->failed; }
+
+static const vendor_series_t vendor_series[] = {
+    {"baton_vendor_in_flight", "gauge", "Assigned and running packages per vendor.",
+     v_in_flight},
+    {"baton_vendor_capacity", "gauge", "Most packages a vendor runs at once.", v_capacity},
+    {"baton_vendor_limit", "gauge",
+     "Packages a vendor may have in flight now (below capacity while ramping up after a "
+     "failure).",
+     v_limit},
+    {"baton_vendor_on_time_ratio", "gauge",
+     "Completed packages with a deadline that met it, over all completed with a deadline "
+     "(1 with none yet).",
+     v_on_time},
+    {"baton_vendor_completed_total", "counter", "Packages a vendor completed (all time).",
+     v_completed},
+    {"baton_vendor_failed_total", "counter",
+     "Attempts that failed at a vendor (all time; transient failures, exit 75, are not "
+     "counted).",
+     v_failed},
+};
+
 /* Every family the broker exposes. Counters named *_total without a vendor
  * label count since this process started; the per-vendor totals come from the
  * vendors' rows and so survive restarts. */
@@ -526,51 +563,22 @@ static void render_metrics(void *arg, bt_met_buf_t *b) {
   bt_met_sample(b, "baton_stale_reports_total", NULL, NULL, (double)sh->stats.stale);
 
   size_t nv = bt_core_vendor_count(sh->core);
-  bt_met_family(b, "baton_vendor_in_flight", "gauge", "Assigned and running packages per vendor.");
-  for (size_t i = 0; i < nv; i++) {
-    const bt_core_vendor_t *v = bt_core_vendor_at(sh->core, i);
-    bt_met_sample(b, "baton_vendor_in_flight", "vendor", v->name, (double)v->in_flight);
-  }
-  bt_met_family(b, "baton_vendor_capacity", "gauge", "Most packages a vendor runs at once.");
-  for (size_t i = 0; i < nv; i++) {
-    const bt_core_vendor_t *v = bt_core_vendor_at(sh->core, i);
-    bt_met_sample(b, "baton_vendor_capacity", "vendor", v->name, (double)v->capacity);
-  }
-  bt_met_family(b, "baton_vendor_limit", "gauge",
-                "Packages a vendor may have in flight now (below capacity while ramping up after a failure).");
-  for (size_t i = 0; i < nv; i++) {
-    const bt_core_vendor_t *v = bt_core_vendor_at(sh->core, i);
-    bt_met_sample(b, "baton_vendor_limit", "vendor", v->name, (double)v->limit);
+  for (size_t k = 0; k < sizeof vendor_series / sizeof vendor_series[0]; k++) {
+    const vendor_series_t *vs = &vendor_series[k];
+    bt_met_family(b, vs->name, vs->type, vs->help);
+    for (size_t i = 0; i < nv; i++) {
+      const bt_core_vendor_t *v = bt_core_vendor_at(sh->core, i);
+      bt_met_sample(b, vs->name, "vendor", v->name, vs->value(v));
+    }
   }
   bt_met_family(b, "baton_vendor_state", "gauge",
                 "1 for the vendor's current state, 0 for every other state.");
   for (size_t i = 0; i < nv; i++) {
     const bt_core_vendor_t *v = bt_core_vendor_at(sh->core, i);
-    for (int s = 0; s < BT_VENDOR__COUNT; s++)
+    for (int st_i = 0; st_i < BT_VENDOR__COUNT; st_i++)
       bt_met_sample2(b, "baton_vendor_state", "vendor", v->name, "state",
-                     bt_vendor_state_name((bt_vendor_state_t)s),
-                     v->state == (bt_vendor_state_t)s ? 1 : 0);
-  }
-  /* With no completed deadline yet there is no evidence of lateness: 1, never
-   * NaN, so alerts on "ratio < x" do not fire for a new vendor. */
-  bt_met_family(b, "baton_vendor_on_time_ratio", "gauge",
-                "Completed packages with a deadline that met it, over all completed with a deadline (1 with none yet).");
-  for (size_t i = 0; i < nv; i++) {
-    const bt_core_vendor_t *v = bt_core_vendor_at(sh->core, i);
-    double ratio = v->with_deadline ? (double)v->on_time / (double)v->with_deadline : 1.0;
-    bt_met_sample(b, "baton_vendor_on_time_ratio", "vendor", v->name, ratio);
-  }
-  bt_met_family(b, "baton_vendor_completed_total", "counter",
-                "Packages a vendor completed (all time).");
-  for (size_t i = 0; i < nv; i++) {
-    const bt_core_vendor_t *v = bt_core_vendor_at(sh->core, i);
-    bt_met_sample(b, "baton_vendor_completed_total", "vendor", v->name, (double)v->completed);
-  }
-  bt_met_family(b, "baton_vendor_failed_total", "counter",
-                "Attempts that failed at a vendor (all time; transient failures, exit 75, are not counted).");
-  for (size_t i = 0; i < nv; i++) {
-    const bt_core_vendor_t *v = bt_core_vendor_at(sh->core, i);
-    bt_met_sample(b, "baton_vendor_failed_total", "vendor", v->name, (double)v->failed);
+                     bt_vendor_state_name((bt_vendor_state_t)st_i),
+                     v->state == (bt_vendor_state_t)st_i ? 1 : 0);
   }
 
   bt_met_hist_render(b, "baton_assignment_latency_seconds",
