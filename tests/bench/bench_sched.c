@@ -33,7 +33,6 @@
 
 #include <inttypes.h>
 #include <malloc.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -271,17 +270,6 @@ typedef struct {
   uint32_t total_slots;
 } bench_t;
 
-static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void die(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  fprintf(stderr, "bt_bench_sched: ");
-  vfprintf(stderr, fmt, ap);
-  fputc('\n', stderr);
-  va_end(ap);
-  exit(1);
-}
-
 static void runs_push(bench_t *b, run_t r) {
   if (b->runs_n == b->runs_cap) {
     size_t ncap = b->runs_cap ? b->runs_cap * 2 : 1024;
@@ -301,7 +289,7 @@ static void runs_push(bench_t *b, run_t r) {
 
 static run_t runs_pop(bench_t *b) {
   if (b->runs_n == 0)
-    die("nothing is running: no package could be placed");
+    bench_die("nothing is running: no package could be placed");
   run_t r = b->runs[b->runs_head];
   b->runs_head = (b->runs_head + 1) % b->runs_cap;
   b->runs_n--;
@@ -363,7 +351,7 @@ static void submit(bench_t *b, size_t n) {
 static void submit_like(bench_t *b, uint64_t id) {
   bt_pkg_view_t v;
   if (bt_core_package_view(b->core, id, &v) != 0)
-    die("package %" PRIu64 " is not open", id);
+    bench_die("package %" PRIu64 " is not open", id);
   bt_pkg_spec_t s;
   pkg_spec(&b->rng, b->now.at, &s); /* priority and deadline */
   s.capability = v.capability;
@@ -406,7 +394,7 @@ static uint64_t hello(bench_t *b, uint64_t vendor_id, const vendor_def_t *d,
   bt_actions_clear(&b->out);
   int rv = bt_core_agent_hello(b->core, &h, &b->now, &id, &b->out);
   if (rv != 0)
-    die("hello %s of %s: %d", name, d->name, rv);
+    bench_die("hello %s of %s: %d", name, d->name, rv);
   absorb(b, &b->out);
   return id;
 }
@@ -507,7 +495,7 @@ static void run_one(const opts_t *o, uint64_t Q, uint32_t V, result_t *res) {
     };
     bt_actions_clear(&b.out);
     if (bt_core_vendor_add(b.core, &spec, b.token++, &b.now, &vid[i], &b.out) != 0)
-      die("vendor_add %s", d->name);
+      bench_die("vendor_add %s", d->name);
     if (!d->in_hours)
       bt_core_vendor_set_in_hours(b.core, vid[i], false);
     b.total_slots += d->slots;
@@ -579,7 +567,7 @@ static void run_one(const opts_t *o, uint64_t Q, uint32_t V, result_t *res) {
       int rv = bt_core_agent_result(b.core, run.agent, &r, b.token++, &b.now, &b.out);
       uint64_t c1 = bench_now_ns();
       if (rv != 0)
-        die("result for package %" PRIu64 ": %d", run.pkg, rv);
+        bench_die("result for package %" PRIu64 ": %d", run.pkg, rv);
       sum += c1 - c0;
       bench_samples_push(&calls, (double)(c1 - c0));
       placed += count_assigns(&b.out) > 0;
@@ -605,7 +593,7 @@ static void run_one(const opts_t *o, uint64_t Q, uint32_t V, result_t *res) {
       int rv = bt_core_agent_result(b.core, run.agent, &r, b.token++, &b.now, &b.out);
       uint64_t c1 = bench_now_ns();
       if (rv != 0)
-        die("result for package %" PRIu64 ": %d", run.pkg, rv);
+        bench_die("result for package %" PRIu64 ": %d", run.pkg, rv);
       absorb(&b, &b.out);
       replenish(&b, &b.out);
       bt_actions_clear(&b.out);
@@ -733,23 +721,24 @@ static size_t parse_list(const char *s, uint64_t *out, size_t max) {
     char *end = NULL;
     double v = strtod(t, &end);
     if (end == t)
-      die("not a count: %s", t);
+      bench_die("not a count: %s", t);
     if (*end == 'k' || *end == 'K')
       v *= 1e3, end++;
     else if (*end == 'M' || *end == 'm')
       v *= 1e6, end++;
     if (*end != '\0' || v < 1 || v > 1e8)
-      die("not a count: %s", t);
+      bench_die("not a count: %s", t);
     if (n == max)
-      die("too many values in %s", s);
+      bench_die("too many values in %s", s);
     out[n++] = (uint64_t)(v + 0.5);
   }
   if (n == 0)
-    die("empty list");
+    bench_die("empty list");
   return n;
 }
 
 int main(int argc, char **argv) {
+  bench_prog = "bt_bench_sched";
   uint64_t qs[16] = {1000, 100000, 1000000};
   size_t nq = 3;
   uint64_t vs64[16] = {10, 100, 1000};
@@ -809,13 +798,13 @@ int main(int argc, char **argv) {
   if (mt_set)
     o.min_time_s = given.min_time_s;
   if (o.batch == 0 || o.min_batches == 0)
-    die("--batch and --min-batches must be at least 1");
+    bench_die("--batch and --min-batches must be at least 1");
   if (o.max_batches < o.min_batches)
     o.max_batches = o.min_batches;
   uint32_t vs[16];
   for (size_t j = 0; j < nv; j++) {
     if (vs64[j] > 100000)
-      die("at most 100,000 vendors");
+      bench_die("at most 100,000 vendors");
     vs[j] = (uint32_t)vs64[j];
   }
 

@@ -1,12 +1,37 @@
-/* Clock, samples, id map and /proc readers of the benchmark; see bench_util.h. */
+/* Errors and options, clock, samples, id map and /proc readers of the
+ * benchmark; see bench_util.h. */
 #include "bench_util.h"
 
 #include <dirent.h>
+#include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+const char *bench_prog = "bench";
+
+void bench_die(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fprintf(stderr, "%s: ", bench_prog);
+  vfprintf(stderr, fmt, ap);
+  fputc('\n', stderr);
+  va_end(ap);
+  exit(1);
+}
+
+uint64_t bench_num(const char *name, const char *v, uint64_t min, uint64_t max) {
+  char *end;
+  errno = 0;
+  unsigned long long x = strtoull(v, &end, 10);
+  if (*v == '-' || end == v || *end != '\0' || errno != 0 || x < min || x > max)
+    bench_die("--%s: want an integer %llu-%llu, got \"%s\"", name, (unsigned long long)min,
+              (unsigned long long)max, v);
+  return x;
+}
 
 uint64_t bench_now_ns(void) {
   struct timespec ts;

@@ -9,6 +9,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The program name bench_die's messages start with (set it in main). */
+extern const char *bench_prog;
+/* Prints "PROG: message" on stderr and exits 1. */
+_Noreturn void bench_die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The integer value v of option --name in [min, max], or bench_die. */
+uint64_t bench_num(const char *name, const char *v, uint64_t min, uint64_t max);
+
 /* CLOCK_MONOTONIC in nanoseconds; the same clock in every thread. */
 uint64_t bench_now_ns(void);
 

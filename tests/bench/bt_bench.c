@@ -29,10 +29,8 @@
 #include "bench_ctl.h"
 #include "bench_util.h"
 
-#include <errno.h>
 #include <getopt.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -62,17 +60,6 @@ typedef struct {
   bool prefill;
   bool progress;
 } opts_t;
-
-static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void die(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  fputs("bt_bench: ", stderr);
-  vfprintf(stderr, fmt, ap);
-  fputc('\n', stderr);
-  va_end(ap);
-  exit(1);
-}
 
 static double ms_between(uint64_t from_ns, uint64_t to_ns) {
   return (double)(int64_t)(to_ns - from_ns) / 1e6;
@@ -172,10 +159,10 @@ static void agents_start(agents_t *ag, const opts_t *o) {
   ag->o = o;
   if (uv_loop_init(&ag->loop) != 0 || uv_async_init(&ag->loop, &ag->stop_async,
                                                     on_stop_async) != 0)
-    die("could not make the agents' loop");
+    bench_die("could not make the agents' loop");
   ag->stop_async.data = ag;
   if (pthread_create(&ag->thread, NULL, agents_main, ag) != 0)
-    die("could not start the agents' thread");
+    bench_die("could not start the agents' thread");
 }
 
 static void agents_stop(agents_t *ag) {
@@ -320,7 +307,7 @@ static submitter_t *submitters_start(phase_t *ph, uint32_t n) {
   for (uint32_t i = 0; i < n; i++) {
     s[i].ph = ph;
     if (pthread_create(&s[i].thread, NULL, submitter_main, &s[i]) != 0)
-      die("could not start a submitter thread");
+      bench_die("could not start a submitter thread");
   }
   return s;
 }
@@ -331,7 +318,7 @@ static void submitters_join(submitter_t *s, uint32_t n) {
     pthread_join(s[i].thread, NULL);
   for (uint32_t i = 0; i < n; i++)
     if (s[i].err[0] != '\0')
-      die("submitter %u: %s", i, s[i].err);
+      bench_die("submitter %u: %s", i, s[i].err);
 }
 
 /* --- measuring ------------------------------------------------------------------ */
@@ -361,7 +348,7 @@ static double cpu_pct(double a, double b, uint64_t a_ns, uint64_t b_ns) {
 static void stats_or_die(bench_conn_t *c, bench_stats_t *st) {
   int rv = bench_conn_stats(c, st);
   if (rv != 0)
-    die("stats request failed: %s", strerror(-rv));
+    bench_die("stats request failed: %s", strerror(-rv));
 }
 
 static void sleep_ms(int ms) {
@@ -373,13 +360,13 @@ static void wait_agents_up(bench_conn_t *c, agents_t *ag, uint32_t want) {
   uint64_t deadline = bench_now_ns() + (uint64_t)AGENTS_UP_TIMEOUT_S * 1000000000ull;
   for (;;) {
     if (atomic_load(&ag->fatal))
-      die("agent failed: %s", ag->fatal_msg);
+      bench_die("agent failed: %s", ag->fatal_msg);
     bench_stats_t st;
     stats_or_die(c, &st);
     if (st.agents >= want)
       return;
     if (bench_now_ns() > deadline)
-      die("only %u of %u agents connected after %d s", st.agents, want,
+      bench_die("only %u of %u agents connected after %d s", st.agents, want,
           AGENTS_UP_TIMEOUT_S);
     sleep_ms(STATS_POLL_MS);
   }
@@ -397,14 +384,14 @@ static uint64_t wait_completed(bench_conn_t *c, const opts_t *o, agents_t *ag, p
     if (st.completed >= target)
       return now;
     if (atomic_load(&ag->fatal))
-      die("agent failed: %s", ag->fatal_msg);
+      bench_die("agent failed: %s", ag->fatal_msg);
     if (ph != NULL && atomic_load(&ph->failed))
       return 0; /* the submitters say why */
     if (st.completed != last_completed) {
       last_completed = st.completed;
       last_change = now;
     } else if (now - last_change > (uint64_t)STALL_TIMEOUT_S * 1000000000ull) {
-      die("no completion for %d s: completed %llu of %llu, queued %llu assigned %llu "
+      bench_die("no completion for %d s: completed %llu of %llu, queued %llu assigned %llu "
           "running %llu dead %llu agents %u started %llu",
           STALL_TIMEOUT_S, (unsigned long long)(st.completed - base),
           (unsigned long long)(target - base), (unsigned long long)st.queued,
@@ -431,16 +418,6 @@ static uint64_t wait_completed(bench_conn_t *c, const opts_t *o, agents_t *ag, p
 }
 
 /* --- options ------------------------------------------------------------------ */
-
-static uint64_t num(const char *name, const char *v, uint64_t min, uint64_t max) {
-  char *end;
-  errno = 0;
-  unsigned long long x = strtoull(v, &end, 10);
-  if (*v == '-' || end == v || *end != '\0' || errno != 0 || x < min || x > max)
-    die("--%s: want an integer %llu-%llu, got \"%s\"", name, (unsigned long long)min,
-        (unsigned long long)max, v);
-  return x;
-}
 
 static void usage(void) {
   fputs("usage: bt_bench --control PATH --agents-endpoint tcp://HOST:PORT --vendor NAME\n"
@@ -489,16 +466,16 @@ static void parse(int argc, char **argv, opts_t *o) {
     case 'e': o->agents_ep = optarg; break;
     case 'v': o->vendor = optarg; break;
     case 'C': o->capability = optarg; break;
-    case 'a': o->agents = (uint32_t)num("agents", optarg, 1, 10000); break;
-    case 's': o->slots = (uint32_t)num("slots", optarg, 1, 100000); break;
-    case 'S': o->submitters = (uint32_t)num("submitters", optarg, 1, 1024); break;
-    case 'w': o->window = (uint32_t)num("window", optarg, 1, 256); break;
-    case 'b': o->batch = (uint32_t)num("batch", optarg, 1, 10000); break;
-    case 'p': o->payload_bytes = (uint32_t)num("payload-bytes", optarg, 0, 512 * 1024); break;
-    case 'n': o->packages = num("packages", optarg, 0, 100000000); break;
-    case 'q': o->queued = num("queued", optarg, 0, 100000000); break;
-    case 'B': o->broker_pid = (int)num("broker-pid", optarg, 1, 1u << 30); break;
-    case 'P': o->pg_pid = (int)num("pg-pid", optarg, 1, 1u << 30); break;
+    case 'a': o->agents = (uint32_t)bench_num("agents", optarg, 1, 10000); break;
+    case 's': o->slots = (uint32_t)bench_num("slots", optarg, 1, 100000); break;
+    case 'S': o->submitters = (uint32_t)bench_num("submitters", optarg, 1, 1024); break;
+    case 'w': o->window = (uint32_t)bench_num("window", optarg, 1, 256); break;
+    case 'b': o->batch = (uint32_t)bench_num("batch", optarg, 1, 10000); break;
+    case 'p': o->payload_bytes = (uint32_t)bench_num("payload-bytes", optarg, 0, 512 * 1024); break;
+    case 'n': o->packages = bench_num("packages", optarg, 0, 100000000); break;
+    case 'q': o->queued = bench_num("queued", optarg, 0, 100000000); break;
+    case 'B': o->broker_pid = (int)bench_num("broker-pid", optarg, 1, 1u << 30); break;
+    case 'P': o->pg_pid = (int)bench_num("pg-pid", optarg, 1, 1u << 30); break;
     case 'f': o->prefill = true; break;
     case 'g': o->progress = true; break;
     default: usage();
@@ -508,7 +485,7 @@ static void parse(int argc, char **argv, opts_t *o) {
     usage();
   o->secret = getenv("BATON_SECRET");
   if (o->secret == NULL || *o->secret == '\0')
-    die("BATON_SECRET is not set");
+    bench_die("BATON_SECRET is not set");
 }
 
 /* --- output --------------------------------------------------------------------- */
@@ -721,6 +698,7 @@ static void run_memory(const opts_t *o, bench_conn_t *ctl) {
 /* --- main ------------------------------------------------------------------- */
 
 int main(int argc, char **argv) {
+  bench_prog = "bt_bench";
   opts_t o;
   parse(argc, argv, &o);
   bt_agent_set_log_level(2);
@@ -728,7 +706,7 @@ int main(int argc, char **argv) {
   bench_conn_t ctl;
   int rv = bench_conn_open(&ctl, o.control, CTL_TIMEOUT_MS);
   if (rv != 0)
-    die("could not connect to %s: %s", o.control, strerror(-rv));
+    bench_die("could not connect to %s: %s", o.control, strerror(-rv));
   if (o.packages > 0)
     run_throughput(&o, &ctl);
   if (o.queued > 0)

@@ -18,12 +18,11 @@
  * protocol through the library.
  */
 #include "baton_agent.h"
+#include "bench_util.h"
 
-#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -69,17 +68,6 @@ struct fo {
   int exit_code;
   char fatal_msg[256];
 };
-
-static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void die(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  fputs("bt_failover: ", stderr);
-  vfprintf(stderr, fmt, ap);
-  fputc('\n', stderr);
-  va_end(ap);
-  exit(1);
-}
 
 /* --- tasks ---------------------------------------------------------------------- */
 
@@ -231,16 +219,6 @@ static void on_report(uv_timer_t *h) {
 
 /* --- options ------------------------------------------------------------------ */
 
-static uint64_t num(const char *name, const char *v, uint64_t min, uint64_t max) {
-  char *end;
-  errno = 0;
-  unsigned long long x = strtoull(v, &end, 10);
-  if (*v == '-' || end == v || *end != '\0' || errno != 0 || x < min || x > max)
-    die("--%s: want an integer %llu-%llu, got \"%s\"", name, (unsigned long long)min,
-        (unsigned long long)max, v);
-  return x;
-}
-
 static void usage(void) {
   fputs("usage: bt_failover --agents-endpoint tcp://HOST:PORT --vendor NAME\n"
         "                   [--agents N] [--slots N] [--hold-ms MS]\n"
@@ -275,10 +253,10 @@ static void parse(int argc, char **argv, opts_t *o) {
     case 'N': o->name_prefix = optarg; break;
     /* The broker takes at most 1,000 agents per vendor and 1,024 slots per agent
      * (max_agents_per_vendor, BT_XP_MAX_SLOTS). */
-    case 'a': o->agents = (uint32_t)num("agents", optarg, 1, 1000); break;
-    case 's': o->slots = (uint32_t)num("slots", optarg, 1, 1024); break;
-    case 'H': o->hold_ms = num("hold-ms", optarg, 0, 24ull * 3600 * 1000); break;
-    case 'r': o->report_ms = num("report-ms", optarg, 0, 3600 * 1000); break;
+    case 'a': o->agents = (uint32_t)bench_num("agents", optarg, 1, 1000); break;
+    case 's': o->slots = (uint32_t)bench_num("slots", optarg, 1, 1024); break;
+    case 'H': o->hold_ms = bench_num("hold-ms", optarg, 0, 24ull * 3600 * 1000); break;
+    case 'r': o->report_ms = bench_num("report-ms", optarg, 0, 3600 * 1000); break;
     default: usage();
     }
   }
@@ -288,7 +266,7 @@ static void parse(int argc, char **argv, opts_t *o) {
     o->name_prefix = o->vendor;
   o->secret = getenv("BATON_SECRET");
   if (o->secret == NULL || *o->secret == '\0')
-    die("BATON_SECRET is not set");
+    bench_die("BATON_SECRET is not set");
 }
 
 /* s as a JSON string (quotes and control characters escaped). */
@@ -309,6 +287,7 @@ static void put_json_str(const char *s) {
 /* --- main --------------------------------------------------------------------- */
 
 int main(int argc, char **argv) {
+  bench_prog = "bt_failover";
   opts_t o;
   parse(argc, argv, &o);
   bt_agent_set_log_level(2);
@@ -317,7 +296,7 @@ int main(int argc, char **argv) {
 
   uv_loop_t loop;
   if (uv_loop_init(&loop) != 0)
-    die("could not make the loop");
+    bench_die("could not make the loop");
   fo_t fo = {.o = &o, .loop = &loop};
   fo.t0_ms = uv_now(&loop);
   uv_signal_init(&loop, &fo.sigterm);

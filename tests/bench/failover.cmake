@@ -29,7 +29,8 @@ if(CMAKE_SCRIPT_MODE_FILE)
   return()
 endif()
 
-add_executable(bt_failover ${CMAKE_CURRENT_LIST_DIR}/bt_failover.c)
+add_executable(bt_failover ${CMAKE_CURRENT_LIST_DIR}/bt_failover.c
+  ${CMAKE_CURRENT_LIST_DIR}/bench_util.c)
 target_link_libraries(bt_failover PRIVATE bt_agent PkgConfig::LIBUV)
 
 add_test(NAME failover_smoke
