@@ -24,7 +24,8 @@
 
 static const char usage[] =
     "usage: batond [serve] [--config FILE] [--db DSN] [--data-dir DIR]\n"
-    "              [--agents ENDPOINT] [--control PATH] [--metrics HOST:PORT]\n"
+    "              [--agents ENDPOINT] [--control PATH|tcp://HOST:PORT]\n"
+    "              [--admin-token TOKEN] [--metrics HOST:PORT]\n"
     "              [--log-level debug|info|warn|error] [--set KEY=VALUE]...\n"
     "       batond migrate [--db DSN | --data-dir DIR]\n"
     "       batond --version | --help\n"
@@ -32,7 +33,7 @@ static const char usage[] =
     "With no database, batond runs a private PostgreSQL under DATA_DIR/pg\n"
     "(created on first run, stopped on exit). Settings come from flags, then the\n"
     "environment (BATON_DB, BATON_DATA_DIR, BATON_AGENTS, BATON_CONTROL,\n"
-    "BATON_METRICS), then the config file, then defaults; --set sets any key of\n"
+    "BATON_METRICS, BATON_ADMIN_TOKEN), then the config file, then defaults; --set sets any key of\n"
     "the config file (see deploy/baton.conf).\n";
 
 typedef struct {
@@ -98,6 +99,7 @@ static int parse_args(int argc, char **argv, bt_config_t *cfg, int *migrate) {
       {"control", required_argument, NULL, 'C'},
       {"metrics", required_argument, NULL, 'm'},
       {"log-level", required_argument, NULL, 'l'},
+      {"admin-token", required_argument, NULL, 't'},
       {"set", required_argument, NULL, 's'},
       {"version", no_argument, NULL, 'V'},
       {"help", no_argument, NULL, 'h'},
@@ -145,6 +147,7 @@ static int parse_args(int argc, char **argv, bt_config_t *cfg, int *migrate) {
     case 'C': key = "control"; break;
     case 'm': key = "metrics"; break;
     case 'l': key = "log_level"; break;
+    case 't': key = "admin_token"; break;
     case 's':
       kv = strchr(optarg, '=');
       if (kv == NULL) {
@@ -199,12 +202,6 @@ int main(int argc, char **argv) {
   bt_pg_t *pg = NULL;
   char control[4096];
   const char *dsn = cfg.db;
-  if (cfg.control != NULL && strncmp(cfg.control, "tcp://", 6) == 0) {
-    bt_log_error("a TCP control endpoint is not available in this version; use a Unix "
-                 "socket path",
-                 "control=%s", BT_Q(cfg.control));
-    goto out;
-  }
   if (ensure_data_dir(cfg.data_dir, dsn == NULL) != 0)
     goto out;
   if (dsn == NULL) {

@@ -29,6 +29,8 @@ const bt_cfg_key_t bt_cfg_keys[] = {
      "control socket path; unset = DATA_DIR/baton.sock"},
     {"metrics", BT_CFG_STR, "127.0.0.1:9464", 0, 0, OFF(metrics), "BATON_METRICS",
      "HOST:PORT for Prometheus metrics"},
+    {"admin_token", BT_CFG_STR, NULL, 0, 0, OFF(admin_token), "BATON_ADMIN_TOKEN",
+     "token a tcp:// control endpoint requires of every request; never logged"},
     {"log_level", BT_CFG_STR, "info", 0, 0, OFF(log_level), NULL,
      "debug, info, warn or error"},
     {"pg_bin_dir", BT_CFG_STR, NULL, 0, 0, OFF(pg_bin_dir), "BATON_PG_BINDIR",
@@ -288,6 +290,8 @@ void bt_cfg_dump(const bt_config_t *cfg, char *buf, size_t len) {
     const void *field = (const char *)cfg + k->offset;
     if (k->type == BT_CFG_STR) {
       const char *s = *(char *const *)field;
+      if (s != NULL && strcmp(k->name, "admin_token") == 0)
+        s = "(set)"; /* a secret: never printed */
       o += (size_t)snprintf(buf + o, len - o, "%s = %s\n", k->name, s ? s : "");
     } else if (k->type == BT_CFG_DURATION) {
       o += (size_t)snprintf(buf + o, len - o, "%s = %ums\n", k->name,

@@ -19,6 +19,7 @@ typedef struct {
   char *agents;    /* agent endpoint */
   char *control;   /* control socket path; NULL = DATA_DIR/baton.sock */
   char *metrics;
+  char *admin_token; /* required by a tcp:// control endpoint; a secret */
   char *log_level;
   char *pg_bin_dir;
   char *pg_user;

@@ -29,6 +29,7 @@ typedef struct {
   uint32_t max_payload_bytes; /* one package's payload */
   uint32_t max_pipelined;     /* requests in flight per connection before reading pauses */
   uint32_t max_connections;
+  const char *admin_token;    /* borrowed; required of every request on a tcp:// endpoint */
 } bt_ctl_opts_t;
 
 void bt_ctl_opts_default(bt_ctl_opts_t *o);

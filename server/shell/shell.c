@@ -757,6 +757,7 @@ int bt_shell_new(uv_loop_t *loop, const bt_config_t *cfg, const char *dsn,
     co.max_frame_bytes = cfg->max_control_frame_bytes;
     co.max_batch = cfg->max_batch;
     co.max_payload_bytes = cfg->max_payload_bytes;
+    co.admin_token = cfg->admin_token;
     static const bt_ctl_ops_t ops = {.vendor_add = c_vendor_add,
                                      .submit = c_submit,
                                      .vendor_op = bt_shell__vendor_op,
