@@ -33,14 +33,25 @@ static const char usage[] =
     "With no database, batond runs a private PostgreSQL under DATA_DIR/pg\n"
     "(created on first run, stopped on exit). Settings come from flags, then the\n"
     "environment (BATON_DB, BATON_DATA_DIR, BATON_AGENTS, BATON_CONTROL,\n"
-    "BATON_METRICS, BATON_ADMIN_TOKEN), then the config file, then defaults; --set sets any key of\n"
-    "the config file (see deploy/baton.conf).\n";
+    "BATON_METRICS, BATON_ADMIN_TOKEN), then the config file, then defaults;\n"
+    "--set sets any key of the config file (see deploy/baton.conf).\n"
+    "\n"
+    "SIGHUP reloads: the whole configuration is read again (defaults, the file,\n"
+    "the environment, the flags) and every key that may change at run time takes\n"
+    "its new value (logged, audited as config.reload); a changed key that needs a\n"
+    "restart is named in a warning and keeps its running value; a file that does\n"
+    "not parse changes nothing. `batonctl config set` changes the running broker\n"
+    "only, not the file: the next SIGHUP re-reads the file, and the file wins.\n";
 
 typedef struct {
   uv_loop_t loop;
-  uv_signal_t sig_term, sig_int;
+  uv_signal_t sig_term, sig_int, sig_hup;
   bt_shell_t *shell;
   int signals;
+  bool stopping;
+  /* the command line, read again on SIGHUP */
+  int argc;
+  char **argv;
 } app_t;
 
 static void on_signal_closed(uv_handle_t *h) { (void)h; }
@@ -50,6 +61,7 @@ static void on_stopped(void *arg) {
   app->shell = NULL;
   uv_close((uv_handle_t *)&app->sig_term, on_signal_closed);
   uv_close((uv_handle_t *)&app->sig_int, on_signal_closed);
+  uv_close((uv_handle_t *)&app->sig_hup, on_signal_closed);
 }
 
 static void on_signal(uv_signal_t *s, int signum) {
@@ -60,6 +72,7 @@ static void on_signal(uv_signal_t *s, int signum) {
     exit(1);
   }
   bt_log_info("signal received: stopping", "signal=%d", signum);
+  app->stopping = true;
   if (app->shell)
     bt_shell_stop(app->shell, on_stopped, app);
 }
@@ -89,8 +102,13 @@ static int ensure_data_dir(const char *dir, bool embedded) {
   return 0;
 }
 
-/* Parses the command line into cfg (flags win over everything else). */
-static int parse_args(int argc, char **argv, bt_config_t *cfg, int *migrate) {
+/* Loads the whole configuration into cfg (which holds the defaults): the
+ * config file (--config or BATON_CONFIG), the environment, then the flags,
+ * which win. Runs at start and again on SIGHUP with the same argv, so it
+ * leaves argv as it found it. Returns 0, or 2 with the reason in err
+ * (*show_usage: the usage text should follow). --help and --version exit here. */
+static int load_config(int argc, char **argv, bt_config_t *cfg, int *migrate, char *err,
+                       size_t err_len, bool *show_usage) {
   static const struct option opts[] = {
       {"config", required_argument, NULL, 'c'},
       {"db", required_argument, NULL, 'd'},
@@ -107,11 +125,13 @@ static int parse_args(int argc, char **argv, bt_config_t *cfg, int *migrate) {
   };
   int first = 1;
   *migrate = 0;
+  *show_usage = false;
   if (argc > 1 && argv[1][0] != '-') {
     if (strcmp(argv[1], "migrate") == 0)
       *migrate = 1;
     else if (strcmp(argv[1], "serve") != 0) {
-      fprintf(stderr, "batond: unknown command \"%s\"\n%s", argv[1], usage);
+      snprintf(err, err_len, "unknown command \"%s\"", argv[1]);
+      *show_usage = true;
       return 2;
     }
     first = 2;
@@ -124,20 +144,20 @@ static int parse_args(int argc, char **argv, bt_config_t *cfg, int *migrate) {
     else if (strncmp(argv[i], "--config=", 9) == 0)
       config = argv[i] + 9;
   }
-  char err[300];
-  if (config != NULL && bt_cfg_load_file(cfg, config, err, sizeof err) != 0) {
-    fprintf(stderr, "batond: %s\n", err);
+  if (config != NULL && bt_cfg_load_file(cfg, config, err, err_len) != 0)
     return 2;
-  }
-  if (bt_cfg_load_env(cfg, err, sizeof err) != 0) {
-    fprintf(stderr, "batond: %s\n", err);
+  if (bt_cfg_load_env(cfg, err, err_len) != 0)
     return 2;
-  }
-  optind = first;
+  /* getopt sees argv[sub] as the program name. optind = 0 makes glibc start a
+   * fresh scan, which the SIGHUP reload needs (a second scan of the same argv). */
+  int sub = first - 1;
+  optind = 0;
   int c;
-  while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+  while ((c = getopt_long(argc - sub, argv + sub, "h", opts, NULL)) != -1) {
     const char *key = NULL;
-    char *kv = NULL;
+    const char *val = optarg;
+    char set_key[128];
+    const char *eq;
     switch (c) {
     case 'c':
       continue;
@@ -149,14 +169,16 @@ static int parse_args(int argc, char **argv, bt_config_t *cfg, int *migrate) {
     case 'l': key = "log_level"; break;
     case 't': key = "admin_token"; break;
     case 's':
-      kv = strchr(optarg, '=');
-      if (kv == NULL) {
-        fprintf(stderr, "batond: --set takes KEY=VALUE, not \"%s\"\n", optarg);
+      /* Split into a copy: argv is read again on SIGHUP. */
+      eq = strchr(optarg, '=');
+      if (eq == NULL || (size_t)(eq - optarg) >= sizeof set_key) {
+        snprintf(err, err_len, "--set takes KEY=VALUE, not \"%s\"", optarg);
         return 2;
       }
-      *kv = '\0';
-      key = optarg;
-      optarg = kv + 1;
+      memcpy(set_key, optarg, (size_t)(eq - optarg));
+      set_key[eq - optarg] = '\0';
+      key = set_key;
+      val = eq + 1;
       break;
     case 'V':
       printf("batond %s\n", BATON_VERSION);
@@ -165,27 +187,54 @@ static int parse_args(int argc, char **argv, bt_config_t *cfg, int *migrate) {
       fputs(usage, stdout);
       exit(0);
     default:
-      fputs(usage, stderr);
+      snprintf(err, err_len, "bad option");
+      *show_usage = true;
       return 2;
     }
-    if (bt_cfg_set(cfg, key, optarg, err, sizeof err) != 0) {
-      fprintf(stderr, "batond: %s\n", err);
+    if (bt_cfg_set(cfg, key, val, err, err_len) != 0)
       return 2;
-    }
   }
-  if (optind < argc) {
-    fprintf(stderr, "batond: unexpected argument \"%s\"\n%s", argv[optind], usage);
+  if (optind < argc - sub) {
+    snprintf(err, err_len, "unexpected argument \"%s\"", argv[sub + optind]);
+    *show_usage = true;
     return 2;
   }
   return 0;
+}
+
+/* SIGHUP: the whole configuration is read again into a fresh bt_config_t and
+ * handed to the shell, which applies what may change at run time. This reads
+ * the config file with inih on the loop thread — a blocking read, but of one
+ * small local file, once per signal, and it keeps the reload atomic with
+ * respect to every other event; nothing else here blocks. */
+static void on_hup(uv_signal_t *s, int signum) {
+  (void)signum;
+  app_t *app = s->data;
+  if (app->shell == NULL || app->stopping)
+    return;
+  bt_log_info("SIGHUP: reloading the configuration", NULL);
+  bt_config_t cfg;
+  bt_cfg_init(&cfg);
+  int migrate;
+  bool show_usage;
+  char err[400] = "";
+  if (load_config(app->argc, app->argv, &cfg, &migrate, err, sizeof err, &show_usage) != 0)
+    bt_log_error("could not reload the configuration; nothing changed", "error=%s",
+                 BT_Q(err));
+  else
+    bt_shell_reload(app->shell, &cfg);
+  bt_cfg_free(&cfg);
 }
 
 int main(int argc, char **argv) {
   bt_config_t cfg;
   bt_cfg_init(&cfg);
   int migrate = 0;
-  int rc = parse_args(argc, argv, &cfg, &migrate);
+  bool show_usage = false;
+  char err[400] = "";
+  int rc = load_config(argc, argv, &cfg, &migrate, err, sizeof err, &show_usage);
   if (rc != 0) {
+    fprintf(stderr, "batond: %s\n%s", err, show_usage ? usage : "");
     bt_cfg_free(&cfg);
     return rc;
   }
@@ -231,17 +280,22 @@ int main(int argc, char **argv) {
   uv_loop_init(&app.loop);
   uv_signal_init(&app.loop, &app.sig_term);
   uv_signal_init(&app.loop, &app.sig_int);
-  app.sig_term.data = app.sig_int.data = &app;
+  uv_signal_init(&app.loop, &app.sig_hup);
+  app.sig_term.data = app.sig_int.data = app.sig_hup.data = &app;
+  app.argc = argc;
+  app.argv = argv;
   if (bt_shell_new(&app.loop, &cfg, dsn, control, &app.shell) != 0) {
     /* Let whatever was opened close, then leave. */
     uv_close((uv_handle_t *)&app.sig_term, on_signal_closed);
     uv_close((uv_handle_t *)&app.sig_int, on_signal_closed);
+    uv_close((uv_handle_t *)&app.sig_hup, on_signal_closed);
     uv_run(&app.loop, UV_RUN_DEFAULT);
     uv_loop_close(&app.loop);
     goto out;
   }
   uv_signal_start(&app.sig_term, on_signal, SIGTERM);
   uv_signal_start(&app.sig_int, on_signal, SIGINT);
+  uv_signal_start(&app.sig_hup, on_hup, SIGHUP);
   bt_log_info("batond serving", "version=%s agents=%s control=%s", BATON_VERSION,
               BT_Q(cfg.agents), BT_Q(control));
   uv_run(&app.loop, UV_RUN_DEFAULT);

@@ -373,12 +373,19 @@ int bt_cli_conn_call(bt_cli_conn_t *c, Baton__CtlRequest *req,
   Baton__CtlStatus st =
       reply->has_status ? reply->status : BATON__CTL_STATUS__CTL_OK;
   if (st != BATON__CTL_STATUS__CTL_OK) {
-    if (reply->error != NULL && reply->error[0] != '\0')
+    /* A tcp:// broker closes the connection after refusing a token; say where
+     * the token comes from (the Unix socket's refusals are about the user). */
+    if (st == BATON__CTL_STATUS__CTL_UNAUTHORIZED && c->tcp && reply->error != NULL &&
+        reply->error[0] != '\0')
+      bt_cli_errorf("%s (set --admin-token or BATON_ADMIN_TOKEN)", reply->error);
+    else if (reply->error != NULL && reply->error[0] != '\0')
       bt_cli_errorf("%s", reply->error);
     else if (what != NULL)
       bt_cli_errorf("%s: %s", what, bt_cli_status_text(st));
     else
       bt_cli_errorf("%s", bt_cli_status_text(st));
+    if (st == BATON__CTL_STATUS__CTL_UNAUTHORIZED)
+      bt_cli_conn_close(c); /* the broker closes its end after a refusal */
     baton__ctl_reply__free_unpacked(reply, NULL);
     return BT_CLI_EXIT_FAIL;
   }

@@ -186,6 +186,25 @@ const bt_cli_cmd_t bt_cli_commands[] = {
         bt_cli_cmd_vendor_fail,
     },
     {
+        "vendor rotate-secret",
+        "V",
+        "give a vendor a new secret (shown once); the old one stops working",
+        "Makes a new secret for the vendor and prints it once the broker has\n"
+        "committed the key derived from it. The secret is shown only this\n"
+        "once; the broker keeps only the key. From then on the old secret\n"
+        "authenticates no one, and every connected agent of the vendor must\n"
+        "authenticate again: restart its agents with the new secret. The\n"
+        "broker revokes no running work; an agent that cannot come back (a\n"
+        "baton-agent refused with the old secret stops and exits) is lost\n"
+        "when its lease runs out and its work is handed off as usual.\n"
+        "\n"
+        "JSON: {id, name, state, secret}\n",
+        NULL,
+        1,
+        1,
+        bt_cli_cmd_vendor_rotate_secret,
+    },
+    {
         "agent list",
         "",
         "list live and recently seen agents",
@@ -407,12 +426,17 @@ const bt_cli_cmd_t bt_cli_commands[] = {
         "[--since T] [--package ID] [--vendor V] [--limit N]",
         "the audit trail",
         "Lists the audit trail, oldest first: who (admin, broker, agent,\n"
-        "control) did what to which subject. The trail is append-only.\n"
+        "submitter, control) did what to which subject: admin actions,\n"
+        "vendor and agent state changes, submits (package.submit) and the end\n"
+        "of every attempt (attempt.completed, attempt.failed, ...; the detail\n"
+        "names the vendor, the agent and the package's next state). The trail\n"
+        "is append-only.\n"
         "\n"
         "  --since T      at or after T: an RFC 3339 time, or a duration ago\n"
         "                 (90s, 15m, 2h, 3d)\n"
         "  --package ID   events of this package (subject package:ID)\n"
-        "  --vendor V     events of this vendor (id or name) and of its agents\n"
+        "  --vendor V     events of this vendor (id or name), of its agents and\n"
+        "                 of the attempts it ran\n"
         "  --limit N      at most the newest N (1-100000, default 1000)\n"
         "\n"
         "JSON: array of {at, actor, action, subject, detail}\n",
@@ -450,6 +474,45 @@ const bt_cli_cmd_t bt_cli_commands[] = {
         0,
         0,
         bt_cli_cmd_top,
+    },
+    {
+        "config get",
+        "[KEY]",
+        "show the running broker's configuration",
+        "Shows every configuration key (or only KEY) as the broker runs with\n"
+        "it now: its value, its default, and whether it may change at run time\n"
+        "(`config set`, SIGHUP) or needs a restart. Values are written as the\n"
+        "config file takes them (3s, 1500ms, 512k, 0.5), so a value shown here\n"
+        "can be given to `config set` as it is. A secret (admin_token) shows as\n"
+        "\"(set)\", never its value. An unknown KEY exits 1.\n"
+        "\n"
+        "JSON: array of {key, value, default, runtime, help}; with KEY one object.\n",
+        NULL,
+        0,
+        1,
+        bt_cli_cmd_config_get,
+    },
+    {
+        "config set",
+        "KEY VALUE",
+        "change a runtime key of the running broker",
+        "Changes KEY of the running broker to VALUE, in the config file's\n"
+        "syntax (durations 500ms, 3s, 2m; sizes 512k, 1m; numbers 0.5). Only keys\n"
+        "`config get` shows with runtime yes may change: the retry backoff and\n"
+        "max attempts, routing weights, share cap, aging and vendor health keys,\n"
+        "and log_level. It is answered once the change is in effect and its audit\n"
+        "row (config.set) is committed. Exit 1: an unknown KEY, a VALUE that is\n"
+        "malformed or out of range (the message names the bounds), or a key that\n"
+        "needs a restart.\n"
+        "\n"
+        "The change is not saved to the config file: the next SIGHUP re-reads the\n"
+        "file and the file's value wins; edit the file as well to keep it.\n"
+        "\n"
+        "JSON: {key, value, previous}\n",
+        NULL,
+        2,
+        2,
+        bt_cli_cmd_config_set,
     },
     {NULL, NULL, NULL, NULL, NULL, 0, 0, NULL},
 };

@@ -16,6 +16,7 @@ int bt_cli_cmd_vendor_drain(bt_cli_t *cli, const bt_cli_args_t *args);
 int bt_cli_cmd_vendor_suspend(bt_cli_t *cli, const bt_cli_args_t *args);
 int bt_cli_cmd_vendor_resume(bt_cli_t *cli, const bt_cli_args_t *args);
 int bt_cli_cmd_vendor_fail(bt_cli_t *cli, const bt_cli_args_t *args);
+int bt_cli_cmd_vendor_rotate_secret(bt_cli_t *cli, const bt_cli_args_t *args);
 int bt_cli_cmd_agent_list(bt_cli_t *cli, const bt_cli_args_t *args);
 int bt_cli_cmd_submit(bt_cli_t *cli, const bt_cli_args_t *args);
 int bt_cli_cmd_package_show(bt_cli_t *cli, const bt_cli_args_t *args);
@@ -30,5 +31,7 @@ int bt_cli_cmd_stats(bt_cli_t *cli, const bt_cli_args_t *args);
 int bt_cli_cmd_audit(bt_cli_t *cli, const bt_cli_args_t *args);
 int bt_cli_cmd_scorecard(bt_cli_t *cli, const bt_cli_args_t *args);
 int bt_cli_cmd_top(bt_cli_t *cli, const bt_cli_args_t *args);
+int bt_cli_cmd_config_get(bt_cli_t *cli, const bt_cli_args_t *args);
+int bt_cli_cmd_config_set(bt_cli_t *cli, const bt_cli_args_t *args);
 
 #endif

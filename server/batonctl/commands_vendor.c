@@ -1,8 +1,9 @@
 /*
  * `vendor add`, `vendor list` and `vendor show`: registering vendors and
- * looking at them; `vendor drain|suspend|resume|fail`: changing their state.
- * Builds VendorAdd/VendorRef/VendorOp requests and prints VendorInfo and
- * VendorState as tables, lines or JSON.
+ * looking at them; `vendor drain|suspend|resume|fail`: changing their state;
+ * `vendor rotate-secret`: a new secret. Builds VendorAdd/VendorRef/VendorOp
+ * requests and prints VendorInfo, VendorState and VendorRotated as tables,
+ * lines or JSON.
  */
 #include "commands.h"
 #include "output.h"
@@ -313,11 +314,22 @@ int bt_cli_cmd_vendor_show(bt_cli_t *cli, const bt_cli_args_t *args) {
 
 /* vendor drain|suspend|resume|fail V: one VendorOp; the answer comes once the
  * broker has committed the change (and, for fail and suspend, its handoffs). */
-static int vendor_op(bt_cli_t *cli, const bt_cli_args_t *args, Baton__VendorOpKind op) {
+/* Sends req, a request about the vendor args->pos[0] names (checked first: a
+ * malformed name is a usage error), and waits for a reply of kind want.
+ * Returns an exit code; on BT_CLI_EXIT_OK *reply is the caller's to free. */
+static int vendor_call(bt_cli_t *cli, const bt_cli_args_t *args, Baton__CtlRequest *req,
+                       Baton__CtlReply__BodyCase want, Baton__CtlReply **reply) {
   const char *ref = args->pos[0];
   char why[200];
   if (bt_cli_check_name("vendor", ref, why, sizeof why) != 0)
     return bt_cli_usage_error(args->cmd, "%s", why);
+  char what[160];
+  snprintf(what, sizeof what, "vendor %s", ref);
+  return bt_cli_conn_call(&cli->conn, req, want, what, reply);
+}
+
+static int vendor_op(bt_cli_t *cli, const bt_cli_args_t *args, Baton__VendorOpKind op) {
+  const char *ref = args->pos[0];
   Baton__VendorOp vo = BATON__VENDOR_OP__INIT;
   vo.vendor = (char *)ref;
   vo.has_op = 1;
@@ -325,11 +337,8 @@ static int vendor_op(bt_cli_t *cli, const bt_cli_args_t *args, Baton__VendorOpKi
   Baton__CtlRequest req = BATON__CTL_REQUEST__INIT;
   req.body_case = BATON__CTL_REQUEST__BODY_VENDOR_OP;
   req.vendor_op = &vo;
-  char what[160];
-  snprintf(what, sizeof what, "vendor %s", ref);
   Baton__CtlReply *reply;
-  int rc = bt_cli_conn_call(&cli->conn, &req, BATON__CTL_REPLY__BODY_VENDOR_STATE,
-                            what, &reply);
+  int rc = vendor_call(cli, args, &req, BATON__CTL_REPLY__BODY_VENDOR_STATE, &reply);
   if (rc != BT_CLI_EXIT_OK)
     return rc;
   const Baton__VendorState *vs = reply->vendor_state;
@@ -368,4 +377,48 @@ int bt_cli_cmd_vendor_resume(bt_cli_t *cli, const bt_cli_args_t *args) {
 
 int bt_cli_cmd_vendor_fail(bt_cli_t *cli, const bt_cli_args_t *args) {
   return vendor_op(cli, args, BATON__VENDOR_OP_KIND__VENDOR_OP_FAIL);
+}
+
+/* vendor rotate-secret V: a new secret, printed once the broker has committed
+ * the key derived from it. Like `vendor add`, this is the only time the
+ * secret is ever shown. */
+int bt_cli_cmd_vendor_rotate_secret(bt_cli_t *cli, const bt_cli_args_t *args) {
+  const char *ref = args->pos[0];
+  Baton__VendorRef vr = BATON__VENDOR_REF__INIT;
+  vr.vendor = (char *)ref;
+  Baton__CtlRequest req = BATON__CTL_REQUEST__INIT;
+  req.body_case = BATON__CTL_REQUEST__BODY_VENDOR_ROTATE_SECRET;
+  req.vendor_rotate_secret = &vr;
+  Baton__CtlReply *reply;
+  int rc = vendor_call(cli, args, &req, BATON__CTL_REPLY__BODY_VENDOR_ROTATED, &reply);
+  if (rc != BT_CLI_EXIT_OK)
+    return rc;
+  const Baton__VendorRotated *vo = reply->vendor_rotated;
+  const char *name = vo->name && *vo->name ? vo->name : ref;
+  if (cli->json) {
+    json_t *o = json_object();
+    bt_cli_json_set(o, "id", bt_cli_json_opt_u64(vo->has_id, vo->id));
+    bt_cli_json_set(o, "name", bt_cli_json_str(name));
+    bt_cli_json_set(o, "state", bt_cli_json_str(vo->state));
+    bt_cli_json_set(o, "secret", bt_cli_json_str(vo->secret));
+    bt_cli_json_print(o);
+  } else {
+    static const bt_cli_col_t cols[] = {{"", false}, {"", false}};
+    bt_cli_table_t t;
+    bt_cli_table_init(&t, cols, 2, false);
+    bt_cli_table_cell(&t, "id");
+    bt_cli_table_cellf(&t, "%" PRIu64, vo->id);
+    bt_cli_table_cell(&t, "name");
+    bt_cli_table_cell(&t, name);
+    bt_cli_table_cell(&t, "state");
+    bt_cli_table_cell(&t, vo->state);
+    bt_cli_table_cell(&t, "secret");
+    bt_cli_table_cell(&t, vo->secret);
+    bt_cli_table_print(&t);
+    printf("The new secret is shown only this once: store it now. The old secret "
+           "no longer works;\nrestart the vendor's agents with the new one "
+           "(--secret or BATON_SECRET).\n");
+  }
+  baton__ctl_reply__free_unpacked(reply, NULL);
+  return BT_CLI_EXIT_OK;
 }

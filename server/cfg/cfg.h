@@ -4,6 +4,11 @@
  * environment and command-line flags all go through bt_cfg_set(), so every
  * value is checked the same way and an error names the bad key.
  * Precedence: flags > environment > config file > defaults.
+ *
+ * A key marked BT_CFG_RUNTIME may change while the broker runs (`batonctl
+ * config set`, SIGHUP reload); every other key is read once at start and needs
+ * a restart. A key marked BT_CFG_SECRET is never printed: bt_cfg_get shows
+ * "(set)". bt_cfg_get's text parses back through bt_cfg_set to the same value.
  */
 #ifndef BT_CFG_H
 #define BT_CFG_H
@@ -69,6 +74,10 @@ typedef enum {
   BT_CFG_REAL,
 } bt_cfg_type_t;
 
+/* bt_cfg_key_t.flags */
+#define BT_CFG_RUNTIME 1u /* may change at run time (config set, SIGHUP) */
+#define BT_CFG_SECRET 2u  /* never printed or logged */
+
 typedef struct {
   const char *name;
   bt_cfg_type_t type;
@@ -77,6 +86,7 @@ typedef struct {
   size_t offset;
   const char *env;  /* NULL = none */
   const char *help;
+  unsigned flags;   /* BT_CFG_RUNTIME, BT_CFG_SECRET; 0 = read at start only */
 } bt_cfg_key_t;
 
 extern const bt_cfg_key_t bt_cfg_keys[];
@@ -98,7 +108,28 @@ int bt_cfg_load_file(bt_config_t *cfg, const char *path, char *err, size_t err_l
 /* Applies the environment variables of the table. */
 int bt_cfg_load_env(bt_config_t *cfg, char *err, size_t err_len);
 
-/* Writes "key = value" of every key (the effective configuration). */
+/* Writes "key = value" of every key (the effective configuration), values as
+ * bt_cfg_get gives them. */
 void bt_cfg_dump(const bt_config_t *cfg, char *buf, size_t len);
+
+/* The table row of key (borrowed, static), or NULL for an unknown key. */
+const bt_cfg_key_t *bt_cfg_key(const char *key);
+
+/* Writes key's value in its text form into buf: durations in the largest unit
+ * that is exact ("3s", "1500ms", "5m"), sizes likewise ("512k", "1m"), numbers
+ * as short as they parse back exactly, an unset string as "", a secret as
+ * "(set)". bt_cfg_set(key, that text) gives the same value back (secrets
+ * aside). Returns 0 or BT_ENOTFOUND. */
+int bt_cfg_get(const bt_config_t *cfg, const char *key, char *buf, size_t len);
+
+/* The default of k in the same text form as bt_cfg_get ("" when unset). */
+void bt_cfg_default_text(const bt_cfg_key_t *k, char *buf, size_t len);
+
+/* Whether key k holds the same value in a and b. */
+bool bt_cfg_same(const bt_config_t *a, const bt_config_t *b, const bt_cfg_key_t *k);
+
+/* Makes dst an independent copy of src (strings duplicated); dst must not
+ * hold strings of its own (free it first). */
+void bt_cfg_copy(bt_config_t *dst, const bt_config_t *src);
 
 #endif

@@ -1,6 +1,7 @@
 /*
  * Agents and what they report: sessions (hello, liveness, bye), the start,
- * progress and results of attempts, and the tick that expires leases.
+ * progress and results of attempts, the tick that expires leases, and the
+ * sessions a vendor's secret rotation ends.
  *
  * Fencing: an attempt number is the token. Only the agent that holds the
  * current attempt of a package may move it; every other report is answered
@@ -398,6 +399,69 @@ void bt_core_agent_bye(bt_core_t *core, uint64_t agent_id, const bt_now_t *now,
     return;
   bt_core__agent_lose(core, a, BT_AGENT_GONE, now, out);
   bt_core__sched(core, now, out);
+}
+
+/* --- a vendor's secret rotated ----------------------------------------------------- */
+
+int bt_core_vendor_rotate_key(bt_core_t *core, uint64_t vendor_id,
+                              const uint8_t key[32], uint64_t token,
+                              const bt_now_t *now, bt_actions_t *out) {
+  if (bt_core__vendor(core, vendor_id) == NULL)
+    return BT_ENOTFOUND;
+  bt_action_t *a = bt_core__push(out, BT_ACT_VENDOR_KEY);
+  a->vendor_id = vendor_id;
+  a->token = token;
+  a->at = now->at;
+  a->data = key;
+  a->len = 32;
+  return 0;
+}
+
+int bt_core_vendor_key_persisted(bt_core_t *core, uint64_t vendor_id,
+                                 const uint8_t key[32], const bt_now_t *now,
+                                 uint32_t *ended, bt_actions_t *out) {
+  bt_core_vendor_t *v = bt_core__vendor(core, vendor_id);
+  *ended = 0;
+  if (v == NULL)
+    return BT_ENOTFOUND;
+  memcpy(v->auth_key, key, sizeof v->auth_key);
+  bt_action_t *act = bt_core__push(out, BT_ACT_AUDIT);
+  act->vendor_id = v->id;
+  act->at = now->at;
+  act->by_admin = true;
+  act->text = "vendor.rotate-secret";
+  act->text2 = v->name;
+  act->text3 = bt_vendor_state_name(v->state);
+  act->text4 = "secret rotated; agents must authenticate again";
+  /* A session authenticated with the old secret must not outlive it. The
+   * agent stays connected in here, though, with its lease running: the
+   * rotation itself kills no handler and hands nothing off. Back within the
+   * lease with the new secret, its hello reconciles what it holds as after
+   * any reconnect; not back (it only knows the old secret), it is lost like
+   * any silent agent and its work is handed off then — nothing is lost and
+   * an operator sees the usual agent-lost story. Until it is heard from it
+   * gets no new work: suspect means exactly that, and only an authenticated
+   * message (hello or later) clears it. */
+  for (uint32_t i = 0; i < core->n_agents; i++) {
+    bt_core_agent_t *a = core->agents[i];
+    if (a->vendor_id != v->id || a->state != BT_AGENT_CONNECTED)
+      continue;
+    a->suspect = true;
+    bt_core__agent_update_ready(core, a);
+    act = bt_core__push(out, BT_ACT_END_SESSION);
+    act->agent_id = a->id;
+    act->vendor_id = v->id;
+    act->at = now->at;
+    act = bt_core__push(out, BT_ACT_AUDIT);
+    act->agent_id = a->id;
+    act->vendor_id = v->id;
+    act->at = now->at;
+    act->text = "agent.signed_out";
+    act->text2 = a->name;
+    act->text3 = v->name;
+    (*ended)++;
+  }
+  return 0;
 }
 
 /* --- attempts ---------------------------------------------------------------------- */

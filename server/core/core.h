@@ -187,6 +187,9 @@ typedef enum {
   BT_ACT_END_SESSION,
   /* Append an audit row: text = action, subject/detail in text2/text3. */
   BT_ACT_AUDIT,
+  /* Write the vendor's new public key (data/len: 32 bytes, borrowed). Then
+   * call bt_core_vendor_key_persisted() with the outcome; token echoed. */
+  BT_ACT_VENDOR_KEY,
 } bt_act_kind_t;
 
 typedef struct {
@@ -221,6 +224,32 @@ typedef struct {
 void bt_actions_init(bt_actions_t *a);
 void bt_actions_clear(bt_actions_t *a); /* forget the actions, keep the buffer */
 void bt_actions_close(bt_actions_t *a);
+
+/* --- reconfiguration ----------------------------------------------------- */
+
+/* New tunables while the broker runs (`batonctl config set`, SIGHUP).
+ * Taken from cfg: retry_base_ms, retry_max_ms, default_max_attempts, the
+ * routing weights, cost_ref, share_cap, aging_bound_ms and the vendor health
+ * fields. Kept from start (they need a restart): lease_ms, restart_grace_ms,
+ * seed. What each change does to state already there:
+ *   - routing fields: the next routing decision uses them (every capability
+ *     is looked at again now);
+ *   - retry and max attempts: failures and packages from now on (a package
+ *     keeps the max_attempts it was submitted with; a waiting retry keeps its
+ *     time);
+ *   - breaker_window_ms: each vendor's window is rebucketed, so the attempts
+ *     it counted stay counted while they are inside the new window;
+ *   - thresholds and min attempts: active and degraded vendors are judged
+ *     again now, which may degrade, restore or fail one (with handoffs);
+ *   - breaker_cooldown_ms: a failed vendor's pending probe moves by the
+ *     difference (its doubling after failed probes is kept);
+ *   - probe_packages: a probing vendor's limit rises to it (never falls: work
+ *     already granted is not taken back); at its capacity the ramp is over.
+ * Emits VENDOR_STATE, AUDIT, FINISH, HANDOFF, CANCEL and ASSIGN as those
+ * consequences need. Returns 0, or BT_EINVAL (a field out of its range:
+ * nothing changed). */
+int bt_core_reconfigure(bt_core_t *core, const bt_core_config_t *cfg, const bt_now_t *now,
+                        bt_actions_t *out);
 
 /* --- read-only views ------------------------------------------------------ */
 
@@ -341,6 +370,26 @@ int bt_core_vendor_op(bt_core_t *core, uint64_t vendor_id, bt_vendor_op_t op,
 /* The vendor's row could not be written: it is taken out again (it has no
  * agents or work yet). */
 void bt_core_vendor_persist_failed(bt_core_t *core, uint64_t vendor_id);
+
+/* `batonctl vendor rotate-secret V`, in two steps so the old secret keeps
+ * working until the new key is committed and a failed write changes nothing:
+ *   rotate_key: emits VENDOR_KEY (key, token) and nothing else. Returns 0 or
+ *     BT_ENOTFOUND.
+ *   key_persisted: the write committed. The vendor's key becomes key, so the
+ *     old secret authenticates no one from now on; every connected agent of
+ *     the vendor gets END_SESSION (its next message is refused and it must
+ *     authenticate again) and no new work until it has. Its running work is
+ *     not revoked: an agent that comes back with the new secret reports it in
+ *     its hello and keeps it; one that cannot (old secret) is lost when its
+ *     lease runs out and its work is handed off as for any lost agent. Emits
+ *     an AUDIT vendor.rotate-secret (never the key) and one agent.signed_out
+ *     per session ended (*ended: how many). Returns 0 or BT_ENOTFOUND. */
+int bt_core_vendor_rotate_key(bt_core_t *core, uint64_t vendor_id,
+                              const uint8_t key[32], uint64_t token,
+                              const bt_now_t *now, bt_actions_t *out);
+int bt_core_vendor_key_persisted(bt_core_t *core, uint64_t vendor_id,
+                                 const uint8_t key[32], const bt_now_t *now,
+                                 uint32_t *ended, bt_actions_t *out);
 
 /* Lookups (borrowed results; NULL when absent). ref = decimal id or name. */
 const bt_core_vendor_t *bt_core_vendor(const bt_core_t *core, uint64_t id);

@@ -326,6 +326,10 @@ void bt_core__health_agent_up(bt_core_t *core, bt_core_vendor_t *v, const bt_now
 /* Probes due, degraded vendors recovering; returns the next time it matters. */
 uint64_t bt_core__health_tick(bt_core_t *core, const bt_now_t *now, bt_actions_t *out);
 void bt_core__health_loaded(bt_core_t *core, bt_core_vendor_t *v, const bt_now_t *now);
+/* core->cfg was just replaced (old is what it was): windows, cooldowns, probe
+ * limits and vendor states follow the new values (see bt_core_reconfigure). */
+void bt_core__health_reconfigure(bt_core_t *core, const bt_core_config_t *old,
+                                 const bt_now_t *now, bt_actions_t *out);
 /* Tells p's agent to stop the handler of its attempt (CANCEL), when the agent
  * is connected and the assignment was sent. Returns whether it is connected. */
 bool bt_core__stop_handler(bt_core_t *core, const bt_core_pkg_t *p, bt_actions_t *out);

@@ -335,3 +335,110 @@ int bt_core_vendor_op(bt_core_t *core, uint64_t vendor_id, bt_vendor_op_t op,
   bt_core__sched(core, now, out);
   return 0;
 }
+
+/* --- new settings while running (bt_core_reconfigure) ------------------------------ */
+
+/* Moves the counts of v's window from buckets of old_b ms to buckets of the
+ * current length. Each old bucket's attempts are taken to have ended at the
+ * bucket's last millisecond (not after now): kept while that instant is inside
+ * the new window, so a shorter window forgets sooner and a longer one keeps
+ * what the old one still held. Epochs of the new window are distinct within
+ * WIN_BUCKETS, so no two old buckets fight over a slot with different epochs. */
+static void win_rebucket(const bt_core_t *core, bt_core_vendor_t *v, uint64_t old_b,
+                         uint64_t now_ms) {
+  struct bt_health_win old = *v->win;
+  uint64_t old_cur = now_ms / old_b;
+  uint64_t new_b = bucket_ms(core), new_cur = now_ms / new_b;
+  memset(v->win, 0, sizeof *v->win);
+  for (int i = 0; i < WIN_BUCKETS; i++) {
+    if (old.epoch[i] + WIN_BUCKETS <= old_cur || old.epoch[i] > old_cur)
+      continue;
+    if (old.ok[i] == 0 && old.failed[i] == 0 && old.late[i] == 0)
+      continue;
+    uint64_t t = (old.epoch[i] + 1) * old_b - 1;
+    if (t > now_ms)
+      t = now_ms;
+    uint64_t e = t / new_b;
+    if (e + WIN_BUCKETS <= new_cur)
+      continue;
+    uint32_t j = (uint32_t)(e % WIN_BUCKETS);
+    if (v->win->epoch[j] != e) {
+      v->win->epoch[j] = e;
+      v->win->ok[j] = v->win->failed[j] = v->win->late[j] = 0;
+    }
+    v->win->ok[j] += old.ok[i];
+    v->win->failed[j] += old.failed[i];
+    v->win->late[j] += old.late[i];
+  }
+  win_sum(core, v, now_ms);
+}
+
+/* A failed vendor's backoff, rescaled from the old base cooldown to the new
+ * one (the doubling after failed probes is kept), and its pending probe moved
+ * by the difference — never into the past: then it probes at the next tick. */
+static void rescale_cooldown(const bt_core_t *core, bt_core_vendor_t *v, uint32_t old_base,
+                             const bt_now_t *now) {
+  uint64_t base = core->cfg.breaker_cooldown_ms;
+  uint64_t cd = old_base ? (uint64_t)v->cooldown_ms * base / old_base : base;
+  if (cd > base * COOLDOWN_MAX_FACTOR)
+    cd = base * COOLDOWN_MAX_FACTOR;
+  if (v->state == BT_VENDOR_FAILED && v->probe_at_ms > now->ms &&
+      v->probe_at_ms >= v->cooldown_ms) {
+    uint64_t at = v->probe_at_ms - v->cooldown_ms + cd;
+    v->probe_at_ms = at > now->ms ? at : now->ms;
+    if (v->probe_at_ms == 0)
+      v->probe_at_ms = 1; /* 0 means never */
+  }
+  v->cooldown_ms = (uint32_t)cd;
+}
+
+/* A probing vendor under a raised probe_packages gets at least that limit; at
+ * its capacity the ramp is over, as after enough successful probes. */
+static void raise_probe(bt_core_t *core, bt_core_vendor_t *v, const bt_now_t *now,
+                        bt_actions_t *out) {
+  uint32_t n = core->cfg.probe_packages ? core->cfg.probe_packages : 1;
+  if (n <= v->limit)
+    return;
+  v->limit = n < v->capacity ? n : v->capacity;
+  if (v->limit == v->capacity) {
+    v->probing = false;
+    v->cooldown_ms = core->cfg.breaker_cooldown_ms;
+    win_clear(v);
+    set_state(core, v, BT_VENDOR_ACTIVE, "", false, now, out);
+    return;
+  }
+  snprintf(v->state_reason, sizeof v->state_reason, "probing: %u in flight allowed",
+           v->limit);
+  persist_state(v, now, out);
+  bt_core__mark_vendor(core, v);
+}
+
+void bt_core__health_reconfigure(bt_core_t *core, const bt_core_config_t *old,
+                                 const bt_now_t *now, bt_actions_t *out) {
+  const bt_core_config_t *c = &core->cfg;
+  bool window = c->breaker_window_ms != old->breaker_window_ms;
+  bool rules = window || c->breaker_min_attempts != old->breaker_min_attempts ||
+               c->breaker_threshold != old->breaker_threshold ||
+               c->degrade_threshold != old->degrade_threshold;
+  uint64_t old_b = old->breaker_window_ms / WIN_BUCKETS;
+  if (old_b == 0)
+    old_b = 1;
+  /* Index loop: judging may fail a vendor, which changes its fields but never
+   * the vendor array. */
+  for (uint32_t i = 0; i < core->n_vendors; i++) {
+    bt_core_vendor_t *v = core->vendors[i];
+    if (window)
+      win_rebucket(core, v, old_b, now->ms);
+    if (c->breaker_cooldown_ms != old->breaker_cooldown_ms)
+      rescale_cooldown(core, v, old->breaker_cooldown_ms, now);
+    if (v->probing && v->state == BT_VENDOR_DEGRADED) {
+      if (c->probe_packages != old->probe_packages)
+        raise_probe(core, v, now, out);
+      continue; /* a probe is judged by its own rule, not by the shares */
+    }
+    if (rules && (v->state == BT_VENDOR_ACTIVE || v->state == BT_VENDOR_DEGRADED)) {
+      win_sum(core, v, now->ms);
+      judge(core, v, now, out);
+    }
+  }
+}

@@ -12,18 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-/* Resolves ref (id or name) or answers "no vendor REF" and returns NULL. */
-static const bt_core_vendor_t *vendor_or_fail(bt_ctl_t *ctl, bt_ctl_req_t *req,
-                                              const char *ref) {
-  const bt_core_vendor_t *v = bt_core_vendor_by_ref(ctl->core, ref);
-  if (v == NULL) {
-    char why[200];
-    snprintf(why, sizeof why, "no vendor %s", ref);
-    bt_ctl__fail(ctl, req, BT_ENOTFOUND, why);
-  }
-  return v;
-}
-
 /* --- audit -------------------------------------------------------------------- */
 
 static void on_audit(void *arg, int status, const bt_store_audit_row_t *rows, size_t n) {
@@ -68,7 +56,7 @@ void bt_ctl__audit(bt_ctl_t *ctl, bt_ctl_req_t *req, const Baton__AuditQuery *m)
   }
   bt_store_audit_filter_t f = {0};
   if (m->vendor != NULL) {
-    const bt_core_vendor_t *v = vendor_or_fail(ctl, req, m->vendor);
+    const bt_core_vendor_t *v = bt_ctl__vendor_or_fail(ctl, req, m->vendor);
     if (v == NULL)
       return;
     f.vendor = v->name; /* audit rows name vendors, not ids; copied into the params */
@@ -127,7 +115,7 @@ void bt_ctl__scorecard(bt_ctl_t *ctl, bt_ctl_req_t *req, const Baton__ScorecardQ
   }
   uint64_t vendor_id = 0;
   if (m->vendor != NULL) {
-    const bt_core_vendor_t *v = vendor_or_fail(ctl, req, m->vendor);
+    const bt_core_vendor_t *v = bt_ctl__vendor_or_fail(ctl, req, m->vendor);
     if (v == NULL)
       return;
     vendor_id = v->id;

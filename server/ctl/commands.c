@@ -1,6 +1,6 @@
 /*
  * Control commands answered from the core's memory (vendors, agents, stats),
- * vendor registration and vendor state changes, plus the dispatch of every
+ * vendor registration, vendor state changes and secret rotation, plus the dispatch of every
  * command. Package commands are in packages.c, handoff history in handoffs.c,
  * the audit trail and the scorecard in audit.c.
  */
@@ -11,6 +11,7 @@
 #include "bt_log.h"
 #include "bt_time.h"
 
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -193,6 +194,17 @@ static void vendor_op_error(int code, const char *verb, const char *name, char *
     snprintf(buf, len, "could not %s vendor %s: %s", verb, name, bt_strerror(code));
 }
 
+const bt_core_vendor_t *bt_ctl__vendor_or_fail(bt_ctl_t *ctl, bt_ctl_req_t *req,
+                                                const char *ref) {
+  const bt_core_vendor_t *v = bt_core_vendor_by_ref(ctl->core, ref);
+  if (v == NULL) {
+    char why[200];
+    snprintf(why, sizeof why, "no vendor %s", ref);
+    bt_ctl__fail(ctl, req, BT_ENOTFOUND, why);
+  }
+  return v;
+}
+
 static void vendor_op(bt_ctl_t *ctl, bt_ctl_req_t *req, const Baton__VendorOp *m) {
   char why[200];
   bt_vendor_op_t op;
@@ -200,12 +212,9 @@ static void vendor_op(bt_ctl_t *ctl, bt_ctl_req_t *req, const Baton__VendorOp *m
     bt_ctl__fail(ctl, req, BT_EINVAL, why);
     return;
   }
-  const bt_core_vendor_t *v = bt_core_vendor_by_ref(ctl->core, m->vendor);
-  if (v == NULL) {
-    snprintf(why, sizeof why, "no vendor %s", m->vendor);
-    bt_ctl__fail(ctl, req, BT_ENOTFOUND, why);
+  const bt_core_vendor_t *v = bt_ctl__vendor_or_fail(ctl, req, m->vendor);
+  if (v == NULL)
     return;
-  }
   if (ctl->ops.vendor_op == NULL) {
     bt_ctl__fail(ctl, req, BT_ESTATE, "this broker cannot change vendor states");
     return;
@@ -256,6 +265,71 @@ void bt_ctl_vendor_changed(bt_ctl_t *ctl, uint64_t token, int status, uint64_t i
   reply.body_case = BATON__CTL_REPLY__BODY_VENDOR_STATE;
   reply.vendor_state = &vs;
   bt_ctl__answer(ctl, req, &reply);
+}
+
+/* --- vendor secret rotation ---------------------------------------------------- */
+
+/* Like vendor add, the new secret is made here and leaves only in the answer;
+ * the shell and the core see its public key. */
+static void vendor_rotate(bt_ctl_t *ctl, bt_ctl_req_t *req, const Baton__VendorRef *m) {
+  char why[200];
+  if (m->vendor == NULL || m->vendor[0] == '\0') {
+    bt_ctl__fail(ctl, req, BT_EINVAL, "vendor id or name required");
+    return;
+  }
+  const bt_core_vendor_t *v = bt_ctl__vendor_or_fail(ctl, req, m->vendor);
+  if (v == NULL)
+    return;
+  if (ctl->ops.vendor_rotate_secret == NULL) {
+    bt_ctl__fail(ctl, req, BT_ESTATE, "this broker cannot rotate vendor secrets");
+    return;
+  }
+  snprintf(req->name, sizeof req->name, "%s", v->name);
+  uint8_t key[BT_AUTH_PK_BYTES];
+  bt_auth_new_secret(req->secret, key);
+  int rc = ctl->ops.vendor_rotate_secret(ctl->arg, v->id, key, req->token);
+  /* rc == 0: answered later through bt_ctl_vendor_rotated; req is the
+   * shell's to answer now. */
+  if (rc != 0) {
+    sodium_memzero(req->secret, sizeof req->secret);
+    vendor_op_error(rc, "rotate the secret of", req->name, why, sizeof why);
+    bt_ctl__fail(ctl, req, rc, why);
+  }
+}
+
+void bt_ctl_vendor_rotated(bt_ctl_t *ctl, uint64_t token, int status, uint64_t id,
+                           bt_vendor_state_t state, const char *message) {
+  bt_ctl_req_t *req = bt_ctl__req_by_token(ctl, token);
+  if (req == NULL)
+    return;
+  /* Taken out of the request first: the answer below may free req, and the
+   * secret must not linger in memory once it is on its way. */
+  char secret[sizeof req->secret];
+  memcpy(secret, req->secret, sizeof secret);
+  sodium_memzero(req->secret, sizeof req->secret);
+  if (status != 0) {
+    char buf[200];
+    if (message == NULL || message[0] == '\0') {
+      vendor_op_error(status, "rotate the secret of", req->name, buf, sizeof buf);
+      message = buf;
+    }
+    bt_ctl__fail(ctl, req, status, message);
+    sodium_memzero(secret, sizeof secret);
+    return;
+  }
+  const bt_core_vendor_t *v = bt_core_vendor(ctl->core, id);
+  Baton__CtlReply reply;
+  Baton__VendorRotated vr = BATON__VENDOR_ROTATED__INIT;
+  bt_ctl__reply_init(&reply);
+  vr.has_id = true;
+  vr.id = id;
+  vr.name = v ? v->name : req->name;
+  vr.state = (char *)bt_vendor_state_name(state);
+  vr.secret = secret;
+  reply.body_case = BATON__CTL_REPLY__BODY_VENDOR_ROTATED;
+  reply.vendor_rotated = &vr;
+  bt_ctl__answer(ctl, req, &reply);
+  sodium_memzero(secret, sizeof secret);
 }
 
 /* --- agents ------------------------------------------------------------------ */
@@ -387,6 +461,9 @@ void bt_ctl__dispatch(bt_ctl_t *ctl, bt_ctl_req_t *req, const Baton__CtlRequest 
   case BATON__CTL_REQUEST__BODY_VENDOR_OP:
     vendor_op(ctl, req, msg->vendor_op);
     break;
+  case BATON__CTL_REQUEST__BODY_VENDOR_ROTATE_SECRET:
+    vendor_rotate(ctl, req, msg->vendor_rotate_secret);
+    break;
   case BATON__CTL_REQUEST__BODY_PACKAGE_OP:
     bt_ctl__package_op(ctl, req, msg->package_op);
     break;
@@ -398,6 +475,12 @@ void bt_ctl__dispatch(bt_ctl_t *ctl, bt_ctl_req_t *req, const Baton__CtlRequest 
     break;
   case BATON__CTL_REQUEST__BODY_SCORECARD:
     bt_ctl__scorecard(ctl, req, msg->scorecard);
+    break;
+  case BATON__CTL_REQUEST__BODY_CONFIG_GET:
+    bt_ctl__config_get(ctl, req, msg->config_get);
+    break;
+  case BATON__CTL_REQUEST__BODY_CONFIG_SET:
+    bt_ctl__config_set(ctl, req, msg->config_set);
     break;
   default:
     bt_ctl__fail(ctl, req, BT_EINVAL, "unknown or empty request");

@@ -1,18 +1,22 @@
 /*
- * ctl: the control socket. A Unix socket (uv_pipe_t) created 0600 in a private
- * directory; each connection's peer uid is checked (root or the broker's own
- * user). Frames are a 4-byte length and a CtlRequest; a client may pipeline
- * requests and replies return in request order.
+ * ctl: the control endpoint. By default a Unix socket (uv_pipe_t) created 0600
+ * in a private directory; each connection's peer uid is checked (root or the
+ * broker's own user). With tcp://HOST:PORT a TCP listener instead, where every
+ * request must carry the admin token (auth.c; endpoint.c says how each kind is
+ * opened and its peer named). Frames are a 4-byte length and a CtlRequest; a
+ * client may pipeline requests and replies return in request order.
  *
  * The command handlers live here too: they validate requests, answer reads from
- * the core's memory or the store, and hand the two writes that need the core's
- * decisions (vendor add, submit) to the shell through bt_ctl_ops_t; the shell
- * answers those with bt_ctl_vendor_added / bt_ctl_submitted once committed.
- * Protobuf types never leave this module.
+ * the core's memory or the store, and hand the writes that need the core's
+ * decisions (vendor add and operations, submit, package operations, secret
+ * rotation, config set) to the shell through bt_ctl_ops_t; the shell answers
+ * each once what it caused is committed. Protobuf types never leave this
+ * module.
  */
 #ifndef BT_CTL_H
 #define BT_CTL_H
 
+#include "cfg.h"
 #include "core.h"
 #include "store.h"
 
@@ -56,8 +60,24 @@ typedef struct {
    * answered at once (BT_ENOTFOUND, BT_ESTATE, BT_EINVAL, BT_EDBDOWN). */
   int (*package_op)(void *arg, uint64_t package_id, bt_pkg_op_t op,
                     uint64_t to_vendor_id, uint64_t token);
+  /* `vendor rotate-secret`: key (borrowed) is the public key of the new
+   * secret, which only ctl holds. Returns 0 — answered through
+   * bt_ctl_vendor_rotated once the key is committed — or a negative code
+   * answered at once (BT_ENOTFOUND, BT_EDBDOWN). NULL op: refused. */
+  int (*vendor_rotate_secret)(void *arg, uint64_t vendor_id, const uint8_t key[32],
+                              uint64_t token);
   /* Audits a refused connection or request. */
   void (*rejected)(void *arg, const char *action, const char *detail);
+  /* `config get`: the configuration the broker runs with now (borrowed until
+   * the next change). NULL op: config requests are refused. */
+  const bt_config_t *(*config)(void *arg);
+  /* `config set`: changes one key of the running broker. Returns 0 — answered
+   * through bt_ctl_config_set_done once its audit row is committed — or a
+   * negative code answered at once with the reason in err: BT_ENOTFOUND
+   * (unknown key), BT_EINVAL (bad value; err names the bound), BT_ESTATE (a
+   * key that needs a restart), BT_EDBDOWN. */
+  int (*config_set)(void *arg, const char *key, const char *value, uint64_t token,
+                    char *err, size_t err_len);
 } bt_ctl_ops_t;
 
 /* Listens on path. A stale socket file of a dead broker is removed; a live one
@@ -87,9 +107,19 @@ void bt_ctl_submitted(bt_ctl_t *ctl, uint64_t token, int status,
  * (message: a reason for the operator, may be NULL). */
 void bt_ctl_vendor_changed(bt_ctl_t *ctl, uint64_t token, int status, uint64_t id,
                            bt_vendor_state_t state, const char *message);
+/* The answer to a vendor_rotate_secret: status 0 once the new key is
+ * committed (the answer carries the new secret, shown this once), or an error
+ * (message may be NULL); either way ctl forgets the secret. */
+void bt_ctl_vendor_rotated(bt_ctl_t *ctl, uint64_t token, int status, uint64_t id,
+                           bt_vendor_state_t state, const char *message);
 /* The answer to a package_op: status 0 with the package's state now, or an
  * error (message may be NULL). */
 void bt_ctl_package_changed(bt_ctl_t *ctl, uint64_t token, int status, uint64_t id,
                             bt_pkg_state_t state, const char *message);
+/* The answer to a config_set: status 0 with the key's value before (previous,
+ * borrowed; its value now is read from ops.config), or an error (message may
+ * be NULL). */
+void bt_ctl_config_set_done(bt_ctl_t *ctl, uint64_t token, int status, const char *key,
+                            const char *previous, const char *message);
 
 #endif

@@ -56,12 +56,9 @@ void bt_ctl__handoffs(bt_ctl_t *ctl, bt_ctl_req_t *req, const Baton__HandoffQuer
   }
   bt_store_handoff_filter_t f = {0};
   if (m->vendor != NULL) {
-    const bt_core_vendor_t *v = bt_core_vendor_by_ref(ctl->core, m->vendor);
-    if (v == NULL) {
-      snprintf(why, sizeof why, "no vendor %s", m->vendor);
-      bt_ctl__fail(ctl, req, BT_ENOTFOUND, why);
+    const bt_core_vendor_t *v = bt_ctl__vendor_or_fail(ctl, req, m->vendor);
+    if (v == NULL)
       return;
-    }
     f.vendor_id = v->id;
   }
   f.package_id = m->has_package_id ? m->package_id : 0;

@@ -1,8 +1,11 @@
 /*
- * The control socket's transport: a Unix socket created 0600 (umask around the
- * bind, so there is no window where it is open to others) inside a private
- * directory, a peer-uid check on every connection, length-prefixed frames, and
- * answers written in request order even when they complete out of order.
+ * The control socket's connections: length-prefixed frames with limits on size
+ * and pipelining, answers written in request order even when they complete out
+ * of order, a sweep that closes stalled clients, and the object's stop/close.
+ * The same code serves both endpoint kinds (a Unix socket or tcp://, see
+ * endpoint.c): a connection's handle is a bt_ctl_stream_t and only bind,
+ * accept and peer identification look at which kind it is. On tcp:// every
+ * request must carry the admin token (auth.c) before it is decoded further.
  */
 #include "ctl_int.h"
 
@@ -12,14 +15,9 @@
 #include "bt_pbcheck.h"
 #include "bt_time.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
-#include <unistd.h>
 
 void bt_ctl_opts_default(bt_ctl_opts_t *o) {
   o->max_frame_bytes = 16 * 1024 * 1024;
@@ -134,15 +132,15 @@ static void conn_close(bt_ctl_conn_t *c) {
   if (c->next_conn)
     c->next_conn->prev_conn = c->prev_conn;
   ctl->n_conns--;
-  uv_close((uv_handle_t *)&c->pipe, conn_closed_cb);
+  uv_close(&c->h.handle, conn_closed_cb);
 }
 
 static void conn_update_reading(bt_ctl_conn_t *c) {
   bool want = !c->draining && !c->closing && c->n_reqs < c->ctl->opts.max_pipelined;
   if (want && !c->reading)
-    uv_read_start((uv_stream_t *)&c->pipe, alloc_cb, conn_read_cb);
+    uv_read_start(&c->h.stream, alloc_cb, conn_read_cb);
   else if (!want && c->reading)
-    uv_read_stop((uv_stream_t *)&c->pipe);
+    uv_read_stop(&c->h.stream);
   c->reading = want;
 }
 
@@ -172,7 +170,7 @@ static void conn_write(bt_ctl_conn_t *c, uint8_t *frame, size_t len) {
   wr->c = c;
   wr->frame = frame;
   uv_buf_t b = uv_buf_init((char *)frame, (unsigned)len);
-  if (uv_write(&wr->w, (uv_stream_t *)&c->pipe, &b, 1, write_cb) != 0) {
+  if (uv_write(&wr->w, &c->h.stream, &b, 1, write_cb) != 0) {
     free(frame);
     free(wr);
     conn_close(c);
@@ -290,7 +288,7 @@ static void on_frame(bt_ctl_conn_t *c, const uint8_t *body, uint32_t len) {
   }
   if (msg == NULL) {
     bt_log_warn("rejected control request: not a valid protobuf message",
-                "reason=%s bytes=%u uid=%u", BT_Q(why), len, c->uid);
+                "reason=%s bytes=%u %s", BT_Q(why), len, c->who);
     char text[200];
     snprintf(text, sizeof text, "could not decode the request: %s", why);
     bt_ctl__fail(ctl, req, BT_EPROTO, text);
@@ -298,17 +296,25 @@ static void on_frame(bt_ctl_conn_t *c, const uint8_t *body, uint32_t len) {
     conn_pump(c);
     return;
   }
-  if (!msg->has_version ||
-      msg->version != BATON__PROTOCOL_VERSION__PROTOCOL_VERSION_CURRENT) {
+  /* On tcp:// the token comes first: a peer without it learns nothing more
+   * than that, and its connection is closed after the answer. */
+  const char *denied;
+  if (bt_ctl__auth_check(ctl, c, msg->admin_token, &denied) != 0) {
+    bt_ctl__fail(ctl, req, BT_EAUTH, denied);
+    c->draining = true;
+    conn_pump(c);
+  } else if (!msg->has_version ||
+             msg->version != BATON__PROTOCOL_VERSION__PROTOCOL_VERSION_CURRENT) {
     if (msg->has_version)
       snprintf(why, sizeof why, "control protocol version %u not supported; broker speaks %d",
                msg->version, BATON__PROTOCOL_VERSION__PROTOCOL_VERSION_CURRENT);
     else
       snprintf(why, sizeof why, "control request without a protocol version (empty frame?)");
-    bt_log_warn("rejected control request", "reason=%s bytes=%u uid=%u", BT_Q(why), len,
-                c->uid);
+    bt_log_warn("rejected control request", "reason=%s bytes=%u %s", BT_Q(why), len,
+                c->who);
     bt_ctl__fail(ctl, req, BT_EVERSION, why);
   } else {
+    c->authed = true;
     bt_ctl__dispatch(ctl, req, msg);
   }
   baton__ctl_request__free_unpacked(msg, &budget.a);
@@ -339,7 +345,7 @@ static void conn_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
       char why[128];
       snprintf(why, sizeof why, "request of %u bytes exceeds the limit of %u bytes", len,
                c->ctl->opts.max_frame_bytes);
-      bt_log_warn("rejected control request", "reason=%s", BT_Q(why));
+      bt_log_warn("rejected control request", "reason=%s %s", BT_Q(why), c->who);
       bt_ctl__fail(c->ctl, req_new(c), BT_ELIMIT, why);
       c->draining = true;
       break;
@@ -376,12 +382,11 @@ static void on_connection(uv_stream_t *server, int status) {
   if (c == NULL)
     abort();
   c->ctl = ctl;
-  uv_pipe_init(ctl->loop, &c->pipe, 0);
-  c->pipe.data = c;
+  bt_ctl__endpoint_conn_init(ctl, c);
   ctl->open_handles++;
   bt_frame_reader_init(&c->reader, ctl->opts.max_frame_bytes);
-  if (uv_accept(server, (uv_stream_t *)&c->pipe) != 0) {
-    uv_close((uv_handle_t *)&c->pipe, conn_closed_cb);
+  if (uv_accept(server, &c->h.stream) != 0) {
+    uv_close(&c->h.handle, conn_closed_cb);
     return;
   }
   c->next_conn = ctl->conns;
@@ -389,68 +394,20 @@ static void on_connection(uv_stream_t *server, int status) {
     ctl->conns->prev_conn = c;
   ctl->conns = c;
   ctl->n_conns++;
-
-  /* Only root and the broker's own user may drive it. */
-  uv_os_fd_t fd;
-  struct ucred cred;
-  socklen_t cl = sizeof cred;
-  if (uv_fileno((uv_handle_t *)&c->pipe, &fd) != 0 ||
-      getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) != 0) {
-    refuse_conn(c, "could not identify the peer");
-    return;
-  }
-  c->uid = cred.uid;
   c->last_ms = bt_mono_ms();
-  if (cred.uid != 0 && cred.uid != geteuid()) {
-    char why[96];
-    snprintf(why, sizeof why, "user %u may not use this control socket", cred.uid);
-    bt_log_warn("refused control connection", "uid=%u pid=%d", cred.uid, cred.pid);
-    if (ctl->ops.rejected)
-      ctl->ops.rejected(ctl->arg, "control.refused", why);
-    refuse_conn(c, "this user may not use the control socket");
+
+  const char *why;
+  if (bt_ctl__endpoint_identify(ctl, c, &why) != 0) {
+    refuse_conn(c, why);
     return;
   }
   if (ctl->n_conns > ctl->opts.max_connections) {
-    bt_log_warn("refused control connection: too many connections", "uid=%u limit=%u",
-                cred.uid, ctl->opts.max_connections);
+    bt_log_warn("refused control connection: too many connections", "%s limit=%u",
+                c->who, ctl->opts.max_connections);
     refuse_conn(c, "too many control connections; try again later");
     return;
   }
   conn_update_reading(c);
-}
-
-/* Removes a socket file left by a broker that died, but never one a live broker
- * is serving. Blocking connect: this runs once, before the loop. */
-static int clear_stale_socket(const char *path) {
-  struct stat st;
-  if (lstat(path, &st) != 0)
-    return 0;
-  if (!S_ISSOCK(st.st_mode)) {
-    bt_log_error("control socket path exists and is not a socket", "path=%s", BT_Q(path));
-    return BT_EINVAL;
-  }
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0)
-    return -errno;
-  struct sockaddr_un sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sun_family = AF_UNIX;
-  snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
-  int rc = connect(fd, (struct sockaddr *)&sa, sizeof sa);
-  int e = errno;
-  close(fd);
-  if (rc == 0) {
-    bt_log_error("another broker is serving this control socket", "path=%s", BT_Q(path));
-    return BT_ECONFLICT;
-  }
-  if (e == ECONNREFUSED || e == ENOENT) {
-    bt_log_info("removing a stale control socket", "path=%s", BT_Q(path));
-    unlink(path);
-    return 0;
-  }
-  bt_log_error("could not check the control socket", "path=%s error=%s", BT_Q(path),
-               strerror(e));
-  return -e;
 }
 
 static void listener_closed(uv_handle_t *h) {
@@ -461,7 +418,8 @@ static void listener_closed(uv_handle_t *h) {
 
 /* A connection stalled in the middle of a frame for 10 s, or idle with nothing
  * pending for 10 minutes, is closed: otherwise a few silent clients could hold
- * every connection slot. */
+ * every connection slot. A TCP client that has not yet sent one request with
+ * the right token gets the short limit too: anyone can connect to that port. */
 #define STALLED_MS 10000
 #define IDLE_MS (10 * 60 * 1000)
 
@@ -474,8 +432,9 @@ static void on_sweep(uv_timer_t *t) {
     bool mid_frame = c->reader.hdr_have > 0;
     if (c->head == NULL && c->writes == 0 &&
         ((mid_frame && now - c->last_ms > STALLED_MS) ||
-         (c->refused && now - c->last_ms > STALLED_MS) || now - c->last_ms > IDLE_MS)) {
-      bt_log_info("closing a stalled control connection", "uid=%u idle_ms=%llu", c->uid,
+         ((c->refused || (ctl->tcp && !c->authed)) && now - c->last_ms > STALLED_MS) ||
+         now - c->last_ms > IDLE_MS)) {
+      bt_log_info("closing a stalled control connection", "%s idle_ms=%llu", c->who,
                   (unsigned long long)(now - c->last_ms));
       conn_close(c);
     }
@@ -486,14 +445,6 @@ static void on_sweep(uv_timer_t *t) {
 int bt_ctl_new(uv_loop_t *loop, const char *path, const bt_ctl_opts_t *opts,
                bt_core_t *core, bt_store_t *store, const bt_ctl_ops_t *ops, void *arg,
                bt_ctl_t **out) {
-  if (strlen(path) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
-    bt_log_error("control socket path too long", "path=%s max=%zu", BT_Q(path),
-                 sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
-    return BT_EINVAL;
-  }
-  int rv = clear_stale_socket(path);
-  if (rv != 0)
-    return rv;
   bt_ctl_t *ctl = calloc(1, sizeof *ctl);
   if (ctl == NULL)
     abort();
@@ -506,31 +457,28 @@ int bt_ctl_new(uv_loop_t *loop, const char *path, const bt_ctl_opts_t *opts,
   ctl->store = store;
   ctl->ops = *ops;
   ctl->arg = arg;
-  ctl->path = strdup(path);
   bt_idmap_init(&ctl->reqs);
-  uv_pipe_init(loop, &ctl->listener, 0);
-  ctl->listener.data = ctl;
   uv_timer_init(loop, &ctl->sweep);
   ctl->sweep.data = ctl;
   ctl->open_handles = 2;
-  mode_t old = umask(0177); /* the socket is born 0600 */
-  rv = uv_pipe_bind(&ctl->listener, path);
-  umask(old);
-  if (rv == 0)
-    rv = uv_listen((uv_stream_t *)&ctl->listener, 128, on_connection);
+  int rv = bt_ctl__endpoint_listen(ctl, path, on_connection);
+  /* The configured token is not needed past the check above (only its hash is
+   * kept); forget the borrowed pointer so nothing here can print it. */
+  ctl->opts.admin_token = NULL;
   if (rv != 0) {
-    bt_log_error("could not listen on the control socket", "path=%s error=%s",
-                 BT_Q(path), uv_strerror(rv));
     /* Freed by the close callback when the caller runs the loop to tear down. */
     ctl->closing = true;
-    uv_close((uv_handle_t *)&ctl->listener, listener_closed);
+    uv_close(&ctl->listener.handle, listener_closed);
     uv_close((uv_handle_t *)&ctl->sweep, listener_closed);
     *out = NULL;
     return rv;
   }
   ctl->listening = true;
   uv_timer_start(&ctl->sweep, on_sweep, 1000, 1000);
-  bt_log_info("control socket ready", "path=%s", BT_Q(path));
+  if (ctl->tcp)
+    bt_log_info("control endpoint ready", "control=%s auth=admin_token", BT_Q(ctl->path));
+  else
+    bt_log_info("control socket ready", "path=%s", BT_Q(ctl->path));
   *out = ctl;
   return 0;
 }
@@ -538,10 +486,10 @@ int bt_ctl_new(uv_loop_t *loop, const char *path, const bt_ctl_opts_t *opts,
 void bt_ctl_stop_accepting(bt_ctl_t *ctl) {
   if (ctl->listening) {
     ctl->listening = false;
-    uv_close((uv_handle_t *)&ctl->listener, listener_closed);
+    uv_close(&ctl->listener.handle, listener_closed);
     uv_timer_stop(&ctl->sweep);
     uv_close((uv_handle_t *)&ctl->sweep, listener_closed);
-    unlink(ctl->path);
+    bt_ctl__endpoint_unlink(ctl);
   }
   for (bt_ctl_conn_t *c = ctl->conns; c; c = c->next_conn) {
     c->draining = true;

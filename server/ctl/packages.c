@@ -144,12 +144,9 @@ void bt_ctl__package_op(bt_ctl_t *ctl, bt_ctl_req_t *req, const Baton__PackageOp
   uint64_t to_vendor = 0;
   const char *to_name = NULL;
   if (m->to != NULL) {
-    const bt_core_vendor_t *v = bt_core_vendor_by_ref(ctl->core, m->to);
-    if (v == NULL) {
-      snprintf(why, sizeof why, "no vendor %s", m->to);
-      bt_ctl__fail(ctl, req, BT_ENOTFOUND, why);
+    const bt_core_vendor_t *v = bt_ctl__vendor_or_fail(ctl, req, m->to);
+    if (v == NULL)
       return;
-    }
     to_vendor = v->id;
     to_name = v->name;
   }
@@ -395,13 +392,9 @@ void bt_ctl__package_list(bt_ctl_t *ctl, bt_ctl_req_t *req, const Baton__Package
     f.state = bt_pkg_state_name(s);
   }
   if (m->vendor != NULL) {
-    const bt_core_vendor_t *v = bt_core_vendor_by_ref(ctl->core, m->vendor);
-    if (v == NULL) {
-      char msg[200];
-      snprintf(msg, sizeof msg, "no vendor %s", m->vendor);
-      bt_ctl__fail(ctl, req, BT_ENOTFOUND, msg);
+    const bt_core_vendor_t *v = bt_ctl__vendor_or_fail(ctl, req, m->vendor);
+    if (v == NULL)
       return;
-    }
     f.vendor_id = v->id;
   }
   f.capability = m->capability;

@@ -52,10 +52,45 @@ static ctx_t *ctx_new(bt_shell_t *sh, const bt_action_t *a) {
   return c;
 }
 
+/* One info line per package state change (issue 5), all in one shape —
+ * msg="package state" package=… state=… — so an operator can follow a package
+ * with one grep. The lookups are skipped when info is off (the benchmarks run
+ * at warn: at tens of thousands of packages a second these lines cost). */
+static void log_package(bt_shell_t *sh, uint64_t package_id, bt_pkg_state_t state,
+                        uint32_t attempt, uint64_t agent_id, const char *more) {
+  if (bt_log_get_level() > BT_LOG_INFO)
+    return;
+  bt_pkg_view_t v;
+  const char *cap = "?", *vendor = "";
+  if (bt_core_package_view(sh->core, package_id, &v) == 0) {
+    cap = v.capability;
+    const bt_core_vendor_t *ven = v.vendor_id ? bt_core_vendor(sh->core, v.vendor_id) : NULL;
+    if (ven != NULL && state != BT_PKG_QUEUED)
+      vendor = ven->name;
+  }
+  char who[200] = "";
+  if (attempt > 0)
+    snprintf(who, sizeof who, " attempt=%u vendor=%s agent=%" PRIu64, attempt, BT_Q(vendor),
+             agent_id);
+  bt_log_info("package state", "package=%" PRIu64 " state=%s capability=%s%s%s",
+              package_id, bt_pkg_state_name(state), BT_Q(cap), who, more ? more : "");
+}
+
+static void log_finish(bt_shell_t *sh, const bt_action_t *a) {
+  if (bt_log_get_level() > BT_LOG_INFO)
+    return;
+  char more[400];
+  snprintf(more, sizeof more, " outcome=%s%s%s", bt_outcome_name(a->outcome),
+           a->text ? " error=" : "", a->text ? BT_Q(a->text) : "");
+  log_package(sh, a->package_id, a->state, a->attempt, a->agent_id, more);
+}
+
 static void on_assign_committed(void *arg, int status) {
   ctx_t *c = arg;
   bt_shell_t *sh = c->sh;
   bt_now_t t = bt_shell__now();
+  if (status == 0)
+    log_package(sh, c->package_id, BT_PKG_ASSIGNED, c->attempt, c->agent_id, NULL);
   if (status == 0 && sh->xp != NULL) {
     bt_xp_dispatch(sh->xp, c->agent_id, c->package_id, c->attempt);
     bt_met_hist_observe(&sh->stats.assign_latency,
@@ -144,16 +179,6 @@ static void audit(bt_shell_t *sh, const bt_action_t *a) {
   bt_store_audit(sh->store, a->at, actor, a->text, subject, detail);
 }
 
-static void log_finish(bt_shell_t *sh, const bt_action_t *a) {
-  const bt_core_vendor_t *v = bt_core_vendor(sh->core, a->vendor_id);
-  bt_log_level_t level = a->outcome == BT_OUTCOME_COMPLETED ? BT_LOG_DEBUG : BT_LOG_INFO;
-  bt_log(level, "attempt ended",
-         "package=%" PRIu64 " attempt=%u vendor=%s outcome=%s next=%s%s%s", a->package_id,
-         a->attempt, v ? v->name : "?", bt_outcome_name(a->outcome),
-         bt_pkg_state_name(a->state), a->text ? " error=" : "",
-         a->text ? BT_Q(a->text) : "");
-}
-
 /* The core audits a report for an attempt that is no longer current (a result,
  * progress or held package from an agent that was passed over) as "<what>.stale". */
 static bool is_stale_report(const char *action) {
@@ -187,8 +212,10 @@ void bt_shell__apply(bt_shell_t *sh) {
     }
     case BT_ACT_PACKAGE_UPDATE: {
       bt_pkg_view_t v;
-      if (bt_core_package_view(sh->core, a->package_id, &v) == 0)
+      if (bt_core_package_view(sh->core, a->package_id, &v) == 0) {
+        log_package(sh, a->package_id, v.state, 0, 0, a->by_admin ? " by=admin" : NULL);
         bt_store_package_update(sh->store, &v, a->at);
+      }
       break;
     }
     case BT_ACT_PERSIST_AGENT: {
@@ -208,6 +235,7 @@ void bt_shell__apply(bt_shell_t *sh) {
       break;
     }
     case BT_ACT_START:
+      log_package(sh, a->package_id, BT_PKG_RUNNING, a->attempt, a->agent_id, NULL);
       bt_store_start(sh->store, a);
       break;
     case BT_ACT_PROGRESS:
@@ -245,12 +273,18 @@ void bt_shell__apply(bt_shell_t *sh) {
       bt_xp_cancel(sh->xp, a->agent_id, a->package_id, a->attempt);
       break;
     case BT_ACT_END_SESSION:
-      bt_xp_end_session(sh->xp, a->agent_id);
+      /* A commit callback during shutdown may end sessions (a rotated
+       * secret) after the endpoint closed: they are gone already. */
+      if (sh->xp != NULL)
+        bt_xp_end_session(sh->xp, a->agent_id);
       break;
     case BT_ACT_AUDIT:
       if (is_stale_report(a->text))
         sh->stats.stale++;
       audit(sh, a);
+      break;
+    case BT_ACT_VENDOR_KEY:
+      bt_shell__vendor_key(sh, a);
       break;
     }
   }
@@ -395,8 +429,10 @@ static void on_inserted(void *arg, int status, const bt_store_inserted_t *rows, 
     if (r->duplicate || k >= n)
       continue;
     const bt_store_inserted_t *row = &rows[k++];
-    if (status == 0 && row->existing_id == 0)
+    if (status == 0 && row->existing_id == 0) {
       sh->stats.submits++;
+      log_package(sh, row->id, BT_PKG_QUEUED, 0, 0, NULL);
+    }
     bt_core_package_persisted(sh->core, row->id, status == 0, row->existing_id, &t,
                               &sh->acts);
     bt_shell__apply(sh);
@@ -614,6 +650,7 @@ static void part_closed(void *arg) {
   void *cb_arg = sh->stopped_arg;
   bt_actions_close(&sh->acts);
   bt_core_free(sh->core);
+  bt_cfg_free(&sh->cfg);
   free(sh);
   if (cb)
     cb(cb_arg);
@@ -685,29 +722,11 @@ int bt_shell_new(uv_loop_t *loop, const bt_config_t *cfg, const char *dsn,
   bt_met_hist_init(&sh->stats.assign_latency);
   bt_met_hist_init(&sh->stats.store_commit);
 
+  /* The live copy `config get|set` and SIGHUP work on (shell_config.c). */
+  bt_cfg_copy(&sh->cfg, cfg);
   bt_core_config_t cc;
-  bt_core_config_default(&cc);
-  cc.lease_ms = cfg->lease_ms;
-  cc.restart_grace_ms = cfg->restart_grace_ms;
-  cc.retry_base_ms = cfg->retry_base_ms;
-  cc.retry_max_ms = cfg->retry_max_ms;
-  cc.default_max_attempts = cfg->max_attempts;
+  bt_shell__core_config(cfg, &cc);
   cc.seed = (uint64_t)bt_wall_ms() ^ ((uint64_t)bt_mono_ms() << 20);
-  cc.w_cost = cfg->score_cost;
-  cc.w_sla = cfg->score_sla;
-  cc.w_util = cfg->score_utilisation;
-  cc.w_prefer = cfg->score_prefer;
-  cc.w_hours = cfg->score_hours;
-  cc.cost_ref = cfg->cost_reference;
-  cc.share_cap = cfg->share_cap;
-  cc.aging_bound_ms = cfg->aging_bound_ms;
-  cc.breaker_window_ms = cfg->breaker_window_ms;
-  cc.breaker_min_attempts = cfg->breaker_min_attempts;
-  cc.breaker_threshold = cfg->breaker_threshold;
-  cc.degrade_threshold = cfg->degrade_threshold;
-  cc.breaker_cooldown_ms = cfg->breaker_cooldown_ms;
-  cc.probe_packages = cfg->probe_packages;
-  cc.degraded_factor = cfg->degraded_factor;
   sh->core = bt_core_new(&cc);
 
   bt_now_t t = bt_shell__now();
@@ -716,6 +735,7 @@ int bt_shell_new(uv_loop_t *loop, const bt_config_t *cfg, const char *dsn,
     bt_log_error("could not load state from the database", "error=%s", bt_strerror(rv));
     bt_actions_close(&sh->acts);
     bt_core_free(sh->core);
+    bt_cfg_free(&sh->cfg);
     free(sh);
     return rv;
   }
@@ -762,7 +782,10 @@ int bt_shell_new(uv_loop_t *loop, const bt_config_t *cfg, const char *dsn,
                                      .submit = c_submit,
                                      .vendor_op = bt_shell__vendor_op,
                                      .package_op = bt_shell__package_op,
-                                     .rejected = c_rejected};
+                                     .vendor_rotate_secret = bt_shell__vendor_rotate_secret,
+                                     .rejected = c_rejected,
+                                     .config = bt_shell__config,
+                                     .config_set = bt_shell__config_set};
     rv = bt_ctl_new(loop, control_path, &co, sh->core, sh->store, &ops, sh, &sh->ctl);
   }
   if (rv == 0 && cfg->metrics != NULL && cfg->metrics[0] != '\0')

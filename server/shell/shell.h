@@ -22,6 +22,13 @@ typedef struct bt_shell bt_shell_t;
 int bt_shell_new(uv_loop_t *loop, const bt_config_t *cfg, const char *dsn,
                  const char *control_path, bt_shell_t **out);
 
+/* SIGHUP: loaded is the configuration read again (defaults, file,
+ * environment, flags; borrowed). Every runtime key that differs from the live
+ * value is applied (logged, audited `config.reload`); a restart-only key that
+ * differs is named in a warning and keeps its running value. Returns 0, or a
+ * negative code (logged) with nothing changed. */
+int bt_shell_reload(bt_shell_t *sh, const bt_config_t *loaded);
+
 /* Graceful stop: no new requests, agents told the broker is going, pending
  * commits flushed, then everything closed. on_stopped fires once the shell is
  * freed. */

@@ -1,10 +1,11 @@
 /*
  * The admin's vendor and package operations (batonctl vendor drain|suspend|
- * resume|fail, package cancel|retry|reassign): the core decides, the shell
- * writes, and the answer goes out only once every write the operation caused
- * is committed — a store barrier queued after them fires then. A package that
- * is no longer in memory (dead or cancelled) is read back from the store first
- * for `retry`.
+ * resume|fail|rotate-secret, package cancel|retry|reassign): the core decides,
+ * the shell writes, and the answer goes out only once every write the
+ * operation caused is committed — a store barrier queued after them fires
+ * then. A package that is no longer in memory (dead or cancelled) is read back
+ * from the store first for `retry`. A secret rotation writes the new key
+ * first and lets the core act on it only once that is committed.
  */
 #include "shell_int.h"
 
@@ -14,6 +15,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 typedef struct {
   bt_shell_t *sh;
@@ -63,6 +65,94 @@ int bt_shell__vendor_op(void *arg, uint64_t vendor_id, bt_vendor_op_t op, uint64
   bt_shell__apply(sh);
   bt_store_barrier(sh->store, on_vendor_done, c);
   return 0;
+}
+
+/* --- secret rotation --------------------------------------------------------------- */
+
+/* One rotation from the key write to the answer. The key is public (the
+ * secret itself stays in ctl until the answer), so it is kept without care. */
+typedef struct {
+  bt_shell_t *sh;
+  uint64_t token;
+  uint64_t vendor_id;
+  uint8_t key[32];
+} key_ctx_t;
+
+static bt_vendor_state_t vendor_state(bt_shell_t *sh, uint64_t vendor_id) {
+  const bt_core_vendor_t *v = bt_core_vendor(sh->core, vendor_id);
+  return v ? v->state : BT_VENDOR_ACTIVE;
+}
+
+static const char *vendor_name(bt_shell_t *sh, uint64_t vendor_id) {
+  const bt_core_vendor_t *v = bt_core_vendor(sh->core, vendor_id);
+  return v ? v->name : "?";
+}
+
+/* The audit rows and session ends are through: answer with the new secret. */
+static void on_rotated(void *arg, int status) {
+  key_ctx_t *c = arg;
+  bt_shell_t *sh = c->sh;
+  /* The key is committed and in force whatever became of the audit row: an
+   * error here would withhold the only copy of the secret and lock the
+   * vendor's agents out, so the admin gets it and the log says what is
+   * missing. */
+  if (status != 0)
+    bt_log_warn("the audit row of a secret rotation may be missing", "vendor=%s error=%s",
+                BT_Q(vendor_name(sh, c->vendor_id)), bt_strerror(status));
+  bt_ctl_vendor_rotated(sh->ctl, c->token, 0, c->vendor_id, vendor_state(sh, c->vendor_id),
+                        NULL);
+  free(c);
+}
+
+/* The new key is committed (or not). Only now does the core switch keys and
+ * end the vendor's sessions, so a failed write changes nothing and the old
+ * secret keeps working. */
+static void on_key_committed(void *arg, int status) {
+  key_ctx_t *c = arg;
+  bt_shell_t *sh = c->sh;
+  if (status != 0) {
+    bt_log_error("could not record a vendor's new key; the old secret stays valid",
+                 "vendor=%s error=%s", BT_Q(vendor_name(sh, c->vendor_id)),
+                 bt_strerror(status));
+    bt_ctl_vendor_rotated(sh->ctl, c->token, status, c->vendor_id,
+                          vendor_state(sh, c->vendor_id), NULL);
+    free(c);
+    return;
+  }
+  bt_now_t t = bt_shell__now();
+  uint32_t ended = 0;
+  int rc = bt_core_vendor_key_persisted(sh->core, c->vendor_id, c->key, &t, &ended,
+                                        &sh->acts);
+  if (rc == 0)
+    bt_log_info("vendor secret rotated; its agents must authenticate again",
+                "vendor=%s vendor_id=%" PRIu64 " sessions_ended=%u",
+                BT_Q(vendor_name(sh, c->vendor_id)), c->vendor_id, ended);
+  bt_shell__apply(sh);
+  bt_store_barrier(sh->store, on_rotated, c);
+}
+
+int bt_shell__vendor_rotate_secret(void *arg, uint64_t vendor_id, const uint8_t key[32],
+                                   uint64_t token) {
+  bt_shell_t *sh = arg;
+  if (bt_store_is_down(sh->store))
+    return BT_EDBDOWN;
+  bt_now_t t = bt_shell__now();
+  int rc = bt_core_vendor_rotate_key(sh->core, vendor_id, key, token, &t, &sh->acts);
+  bt_shell__apply(sh); /* VENDOR_KEY: bt_shell__vendor_key below */
+  return rc;
+}
+
+void bt_shell__vendor_key(bt_shell_t *sh, const bt_action_t *a) {
+  key_ctx_t *c = malloc(sizeof *c);
+  if (c == NULL)
+    abort();
+  c->sh = sh;
+  c->token = a->token;
+  c->vendor_id = a->vendor_id;
+  if (a->data == NULL || a->len != sizeof c->key)
+    abort(); /* the core always sends a whole key */
+  memcpy(c->key, a->data, sizeof c->key);
+  bt_store_vendor_key(sh->store, a->vendor_id, c->key, a->at, on_key_committed, c);
 }
 
 /* --- packages -------------------------------------------------------------------- */

@@ -27,6 +27,7 @@
 
 struct bt_shell {
   uv_loop_t *loop;
+  bt_config_t cfg; /* the live configuration (shell_config.c owns it) */
   bt_core_t *core;
   bt_store_t *store;
   bt_xp_t *xp;
@@ -67,7 +68,21 @@ void bt_shell__apply(bt_shell_t *sh);
 
 /* shell_admin.c: the control ops for vendor and package operations. */
 int bt_shell__vendor_op(void *arg, uint64_t vendor_id, bt_vendor_op_t op, uint64_t token);
+/* `vendor rotate-secret`: the control op (key borrowed), and the VENDOR_KEY
+ * action it leads to (apply calls it: writes the key, then lets the core end
+ * the vendor's sessions and answers the admin). */
+int bt_shell__vendor_rotate_secret(void *arg, uint64_t vendor_id, const uint8_t key[32],
+                                   uint64_t token);
+void bt_shell__vendor_key(bt_shell_t *sh, const bt_action_t *a);
 int bt_shell__package_op(void *arg, uint64_t package_id, bt_pkg_op_t op,
                          uint64_t to_vendor_id, uint64_t token);
+
+/* shell_config.c: the live configuration. core_config fills cc from cfg (the
+ * seed is left at its default); config and config_set are the control ops of
+ * `config get|set`. */
+void bt_shell__core_config(const bt_config_t *cfg, bt_core_config_t *cc);
+const bt_config_t *bt_shell__config(void *arg);
+int bt_shell__config_set(void *arg, const char *key, const char *value, uint64_t token,
+                         char *err, size_t err_len);
 
 #endif

@@ -231,6 +231,7 @@ static void seg_append(bt_store_seg_t *seg, bt_store_op_t *op) {
 static void fly_push(bt_store_t *st, bt_store_seg_t *seg) {
   seg->cur = seg->head;
   seg->sent_ms = bt_mono_ms();
+  seg->sent_ns = uv_hrtime();
   if (st->fly_tail)
     st->fly_tail->next = seg;
   else
@@ -460,9 +461,9 @@ static void segment_done(bt_store_t *st, bt_store_seg_t *seg) {
 
   /* Timed whether it committed or rolled back: either way the server answered. */
   if (st->opts.on_commit != NULL) {
-    uint64_t now_ms = bt_mono_ms();
-    uint64_t took_ms = now_ms > seg->sent_ms ? now_ms - seg->sent_ms : 0;
-    st->opts.on_commit(st->opts.commit_arg, (double)took_ms / 1000.0);
+    uint64_t now_ns = uv_hrtime();
+    uint64_t took_ns = now_ns > seg->sent_ns ? now_ns - seg->sent_ns : 0;
+    st->opts.on_commit(st->opts.commit_arg, (double)took_ns / 1e9);
   }
 
   if (!seg->error) {

@@ -109,6 +109,10 @@ void bt_store_finish(bt_store_t *st, const bt_action_t *a, bt_store_cb cb, void 
 void bt_store_handoff(bt_store_t *st, const bt_action_t *a);
 /* VENDOR_STATE: the vendor's state and state_reason as they are now. */
 void bt_store_vendor_state(bt_store_t *st, const bt_core_vendor_t *v, int64_t at);
+/* VENDOR_KEY: the vendor's new public key (key copied). Fails fast with
+ * BT_EDBDOWN while the store is down; cb: committed or not. */
+void bt_store_vendor_key(bt_store_t *st, uint64_t vendor_id, const uint8_t key[32],
+                         int64_t at, bt_store_cb cb, void *arg);
 /* PACKAGE_UPDATE: an open package's admin-changeable columns as in v. */
 void bt_store_package_update(bt_store_t *st, const bt_pkg_view_t *v, int64_t at);
 /* Reads one package's whole row (any state) for bt_core_package_revive. The

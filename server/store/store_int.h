@@ -43,6 +43,7 @@ typedef struct bt_store_seg {
   bool have_res;      /* a result arrived for cur/cur_q; next NULL ends it */
   bool error;
   uint64_t sent_ms;
+  uint64_t sent_ns; /* uv_hrtime(): the commit-latency histogram wants sub-ms */
 } bt_store_seg_t;
 
 /* Connection states (one at a time; see engine.c). */

@@ -283,6 +283,19 @@ void bt_store_vendor_state(bt_store_t *st, const bt_core_vendor_t *v, int64_t at
   bt_store__enqueue(st, op);
 }
 
+void bt_store_vendor_key(bt_store_t *st, uint64_t vendor_id, const uint8_t key[32],
+                         int64_t at, bt_store_cb cb, void *arg) {
+  bt_store_op_t *op = plain_op(cb, arg);
+  /* The admin waits for this answer: with the store down it is refused at
+   * once (and the old secret stays valid) rather than held until it is back. */
+  op->fail_fast = true;
+  bt_pgparams_t *p = bt_store__op_stmt(op, BT_SQL_VENDOR_KEY);
+  bt_pgp_i64(p, (int64_t)vendor_id);
+  bt_pgp_bytes(p, key, 32);
+  bt_pgp_ts(p, at);
+  bt_store__enqueue(st, op);
+}
+
 void bt_store_package_update(bt_store_t *st, const bt_pkg_view_t *v, int64_t at) {
   bt_store_op_t *op = plain_op(NULL, NULL);
   bt_pgparams_t *p = bt_store__op_stmt(op, BT_SQL_PACKAGE_UPDATE);

@@ -264,17 +264,40 @@ def ctl_exchange(sock_path: str, data: bytes, timeout: float = 5.0,
     received, closed by the broker)."""
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.settimeout(timeout)
-    got = bytearray()
-    closed = False
     try:
         s.connect(sock_path)
+    except OSError:
+        s.close()
+        raise
+    got, closed, _ = _exchange(s, data, timeout, shut_write)
+    return got, closed
+
+
+def tcp_exchange(port: int, data: bytes, timeout: float = 5.0,
+                 shut_write: bool = False) -> tuple[bytes, bool, float]:
+    """ctl_exchange on a TCP control endpoint at 127.0.0.1:port. Returns
+    (bytes received, closed by the broker, seconds until it closed or the
+    timeout passed)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    return _exchange(s, data, timeout, shut_write)
+
+
+def _exchange(s: socket.socket, data: bytes, timeout: float,
+              shut_write: bool) -> tuple[bytes, bool, float]:
+    """Writes data on the connected socket s and reads until the peer closes
+    or timeout passes; closes s."""
+    got = bytearray()
+    closed = False
+    t0 = time.monotonic()
+    try:
         try:
-            s.sendall(data)
+            if data:
+                s.sendall(data)
             if shut_write:
                 s.shutdown(socket.SHUT_WR)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the broker may close before reading everything
-        deadline = time.monotonic() + timeout
+        deadline = t0 + timeout
         while time.monotonic() < deadline:
             s.settimeout(max(0.01, deadline - time.monotonic()))
             try:
@@ -290,7 +313,7 @@ def ctl_exchange(sock_path: str, data: bytes, timeout: float = 5.0,
             got += chunk
     finally:
         s.close()
-    return bytes(got), closed
+    return bytes(got), closed, time.monotonic() - t0
 
 
 # ---- nanomsg through bt_nnsend ----------------------------------------------------------

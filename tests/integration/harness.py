@@ -779,21 +779,26 @@ class Broker(Proc):
         batond serve --db DSN --data-dir DIR --agents tcp://127.0.0.1:PORT
                --control DIR/baton.sock --metrics 127.0.0.1:PORT --log-level debug
     (db=None: no --db, the embedded default). start() creates DIR unless
-    make_data_dir=False and returns once `batonctl stats` answers."""
+    make_data_dir=False and returns once `batonctl stats` answers.
+    control="tcp://HOST:PORT" replaces the socket path (for both batond and
+    batonctl); admin_token then goes to batonctl as BATON_ADMIN_TOKEN (pass
+    it to batond yourself, e.g. extra_env, to test a broker without one)."""
 
     def __init__(self, base_dir: str, db: str | None, name: str = "broker",
                  agents_port: int | None = None, metrics_port: int | None = None,
                  data_dir: str | None = None, log_level: str = "debug",
                  extra_args=(), extra_env: dict | None = None,
                  batond: str | None = None, batonctl: str | None = None,
-                 make_data_dir: bool = True):
+                 make_data_dir: bool = True, control: str | None = None,
+                 admin_token: str | None = None):
         self.data_dir = data_dir or os.path.join(base_dir, name)
         # False: leave creating the data dir (and its mode) to batond.
         self.make_data_dir = make_data_dir
         self.agents_port = agents_port or free_port()
         self.metrics_port = metrics_port or free_port()
-        self.control = os.path.join(self.data_dir, "baton.sock")
-        if len(self.control) > SUN_PATH_MAX:
+        self.control = control or os.path.join(self.data_dir, "baton.sock")
+        self.admin_token = admin_token
+        if control is None and len(self.control) > SUN_PATH_MAX:
             raise HarnessError(f"control socket path too long ({len(self.control)} "
                                f"bytes): {self.control}")
         self.db = db
@@ -846,9 +851,13 @@ class Broker(Proc):
         if json:
             argv.append("--json")
         argv += [str(a) for a in args]
+        # Through the environment, so the token stays out of the ctl log.
+        ctl_env = None
+        if self.admin_token is not None:
+            ctl_env = dict(os.environ, BATON_ADMIN_TOKEN=self.admin_token)
         try:
             r = subprocess.run(argv, capture_output=True, text=True,
-                               timeout=timeout, input=input,
+                               timeout=timeout, input=input, env=ctl_env,
                                stdin=None if input is not None else subprocess.DEVNULL)
             rc, out, err = r.returncode, r.stdout, r.stderr
         except subprocess.TimeoutExpired as e:

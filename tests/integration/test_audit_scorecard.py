@@ -3,9 +3,13 @@ PostgreSQL: both are read from history in the store.
 
   * two vendors run a few packages each (one vendor's handler fails: exit 1),
     the admin drains and resumes a vendor and cancels a package; `audit --json`
-    then holds vendor.add, vendor.admin (twice) and package.cancel rows with
-    the right actor and subject, oldest first, and --package, --vendor and
-    --since narrow it as documented;
+    then holds vendor.add, vendor.admin (twice), package.cancel, a
+    package.submit per package and an attempt.<outcome> row per ended attempt
+    with the right actor, subject and detail, oldest first, and --package,
+    --vendor and --since narrow it as documented;
+  * the broker's log (logfmt, every line parsed) has one info line per
+    package state change (queued, assigned, running, completed / dead /
+    cancelled) and per vendor state change;
   * `scorecard --json` matches what happened: completed, failed, handed off,
     on-time rate, turnaround percentiles (cross-checked with SQL on the rows)
     and cost;
@@ -14,6 +18,8 @@ PostgreSQL: both are read from history in the store.
   * with PostgreSQL down both exit 1 with "store unavailable", and answer
     again once it is back.
 """
+
+import re
 
 from harness import PsqlError, main, test, wait_for
 from fixtures_it1 import wait_ids
@@ -76,6 +82,21 @@ def test_audit_and_scorecard_follow_history(env):
     admin = [r for r in rows if r["action"] == "vendor.admin"]
     assert "state=draining" in admin[0]["detail"], admin
     assert "state=active" in admin[1]["detail"], admin
+    # Every submit and the end of every attempt: submitted, then completed on
+    # good, or failed on bad with nothing left (max_attempts 1: next=dead).
+    submits = [r["subject"] for r in rows if r["action"] == "package.submit"]
+    assert submits == [f"package:{p}" for p in done + failing + [later]], submits
+    assert all(r["actor"] == "submitter" for r in rows if r["action"] == "package.submit")
+    for pid in done + failing:
+        mine = [(r["actor"], r["action"], r["detail"]) for r in rows
+                if r["subject"] == f"package:{pid}" and r["action"] != "package.submit"]
+        if pid in done:
+            want = ("agent", "attempt.completed",
+                    "attempt=1 vendor=good agent=good-1 next=completed exit=0")
+        else:
+            want = ("agent", "attempt.failed",
+                    "attempt=1 vendor=bad agent=bad-1 next=dead exit=1")
+        assert mine == [want], (pid, mine)
     n_db = int(env.pg.scalar("SELECT count(*) FROM audit_events"))
     assert len(rows) == n_db, (len(rows), n_db)
 
@@ -83,6 +104,8 @@ def test_audit_and_scorecard_follow_history(env):
     prow = audit(broker, "--package", later)
     assert prow and all(r["subject"] == f"package:{later}" for r in prow), prow
     assert [r["action"] for r in prow if r["actor"] == "admin"] == ["package.cancel"], prow
+    assert [r["action"] for r in audit(broker, "--package", done[0])] == [
+        "package.submit", "attempt.completed"]
     assert audit(broker, "--package", done[0]) == [
         r for r in rows if r["subject"] == f"package:{done[0]}"]
 
@@ -93,7 +116,7 @@ def test_audit_and_scorecard_follow_history(env):
         for r in vrows:
             mine = (r["subject"] == f"vendor:{name}"
                     or r["subject"].startswith(f"agent:{name}/")
-                    or (r["subject"].startswith("agent:")
+                    or (r["subject"].startswith(("agent:", "package:"))
                         and f"vendor={name}" in r["detail"].split()))
             assert mine, (name, r)
             assert r["subject"] != f"vendor:{other}", (name, r)
@@ -102,6 +125,8 @@ def test_audit_and_scorecard_follow_history(env):
     vid = w.vendors["bad"]["id"]
     assert audit(broker, "--vendor", vid) == audit(broker, "--vendor", "bad")
     assert sum(r["action"] == "vendor.admin" for r in audit(broker, "--vendor", "bad")) == 2
+    assert sum(r["action"] == "attempt.failed" for r in audit(broker, "--vendor", "bad")) == 2
+    assert "attempt.failed" not in [r["action"] for r in audit(broker, "--vendor", "good")]
     bye = [r for r in audit(broker, "--vendor", "good") if r["action"] == "agent.bye"]
     assert len(bye) == 1 and bye[0]["subject"] == "agent:good-1", bye
     assert "agent.bye" not in [r["action"] for r in audit(broker, "--vendor", "bad")]
@@ -112,12 +137,27 @@ def test_audit_and_scorecard_follow_history(env):
     assert len(audit(broker, "--limit", "2")) == 2
     assert audit(broker, "--limit", "2") == rows[-2:]
 
+    # ---- logs: one info line per package and vendor state change, logfmt
+    log = broker.log_text()
+    for pid, states in [(done[0], ["queued", "assigned", "running", "completed"]),
+                        (failing[0], ["queued", "assigned", "running", "dead"]),
+                        (later, ["queued", "cancelled"])]:
+        seen = re.findall(rf'level=info msg="package state" package={pid} state=(\w+)', log)
+        assert seen == states, (pid, seen)
+    assert re.search(r'level=\w+ msg="vendor state" vendor=bad state=draining', log), log[-2000:]
+    assert re.search(r'level=info msg="vendor state" vendor=bad state=active', log), log[-2000:]
+    for line in log.splitlines():
+        if line.startswith("=== harness:"):
+            continue  # the harness's own marker between starts
+        assert re.match(r'ts=\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z level=(debug|info|warn|error)'
+                        r' msg=("[^"]*"|\S+)( [a-z_]+=("([^"\\]|\\.)*"|\S*))*$', line), line
+
     # human output: an aligned table with a header
     _, text, _ = broker.ctl("audit", "--vendor", "bad", json=False)
     lines = text.splitlines()
     assert lines[0].split() == ["AT", "ACTOR", "ACTION", "SUBJECT", "DETAIL"], text
     col = lines[0].index("ACTION")
-    assert all(ln[col:].startswith(("vendor.", "agent.", "package."))
+    assert all(ln[col:].startswith(("vendor.", "agent.", "package.", "attempt."))
                for ln in lines[1:] if ln.strip()), text
 
     # ---- scorecard

@@ -523,8 +523,9 @@ static void test_cfg_dump(void **state) {
   bt_cfg_dump(&c, buf, sizeof buf);
   assert_non_null(strstr(buf, "db = \n"));
   assert_non_null(strstr(buf, "data_dir = ./var\n"));
-  assert_non_null(strstr(buf, "heartbeat = 1000ms\n"));
-  assert_non_null(strstr(buf, "max_payload_bytes = 524288\n"));
+  /* values as bt_cfg_get writes them: the largest exact unit */
+  assert_non_null(strstr(buf, "heartbeat = 1s\n"));
+  assert_non_null(strstr(buf, "max_payload_bytes = 512k\n"));
   /* one line per key */
   size_t lines = 0;
   for (const char *p = buf; *p; p++)
@@ -537,8 +538,168 @@ static void test_cfg_dump(void **state) {
   bt_cfg_free(&c);
 }
 
+/* --- config get / runtime keys ------------------------------------------------ */
+
+/* The keys `config set` and SIGHUP may change: exactly these, so a key is
+ * made runtime only on purpose (and bt_core_reconfigure takes it). */
+static void test_cfg_runtime_keys(void **state) {
+  (void)state;
+  static const char *const runtime[] = {
+      "log_level",         "retry_base",        "retry_max",
+      "max_attempts",      "score_cost",        "score_sla",
+      "score_utilisation", "score_prefer",      "score_hours",
+      "cost_reference",    "share_cap",         "aging_bound",
+      "breaker_window",    "breaker_min_attempts", "breaker_threshold",
+      "degrade_threshold", "breaker_cooldown",  "probe_packages",
+      "degraded_factor",
+  };
+  size_t n = 0;
+  for (size_t i = 0; i < bt_cfg_nkeys; i++) {
+    const bt_cfg_key_t *k = &bt_cfg_keys[i];
+    bool listed = false;
+    for (size_t j = 0; j < NELEM(runtime); j++)
+      listed = listed || strcmp(runtime[j], k->name) == 0;
+    if (listed != ((k->flags & BT_CFG_RUNTIME) != 0))
+      fail_msg("key %s: runtime flag %s", k->name, listed ? "missing" : "unexpected");
+    n += listed;
+  }
+  assert_int_equal(n, NELEM(runtime));
+  /* the secret: flagged, and restart-only (the control socket borrows it) */
+  assert_true(bt_cfg_key("admin_token")->flags & BT_CFG_SECRET);
+  assert_false(bt_cfg_key("admin_token")->flags & BT_CFG_RUNTIME);
+  assert_null(bt_cfg_key("nope"));
+  assert_null(bt_cfg_key(NULL));
+}
+
+static void test_cfg_get_text_forms(void **state) {
+  (void)state;
+  static bt_config_t c;
+  init_tracked(&c);
+  static const struct {
+    const char *key, *set, *get;
+  } cases[] = {
+      {"lease", "3s", "3s"},           {"lease", "1500ms", "1500ms"},
+      {"aging_bound", "300s", "5m"},   {"retry_max", "2h", "2h"},
+      {"retry_max", "1d", "1d"},       {"aging_bound", "0", "0s"},
+      {"retry_base", "90s", "90s"},    {"max_payload_bytes", "524288", "512k"},
+      {"max_message_bytes", "1m", "1m"}, {"max_payload_bytes", "1000", "1000"},
+      {"max_attempts", "7", "7"},      {"share_cap", "0.70", "0.7"},
+      {"score_cost", "1.0", "1"},      {"cost_reference", "0.1", "0.1"},
+      {"log_level", "debug", "debug"}, {"db", "", ""},
+  };
+  char err[256], buf[256];
+  for (size_t i = 0; i < NELEM(cases); i++) {
+    assert_int_equal(bt_cfg_set(&c, cases[i].key, cases[i].set, err, sizeof err), 0);
+    assert_int_equal(bt_cfg_get(&c, cases[i].key, buf, sizeof buf), 0);
+    if (strcmp(buf, cases[i].get) != 0)
+      fail_msg("%s = %s reads back as \"%s\", not \"%s\"", cases[i].key, cases[i].set,
+               buf, cases[i].get);
+  }
+  assert_int_equal(bt_cfg_get(&c, "heartbeet", buf, sizeof buf), BT_ENOTFOUND);
+  /* defaults in the same form */
+  bt_cfg_default_text(bt_cfg_key("breaker_window"), buf, sizeof buf);
+  assert_string_equal(buf, "1m");
+  bt_cfg_default_text(bt_cfg_key("score_hours"), buf, sizeof buf);
+  assert_string_equal(buf, "0.5");
+  bt_cfg_default_text(bt_cfg_key("db"), buf, sizeof buf);
+  assert_string_equal(buf, "");
+  bt_cfg_free(&c);
+}
+
+/* get → set gives the same value back for every key, at its default and at
+ * awkward values (odd milliseconds, fractions that %g would round). */
+static void test_cfg_get_set_round_trips(void **state) {
+  (void)state;
+  static bt_config_t a, b;
+  init_tracked(&a);
+  init_tracked(&b);
+  char err[256], buf[1100];
+  static const struct {
+    const char *key, *value;
+  } odd[] = {
+      {"lease", "1234ms"},          {"breaker_threshold", "0.3333333333333333"},
+      {"score_cost", "2.718281828459045"}, {"max_payload_bytes", "12345"},
+      {"cost_reference", "1e-3"},   {"control", "/run/baton dir/ctl.sock"},
+  };
+  for (size_t i = 0; i < NELEM(odd); i++)
+    assert_int_equal(bt_cfg_set(&a, odd[i].key, odd[i].value, err, sizeof err), 0);
+  for (size_t i = 0; i < bt_cfg_nkeys; i++) {
+    const bt_cfg_key_t *k = &bt_cfg_keys[i];
+    assert_int_equal(bt_cfg_get(&a, k->name, buf, sizeof buf), 0);
+    if (bt_cfg_set(&b, k->name, buf, err, sizeof err) != 0)
+      fail_msg("%s: get gave \"%s\", which set refuses: %s", k->name, buf, err);
+    if (!bt_cfg_same(&a, &b, k))
+      fail_msg("%s: \"%s\" does not round-trip", k->name, buf);
+  }
+  bt_cfg_free(&a);
+  bt_cfg_free(&b);
+}
+
+static void test_cfg_secret_never_shown(void **state) {
+  (void)state;
+  static bt_config_t c;
+  init_tracked(&c);
+  char err[256], buf[256], dump[8192];
+  assert_int_equal(bt_cfg_get(&c, "admin_token", buf, sizeof buf), 0);
+  assert_string_equal(buf, ""); /* unset */
+  assert_int_equal(bt_cfg_set(&c, "admin_token", "s3cr3t-token-value", err, sizeof err), 0);
+  assert_int_equal(bt_cfg_get(&c, "admin_token", buf, sizeof buf), 0);
+  assert_string_equal(buf, "(set)");
+  bt_cfg_dump(&c, dump, sizeof dump);
+  assert_null(strstr(dump, "s3cr3t"));
+  assert_non_null(strstr(dump, "admin_token = (set)\n"));
+  bt_cfg_free(&c);
+}
+
+/* A value out of bounds is refused with both bounds in the key's own units. */
+static void test_cfg_out_of_range_names_bounds(void **state) {
+  (void)state;
+  static bt_config_t c;
+  init_tracked(&c);
+  char err[256];
+  assert_int_equal(bt_cfg_set(&c, "breaker_window", "500ms", err, sizeof err), BT_EINVAL);
+  assert_non_null(strstr(err, "(1s to 1d)"));
+  assert_int_equal(bt_cfg_set(&c, "breaker_threshold", "2", err, sizeof err), BT_EINVAL);
+  assert_non_null(strstr(err, "(0.01 to 1)"));
+  assert_int_equal(bt_cfg_set(&c, "max_message_bytes", "1k", err, sizeof err), BT_EINVAL);
+  assert_non_null(strstr(err, "(64k to 256m)"));
+  assert_int_equal(bt_cfg_set(&c, "max_attempts", "0", err, sizeof err), BT_EINVAL);
+  assert_non_null(strstr(err, "(1 to 1000)"));
+  bt_cfg_free(&c);
+}
+
+static void test_cfg_copy_is_independent(void **state) {
+  (void)state;
+  static bt_config_t a, b;
+  init_tracked(&a);
+  char err[256];
+  assert_int_equal(bt_cfg_set(&a, "db", "host=/tmp", err, sizeof err), 0);
+  bt_cfg_copy(&b, &a);
+  track(&b);
+  for (size_t i = 0; i < bt_cfg_nkeys; i++)
+    assert_true(bt_cfg_same(&a, &b, &bt_cfg_keys[i]));
+  assert_ptr_not_equal(a.db, b.db);
+  assert_int_equal(bt_cfg_set(&b, "db", "host=/other", err, sizeof err), 0);
+  assert_int_equal(bt_cfg_set(&b, "share_cap", "0.5", err, sizeof err), 0);
+  assert_string_equal(a.db, "host=/tmp");
+  assert_false(bt_cfg_same(&a, &b, bt_cfg_key("db")));
+  assert_false(bt_cfg_same(&a, &b, bt_cfg_key("share_cap")));
+  assert_true(bt_cfg_same(&a, &b, bt_cfg_key("lease")));
+  /* a string set from its own current value (what a reload may do) */
+  assert_int_equal(bt_cfg_set(&b, "db", b.db, err, sizeof err), 0);
+  assert_string_equal(b.db, "host=/other");
+  bt_cfg_free(&a);
+  bt_cfg_free(&b);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test_teardown(test_cfg_runtime_keys, teardown),
+      cmocka_unit_test_teardown(test_cfg_get_text_forms, teardown),
+      cmocka_unit_test_teardown(test_cfg_get_set_round_trips, teardown),
+      cmocka_unit_test_teardown(test_cfg_secret_never_shown, teardown),
+      cmocka_unit_test_teardown(test_cfg_out_of_range_names_bounds, teardown),
+      cmocka_unit_test_teardown(test_cfg_copy_is_independent, teardown),
       cmocka_unit_test_teardown(test_cfg_table_is_sound, teardown),
       cmocka_unit_test_teardown(test_cfg_defaults_parse_within_bounds, teardown),
       cmocka_unit_test_teardown(test_cfg_set_unknown_key, teardown),

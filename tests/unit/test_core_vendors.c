@@ -1,7 +1,8 @@
 /*
  * server/core: the names of its enumerations (the strings the database, the
  * wire and the CLI use), configuration defaults, symbols, and vendors —
- * registration, id assignment, the actions it asks the shell for, and lookups.
+ * registration, id assignment, the actions it asks the shell for, lookups, and
+ * the rotation of a vendor's secret (its key and its agents' sessions).
  */
 #include "core_fixture.h"
 
@@ -286,6 +287,191 @@ static void test_core_vendor_many(void **state) {
   }
 }
 
+/* --- secret rotation ----------------------------------------------------------------- */
+
+static const uint8_t new_key[32] = {0xa1, 0xb2, 0xc3, 0xd4, 0xe5, 0xf6, 7, 8, 9, 10, 11,
+                                    12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22,
+                                    23, 24, 25, 26, 27, 28, 29, 30, 31, 32};
+
+/* acme (a1 running one package, a2 idle) and globex (g1), all EU-DE. */
+typedef struct {
+  uint64_t acme, globex, a1, a2, g1, p1;
+} rot_world_t;
+
+static void rot_world(fx_t *fx, rot_world_t *w) {
+  w->acme = fx_vendor(fx, &(fx_vendor_t){.name = "acme", .cost = 0.5});
+  w->globex = fx_vendor(fx, &(fx_vendor_t){.name = "globex", .cost = 5});
+  w->a1 = fx_agent(fx, w->acme, "a1", "translate", 1);
+  w->a2 = fx_agent(fx, w->acme, "a2", "translate", 1);
+  w->g1 = fx_agent(fx, w->globex, "g1", "translate", 4);
+  w->p1 = fx_submit(fx, &(fx_pkg_t){.prefer = "acme"});
+  fx_confirm_assigns(fx);
+  uint64_t on = fx_agent_of(fx, w->p1);
+  assert_true(on == w->a1 || on == w->a2);
+  if (on == w->a2) { /* keep the names telling: a1 is the busy one */
+    uint64_t t = w->a1;
+    w->a1 = w->a2;
+    w->a2 = t;
+  }
+  fx_started(fx, w->a1, w->p1, 1);
+}
+
+static void rot_persisted(fx_t *fx, uint64_t vendor_id, uint32_t *ended) {
+  fx_clear(fx);
+  assert_int_equal(bt_core_vendor_key_persisted(fx->core, vendor_id, new_key, &fx->now,
+                                                ended, &fx->out),
+                   0);
+}
+
+static void test_core_vendor_rotate_key_waits_for_commit(void **state) {
+  fx_t *fx = *state;
+  rot_world_t w;
+  rot_world(fx, &w);
+  uint8_t old_key[32];
+  memcpy(old_key, bt_core_vendor(fx->core, w.acme)->auth_key, 32);
+
+  fx_clear(fx);
+  assert_int_equal(bt_core_vendor_rotate_key(fx->core, w.acme, new_key, 77, &fx->now,
+                                             &fx->out),
+                   0);
+  /* Only the write: the old key holds and nobody is signed out until it
+   * commits, so a failed write changes nothing. */
+  assert_int_equal(fx->out.n, 1);
+  const bt_action_t *k = &fx->out.v[0];
+  assert_int_equal(k->kind, BT_ACT_VENDOR_KEY);
+  assert_int_equal(k->vendor_id, w.acme);
+  assert_int_equal(k->token, 77);
+  assert_int_equal(k->at, fx->now.at);
+  assert_int_equal(k->len, 32);
+  assert_memory_equal(k->data, new_key, 32);
+  assert_memory_equal(bt_core_vendor(fx->core, w.acme)->auth_key, old_key, 32);
+  bt_agent_view_t av;
+  assert_int_equal(bt_core_agent_view(fx->core, w.a1, &av), 0);
+  assert_int_equal(av.state, BT_AGENT_CONNECTED);
+  assert_false(av.suspect);
+
+  fx_clear(fx);
+  assert_int_equal(bt_core_vendor_rotate_key(fx->core, 999, new_key, 78, &fx->now,
+                                             &fx->out),
+                   BT_ENOTFOUND);
+  assert_int_equal(fx->out.n, 0);
+  uint32_t ended = 5;
+  assert_int_equal(bt_core_vendor_key_persisted(fx->core, 999, new_key, &fx->now, &ended,
+                                                &fx->out),
+                   BT_ENOTFOUND);
+  assert_int_equal(ended, 0);
+  assert_int_equal(fx->out.n, 0);
+}
+
+static void test_core_vendor_rotate_key_ends_sessions_keeps_work(void **state) {
+  fx_t *fx = *state;
+  rot_world_t w;
+  rot_world(fx, &w);
+  uint32_t ended = 0;
+  rot_persisted(fx, w.acme, &ended);
+
+  const bt_core_vendor_t *v = bt_core_vendor(fx->core, w.acme);
+  assert_memory_equal(v->auth_key, new_key, 32);
+  assert_memory_not_equal(bt_core_vendor(fx->core, w.globex)->auth_key, new_key, 32);
+  /* Both of acme's sessions end; globex's stays. */
+  assert_int_equal(ended, 2);
+  assert_int_equal(fx_count(&fx->out, BT_ACT_END_SESSION), 2);
+  for (size_t i = 0; i < fx->out.n; i++) {
+    const bt_action_t *a = &fx->out.v[i];
+    if (a->kind == BT_ACT_END_SESSION) {
+      assert_true(a->agent_id == w.a1 || a->agent_id == w.a2);
+      assert_int_equal(a->vendor_id, w.acme);
+    }
+  }
+  /* The admin's audit row names the vendor, never the key. */
+  const bt_action_t *au = fx_find(&fx->out, BT_ACT_AUDIT, 0);
+  assert_non_null(au);
+  assert_string_equal(au->text, "vendor.rotate-secret");
+  assert_true(au->by_admin);
+  assert_int_equal(au->vendor_id, w.acme);
+  assert_int_equal(au->agent_id, 0);
+  assert_string_equal(au->text2, "acme");
+  assert_string_equal(au->text3, "active");
+  assert_null(au->data);
+  size_t signed_out = 0;
+  for (size_t i = 0; i < fx->out.n; i++)
+    if (fx->out.v[i].kind == BT_ACT_AUDIT &&
+        strcmp(fx->out.v[i].text, "agent.signed_out") == 0) {
+      assert_string_equal(fx->out.v[i].text3, "acme");
+      signed_out++;
+    }
+  assert_int_equal(signed_out, 2);
+  /* The rotation itself stops nothing and hands nothing off. */
+  assert_int_equal(fx_count(&fx->out, BT_ACT_CANCEL), 0);
+  assert_int_equal(fx_count(&fx->out, BT_ACT_FINISH), 0);
+  assert_int_equal(fx_count(&fx->out, BT_ACT_HANDOFF), 0);
+  assert_int_equal(fx_count(&fx->out, BT_ACT_VENDOR_STATE), 0);
+  assert_int_equal(fx_state(fx, w.p1), BT_PKG_RUNNING);
+  assert_int_equal(fx_agent_of(fx, w.p1), w.a1);
+  assert_int_equal(v->state, BT_VENDOR_ACTIVE);
+  assert_int_equal(v->in_flight, 1);
+
+  /* No new work for a signed-out agent: the next package, acme preferred
+   * and cheaper, goes to globex. */
+  uint64_t p2 = fx_submit(fx, &(fx_pkg_t){.prefer = "acme"});
+  assert_int_equal(fx_one(&fx->out, BT_ACT_ASSIGN, p2)->agent_id, w.g1);
+  fx_confirm_assigns(fx);
+  bt_agent_view_t av;
+  assert_int_equal(bt_core_agent_view(fx->core, w.a2, &av), 0);
+  assert_true(av.suspect);
+
+  /* a1 comes back with the new secret, holding p1: it keeps it, and takes
+   * work again. */
+  bt_held_t held = {w.p1, 1};
+  fx_clear(fx);
+  uint64_t again = 0;
+  assert_int_equal(fx_hello(fx, w.acme, "a1", "translate", 2, &held, 1, &again), 0);
+  assert_int_equal(again, w.a1);
+  assert_int_equal(fx_count(&fx->out, BT_ACT_FINISH), 0);
+  assert_int_equal(fx_count(&fx->out, BT_ACT_CANCEL), 0);
+  assert_int_equal(fx_state(fx, w.p1), BT_PKG_RUNNING);
+  assert_int_equal(bt_core_agent_view(fx->core, w.a1, &av), 0);
+  assert_false(av.suspect);
+  uint64_t p3 = fx_submit(fx, &(fx_pkg_t){.prefer = "acme"});
+  assert_int_equal(fx_one(&fx->out, BT_ACT_ASSIGN, p3)->agent_id, w.a1);
+}
+
+static void test_core_vendor_rotate_key_old_agent_lost_after_lease(void **state) {
+  fx_t *fx = *state;
+  rot_world_t w;
+  rot_world(fx, &w);
+  bt_core_agent_seen(fx->core, w.g1, &fx->now);
+  uint32_t ended = 0;
+  fx_advance(fx, 100);
+  rot_persisted(fx, w.acme, &ended);
+  assert_int_equal(ended, 2);
+
+  /* Nobody of acme comes back (they only knew the old secret). Within the
+   * lease nothing moves ... */
+  fx_advance(fx, fx->cfg.lease_ms - 200);
+  bt_core_agent_seen(fx->core, w.g1, &fx->now);
+  fx_tick(fx);
+  assert_int_equal(fx_count(&fx->out, BT_ACT_FINISH), 0);
+  assert_int_equal(fx_state(fx, w.p1), BT_PKG_RUNNING);
+  /* ... then they are lost like any silent agent, and p1 is handed off (acme
+   * has no live agent left, so as vendor-failed) and goes to globex. */
+  fx_advance(fx, 200);
+  fx_tick(fx);
+  const bt_action_t *fin = fx_one(&fx->out, BT_ACT_FINISH, w.p1);
+  assert_int_equal(fin->outcome, BT_OUTCOME_LOST);
+  assert_int_equal(fin->state, BT_PKG_QUEUED);
+  const bt_action_t *h = fx_one(&fx->out, BT_ACT_HANDOFF, w.p1);
+  assert_int_equal(h->vendor_id, w.acme);
+  assert_true(h->reason == BT_HANDOFF_AGENT_LOST || h->reason == BT_HANDOFF_VENDOR_FAILED);
+  assert_int_equal(fx_one(&fx->out, BT_ACT_ASSIGN, w.p1)->agent_id, w.g1);
+  bt_agent_view_t av;
+  assert_int_equal(bt_core_agent_view(fx->core, w.a1, &av), 0);
+  assert_int_equal(av.state, BT_AGENT_LOST);
+  assert_int_equal(bt_core_agent_view(fx->core, w.a2, &av), 0);
+  assert_int_equal(av.state, BT_AGENT_LOST);
+  assert_int_equal(bt_core_vendor(fx->core, w.acme)->agents_connected, 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_core_names_pkg_states_round_trip),
@@ -304,6 +490,12 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_core_vendor_lookup_by_id_name_and_ref,
                                       fx_setup, fx_teardown),
       cmocka_unit_test_setup_teardown(test_core_vendor_many, fx_setup, fx_teardown),
+      cmocka_unit_test_setup_teardown(test_core_vendor_rotate_key_waits_for_commit,
+                                      fx_setup, fx_teardown),
+      cmocka_unit_test_setup_teardown(test_core_vendor_rotate_key_ends_sessions_keeps_work,
+                                      fx_setup, fx_teardown),
+      cmocka_unit_test_setup_teardown(test_core_vendor_rotate_key_old_agent_lost_after_lease,
+                                      fx_setup, fx_teardown),
   };
   return cmocka_run_group_tests_name("test_core_vendors", tests, NULL, NULL);
 }
