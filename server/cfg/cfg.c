@@ -28,7 +28,8 @@
  * RESTART. */
 const bt_cfg_key_t bt_cfg_keys[] = {
     {"db", BT_CFG_STR, NULL, 0, 0, OFF(db), "BATON_DB",
-     "PostgreSQL conninfo or URI; unset = a private cluster under DATA_DIR/pg", RESTART},
+     "PostgreSQL conninfo or URI; unset = a private cluster under DATA_DIR/pg",
+     RESTART | BT_CFG_CONNINFO},
     {"data_dir", BT_CFG_STR, "./var", 0, 0, OFF(data_dir), "BATON_DATA_DIR",
      "directory for the control socket and the embedded PostgreSQL", RESTART},
     {"agents", BT_CFG_STR, "tcp://127.0.0.1:7800", 0, 0, OFF(agents), "BATON_AGENTS",
@@ -335,7 +336,10 @@ static void fmt_value(const bt_cfg_key_t *k, const void *field, char *buf, size_
     const char *s = *(char *const *)field;
     if (s != NULL && (k->flags & BT_CFG_SECRET))
       s = "(set)"; /* a secret: never printed */
-    snprintf(buf, len, "%s", s ? s : "");
+    if (s != NULL && (k->flags & BT_CFG_CONNINFO))
+      bt_cfg_redact_conninfo(s, buf, len);
+    else
+      snprintf(buf, len, "%s", s ? s : "");
     break;
   }
   case BT_CFG_DURATION:

@@ -8,7 +8,9 @@
  * A key marked BT_CFG_RUNTIME may change while the broker runs (`batonctl
  * config set`, SIGHUP reload); every other key is read once at start and needs
  * a restart. A key marked BT_CFG_SECRET is never printed: bt_cfg_get shows
- * "(set)". bt_cfg_get's text parses back through bt_cfg_set to the same value.
+ * "(set)"; one marked BT_CFG_CONNINFO is printed with its password hidden.
+ * bt_cfg_get's text parses back through bt_cfg_set to the same value (those
+ * two kinds aside; neither may change at run time).
  */
 #ifndef BT_CFG_H
 #define BT_CFG_H
@@ -77,6 +79,7 @@ typedef enum {
 /* bt_cfg_key_t.flags */
 #define BT_CFG_RUNTIME 1u /* may change at run time (config set, SIGHUP) */
 #define BT_CFG_SECRET 2u  /* never printed or logged */
+#define BT_CFG_CONNINFO 4u /* a connection string: printed with its password hidden */
 
 typedef struct {
   const char *name;
@@ -121,6 +124,10 @@ const bt_cfg_key_t *bt_cfg_key(const char *key);
  * "(set)". bt_cfg_set(key, that text) gives the same value back (secrets
  * aside). Returns 0 or BT_ENOTFOUND. */
 int bt_cfg_get(const bt_config_t *cfg, const char *key, char *buf, size_t len);
+
+/* Copies the libpq connection string in (keyword/value or URI) to out with
+ * every password replaced by "***". Always terminates out (len > 0). */
+void bt_cfg_redact_conninfo(const char *in, char *out, size_t len);
 
 /* The default of k in the same text form as bt_cfg_get ("" when unset). */
 void bt_cfg_default_text(const bt_cfg_key_t *k, char *buf, size_t len);

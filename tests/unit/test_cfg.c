@@ -651,6 +651,44 @@ static void test_cfg_secret_never_shown(void **state) {
   bt_cfg_free(&c);
 }
 
+/* The db connection string is shown with every password hidden, in both of
+ * libpq's forms, and only the password. */
+static void test_cfg_db_password_never_shown(void **state) {
+  (void)state;
+  static const struct {
+    const char *in, *out;
+  } cases[] = {
+      {"host=db dbname=baton", "host=db dbname=baton"},
+      {"host=db password=s3cret user=baton", "host=db password=*** user=baton"},
+      {"password = s3cret", "password = ***"},
+      {"host=db password='s3 cr\\'et' port=5432", "host=db password=*** port=5432"},
+      {"host=db passwordless=1", "host=db passwordless=1"},
+      {"postgresql://baton:s3cret@db:5432/baton", "postgresql://baton:***@db:5432/baton"},
+      {"postgres://baton@db/baton?password=s3cret&sslmode=require",
+       "postgres://baton@db/baton?password=***&sslmode=require"},
+      {"postgresql://db/baton?sslmode=require", "postgresql://db/baton?sslmode=require"},
+      {"postgresql://u:p@[::1]/x?password=q", "postgresql://u:***@[::1]/x?password=***"},
+  };
+  char buf[256];
+  for (size_t i = 0; i < NELEM(cases); i++) {
+    bt_cfg_redact_conninfo(cases[i].in, buf, sizeof buf);
+    if (strcmp(buf, cases[i].out) != 0)
+      fail_msg("\"%s\" shown as \"%s\", want \"%s\"", cases[i].in, buf, cases[i].out);
+  }
+  char tiny[6];
+  bt_cfg_redact_conninfo("password=s3cret", tiny, sizeof tiny);
+  assert_string_equal(tiny, "passw"); /* cut, terminated, nothing of the secret */
+  static bt_config_t c;
+  init_tracked(&c);
+  char err[256], dump[8192];
+  assert_int_equal(bt_cfg_set(&c, "db", "host=db password=s3cret", err, sizeof err), 0);
+  assert_int_equal(bt_cfg_get(&c, "db", buf, sizeof buf), 0);
+  assert_string_equal(buf, "host=db password=***");
+  bt_cfg_dump(&c, dump, sizeof dump);
+  assert_null(strstr(dump, "s3cret"));
+  bt_cfg_free(&c);
+}
+
 /* A value out of bounds is refused with both bounds in the key's own units. */
 static void test_cfg_out_of_range_names_bounds(void **state) {
   (void)state;
@@ -698,6 +736,7 @@ int main(void) {
       cmocka_unit_test_teardown(test_cfg_get_text_forms, teardown),
       cmocka_unit_test_teardown(test_cfg_get_set_round_trips, teardown),
       cmocka_unit_test_teardown(test_cfg_secret_never_shown, teardown),
+      cmocka_unit_test_teardown(test_cfg_db_password_never_shown, teardown),
       cmocka_unit_test_teardown(test_cfg_out_of_range_names_bounds, teardown),
       cmocka_unit_test_teardown(test_cfg_copy_is_independent, teardown),
       cmocka_unit_test_teardown(test_cfg_table_is_sound, teardown),
