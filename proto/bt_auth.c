@@ -6,7 +6,8 @@
 #include <sodium.h>
 #include <string.h>
 
-static const char AUTH_CONTEXT[] = "baton-auth-v1";
+/* v2: the key-exchange keys and the seal mode joined what is signed. */
+static const char AUTH_CONTEXT[] = "baton-auth-v2";
 
 int bt_auth_init(void) { return sodium_init() < 0 ? -1 : 0; }
 
@@ -45,42 +46,49 @@ int bt_auth_keypair(const char *secret, uint8_t pk[BT_AUTH_PK_BYTES],
   return 0;
 }
 
-/* The signed bytes: context || session BE || nonce || vendor || 0 || agent_name.
- * Hashed first so the message length never matters. */
-static void auth_digest(uint64_t session, const uint8_t nonce[BT_AUTH_NONCE_BYTES],
-                        const char *vendor, const char *agent_name,
-                        uint8_t out[crypto_generichash_BYTES]) {
+/* The signed bytes: context || session BE || nonce || vendor || 0 || agent_name
+ * || 0 || presence byte + broker kx key || presence byte + agent kx key || mode.
+ * Hashed first so the message length never matters; the NUL separators and
+ * presence bytes keep every field's boundary part of what is signed. */
+static void auth_digest(const bt_auth_proof_t *p, uint8_t out[crypto_generichash_BYTES]) {
   crypto_generichash_state st;
   uint8_t be[8];
   for (int i = 0; i < 8; i++)
-    be[i] = (uint8_t)(session >> (56 - 8 * i));
-  static const uint8_t zero = 0;
+    be[i] = (uint8_t)(p->session >> (56 - 8 * i));
+  static const uint8_t zero = 0, one = 1;
+  const char *vendor = p->vendor ? p->vendor : "";
+  const char *agent = p->agent_name ? p->agent_name : "";
   crypto_generichash_init(&st, NULL, 0, crypto_generichash_BYTES);
-  crypto_generichash_update(&st, (const uint8_t *)AUTH_CONTEXT,
-                            sizeof AUTH_CONTEXT - 1);
+  crypto_generichash_update(&st, (const uint8_t *)AUTH_CONTEXT, sizeof AUTH_CONTEXT - 1);
   crypto_generichash_update(&st, be, sizeof be);
-  crypto_generichash_update(&st, nonce, BT_AUTH_NONCE_BYTES);
+  crypto_generichash_update(&st, p->nonce, BT_AUTH_NONCE_BYTES);
   crypto_generichash_update(&st, (const uint8_t *)vendor, strlen(vendor));
   crypto_generichash_update(&st, &zero, 1);
-  crypto_generichash_update(&st, (const uint8_t *)agent_name, strlen(agent_name));
+  crypto_generichash_update(&st, (const uint8_t *)agent, strlen(agent));
+  crypto_generichash_update(&st, &zero, 1);
+  const uint8_t *kx[2] = {p->broker_kx, p->agent_kx};
+  for (int i = 0; i < 2; i++) {
+    crypto_generichash_update(&st, kx[i] ? &one : &zero, 1);
+    if (kx[i])
+      crypto_generichash_update(&st, kx[i], BT_AUTH_KX_BYTES);
+  }
+  crypto_generichash_update(&st, &p->seal_mode, 1);
   crypto_generichash_final(&st, out, crypto_generichash_BYTES);
 }
 
-void bt_auth_sign(const uint8_t sk[BT_AUTH_SK_BYTES], uint64_t session,
-                  const uint8_t nonce[BT_AUTH_NONCE_BYTES], const char *vendor,
-                  const char *agent_name, uint8_t sig[BT_AUTH_SIG_BYTES]) {
+void bt_auth_sign(const uint8_t sk[BT_AUTH_SK_BYTES], const bt_auth_proof_t *p,
+                  uint8_t sig[BT_AUTH_SIG_BYTES]) {
   uint8_t d[crypto_generichash_BYTES];
-  auth_digest(session, nonce, vendor, agent_name, d);
+  auth_digest(p, d);
   crypto_sign_detached(sig, NULL, d, sizeof d, sk);
 }
 
-int bt_auth_verify(const uint8_t pk[BT_AUTH_PK_BYTES], uint64_t session,
-                   const uint8_t nonce[BT_AUTH_NONCE_BYTES], const char *vendor,
-                   const char *agent_name, const uint8_t *sig, size_t sig_len) {
+int bt_auth_verify(const uint8_t pk[BT_AUTH_PK_BYTES], const bt_auth_proof_t *p,
+                   const uint8_t *sig, size_t sig_len) {
   uint8_t d[crypto_generichash_BYTES];
-  if (sig == NULL || sig_len != BT_AUTH_SIG_BYTES)
+  if (sig == NULL || sig_len != BT_AUTH_SIG_BYTES || p->nonce == NULL)
     return BT_EAUTH;
-  auth_digest(session, nonce, vendor, agent_name, d);
+  auth_digest(p, d);
   return crypto_sign_verify_detached(sig, d, sizeof d, pk) == 0 ? 0 : BT_EAUTH;
 }
 

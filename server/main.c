@@ -6,6 +6,7 @@
 #include "bt_auth.h"
 #include "bt_err.h"
 #include "bt_log.h"
+#include "bt_user.h"
 #include "cfg.h"
 #include "pgembed.h"
 #include "shell.h"
@@ -26,7 +27,8 @@ static const char usage[] =
     "usage: batond [serve] [--config FILE] [--db DSN] [--data-dir DIR]\n"
     "              [--agents ENDPOINT] [--control PATH|tcp://HOST:PORT]\n"
     "              [--admin-token TOKEN] [--metrics HOST:PORT]\n"
-    "              [--log-level debug|info|warn|error] [--set KEY=VALUE]...\n"
+    "              [--log-level debug|info|warn|error] [--user NAME]\n"
+    "              [--set KEY=VALUE]...\n"
     "       batond migrate [--db DSN | --data-dir DIR]\n"
     "       batond --version | --help\n"
     "\n"
@@ -35,6 +37,10 @@ static const char usage[] =
     "environment (BATON_DB, BATON_DATA_DIR, BATON_AGENTS, BATON_CONTROL,\n"
     "BATON_METRICS, BATON_ADMIN_TOKEN), then the config file, then defaults;\n"
     "--set sets any key of the config file (see deploy/baton.conf).\n"
+    "\n"
+    "--user NAME (root only; env BATON_USER, key user): once the embedded\n"
+    "PostgreSQL is up (it then runs as NAME too) and the sockets are bound, batond\n"
+    "hands DATA_DIR and the control socket to NAME and switches to it for good.\n"
     "\n"
     "SIGHUP reloads: the whole configuration is read again (defaults, the file,\n"
     "the environment, the flags) and every key that may change at run time takes\n"
@@ -118,6 +124,7 @@ static int load_config(int argc, char **argv, bt_config_t *cfg, int *migrate, ch
       {"metrics", required_argument, NULL, 'm'},
       {"log-level", required_argument, NULL, 'l'},
       {"admin-token", required_argument, NULL, 't'},
+      {"user", required_argument, NULL, 'u'},
       {"set", required_argument, NULL, 's'},
       {"version", no_argument, NULL, 'V'},
       {"help", no_argument, NULL, 'h'},
@@ -168,6 +175,7 @@ static int load_config(int argc, char **argv, bt_config_t *cfg, int *migrate, ch
     case 'm': key = "metrics"; break;
     case 'l': key = "log_level"; break;
     case 't': key = "admin_token"; break;
+    case 'u': key = "user"; break;
     case 's':
       /* Split into a copy: argv is read again on SIGHUP. */
       eq = strchr(optarg, '=');
@@ -226,6 +234,36 @@ static void on_hup(uv_signal_t *s, int signum) {
   bt_cfg_free(&cfg);
 }
 
+/* --- dropping root (--user) -------------------------------------------------- */
+
+/* Hands a path batond created as root to the user it is about to become: the
+ * data directory (so the broker can still create and remove files in it) and
+ * the control socket (so it is the broker's own, as when started as that user).
+ * Not recursive: DATA_DIR/pg already belongs to PostgreSQL's user. */
+static int give_to(const bt_user_t *u, const char *path) {
+  if (lchown(path, u->uid, u->gid) != 0) {
+    bt_log_error("could not hand a path to the --user", "path=%s user=%s error=%s", BT_Q(path),
+                 BT_Q(u->name), strerror(errno));
+    return -errno;
+  }
+  return 0;
+}
+
+/* Switches to the --user for good (bt_user_switch); setuid changes every
+ * thread (glibc), so nanomsg's and libuv's threads follow. Returns 0, or -1
+ * after logging: the caller must not go on serving as root. */
+static int drop_privileges(const bt_user_t *u) {
+  char err[300];
+  if (bt_user_switch(u, err, sizeof err) != 0) {
+    bt_log_error("could not drop root privileges", "user=%s error=%s", BT_Q(u->name),
+                 BT_Q(err));
+    return -1;
+  }
+  bt_log_info("dropped root privileges", "user=%s uid=%u gid=%u", BT_Q(u->name),
+              (unsigned)u->uid, (unsigned)u->gid);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   bt_config_t cfg;
   bt_cfg_init(&cfg);
@@ -247,15 +285,37 @@ int main(int argc, char **argv) {
     return 1;
   }
 
+  bt_user_t user = {0};
+  if (cfg.user != NULL && !migrate) {
+    char uerr[300];
+    if (bt_user_resolve(cfg.user, &user, uerr, sizeof uerr) != 0) {
+      fprintf(stderr, "batond: %s\n", uerr);
+      bt_cfg_free(&cfg);
+      return 2;
+    }
+    /* After the switch batond can neither reach (owner-only socket) nor stop
+     * (pg_ctl as its user) a cluster that runs as someone else. */
+    if (cfg.db == NULL && cfg.pg_user != NULL && strcmp(cfg.pg_user, user.name) != 0) {
+      fprintf(stderr,
+              "batond: --user %s with the embedded PostgreSQL needs pg_user unset or the "
+              "same user, not %s\n",
+              user.name, cfg.pg_user);
+      bt_cfg_free(&cfg);
+      return 2;
+    }
+  }
+
   int exit_code = 1;
   bt_pg_t *pg = NULL;
   char control[4096];
   const char *dsn = cfg.db;
   if (ensure_data_dir(cfg.data_dir, dsn == NULL) != 0)
     goto out;
+  if (user.uid != 0 && give_to(&user, cfg.data_dir) != 0)
+    goto out;
   if (dsn == NULL) {
     bt_pg_opts_t po = {.data_dir = cfg.data_dir, .bin_dir = cfg.pg_bin_dir,
-                       .run_as = cfg.pg_user};
+                       .run_as = cfg.pg_user ? cfg.pg_user : user.uid ? user.name : NULL};
     if (bt_pg_start(&po, &pg) != 0)
       goto out;
     dsn = bt_pg_dsn(pg);
@@ -289,6 +349,17 @@ int main(int argc, char **argv) {
     uv_close((uv_handle_t *)&app.sig_term, on_signal_closed);
     uv_close((uv_handle_t *)&app.sig_int, on_signal_closed);
     uv_close((uv_handle_t *)&app.sig_hup, on_signal_closed);
+    uv_run(&app.loop, UV_RUN_DEFAULT);
+    uv_loop_close(&app.loop);
+    goto out;
+  }
+  /* Everything that may need root is open: the embedded cluster, the agent
+   * endpoint, the metrics port and the control socket. */
+  if (user.uid != 0 &&
+      ((strncmp(control, "tcp://", 6) != 0 && give_to(&user, control) != 0) ||
+       drop_privileges(&user) != 0)) {
+    app.stopping = true;
+    bt_shell_stop(app.shell, on_stopped, &app);
     uv_run(&app.loop, UV_RUN_DEFAULT);
     uv_loop_close(&app.loop);
     goto out;

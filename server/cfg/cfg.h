@@ -30,6 +30,7 @@ typedef struct {
   char *log_level;
   char *pg_bin_dir;
   char *pg_user;
+  char *user;      /* started as root: drop to this OS user once bound; NULL = stay */
   /* liveness */
   uint32_t heartbeat_ms;
   uint32_t lease_ms;
@@ -45,6 +46,7 @@ typedef struct {
   uint32_t max_control_frame_bytes;
   uint32_t max_batch;
   uint32_t max_agents_per_vendor;
+  uint32_t encrypt; /* 1: seal agent messages with secretbox; 0: MAC only */
   /* store */
   uint32_t store_pipeline_depth;
   uint32_t store_segment_ops;

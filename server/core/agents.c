@@ -7,6 +7,13 @@
  * current attempt of a package may move it; every other report is answered
  * stale and changes nothing, which is what keeps a package completed once even
  * when a replaced agent finishes late.
+ *
+ * Authorization (DESIGN.md, Security): an agent acts only on its own vendor's
+ * assignments and only for capabilities its vendor is registered for. A report
+ * that claims the current attempt of a package another vendor holds is no late
+ * answer but an agent acting outside its vendor's work: it is refused like a
+ * stale one and audited apart ("<what>.foreign"), so an operator can tell a
+ * misbehaving vendor from ordinary at-least-once noise.
  */
 #include "core_int.h"
 
@@ -188,6 +195,40 @@ static void audit_stale(bt_actions_t *out, uint64_t agent_id, uint64_t package_i
   a->text = what;
 }
 
+/* Whether a report from agent_id about attempt of p claims work another
+ * vendor holds. Only the current attempt (or one never issued) is judged: each
+ * attempt is given to exactly one agent, so another vendor's agent cannot have
+ * held it. An earlier attempt may have run at any vendor before a handoff, and
+ * its late report is merely stale (test_core_authz_foreign_vs_stale). */
+static bool is_foreign(const bt_core_t *core, uint64_t agent_id, const bt_core_pkg_t *p,
+                       uint32_t attempt) {
+  if (p == NULL || p->agent_id == 0 || p->agent_id == agent_id || attempt < p->attempt)
+    return false;
+  const bt_core_agent_t *a = bt_core__agent(core, agent_id);
+  return a != NULL && a->vendor_id != p->vendor_id;
+}
+
+/* Records a report refused because the package's current attempt belongs to
+ * another vendor: the subject is the package, the detail names the reporting
+ * agent and its vendor (text2, text3) and the vendor that holds it (text4). */
+static void audit_foreign(const bt_core_t *core, bt_actions_t *out, uint64_t agent_id,
+                          const bt_core_pkg_t *p, uint32_t attempt, const char *what,
+                          const bt_now_t *now) {
+  const bt_core_agent_t *ag = bt_core__agent(core, agent_id);
+  const bt_core_vendor_t *mine = bt_core__vendor(core, ag->vendor_id);
+  const bt_core_vendor_t *holder = bt_core__vendor(core, p->vendor_id);
+  bt_action_t *a = bt_core__push(out, BT_ACT_AUDIT);
+  a->agent_id = agent_id;
+  a->vendor_id = ag->vendor_id;
+  a->package_id = p->id;
+  a->attempt = attempt;
+  a->at = now->at;
+  a->text = what;
+  a->text2 = ag->name;
+  a->text3 = mine != NULL ? mine->name : "?";
+  a->text4 = holder != NULL ? holder->name : "?";
+}
+
 /* --- sessions ----------------------------------------------------------------------- */
 
 static bool held_contains(const bt_agent_hello_t *h, uint64_t id, uint32_t attempt) {
@@ -241,11 +282,26 @@ int bt_core_agent_hello(bt_core_t *core, const bt_agent_hello_t *hello,
     return BT_ENOTFOUND;
   if (v->state == BT_VENDOR_SUSPENDED)
     return BT_ESTATE;
+  /* The whole hello is refused, not just the capability: an agent that runs a
+   * handler its vendor was never registered for is misconfigured or hostile,
+   * and the agent learns it at once (it exits on the error) instead of sitting
+   * connected with work it will never get. Each refused capability is named. */
+  bool refused = false;
   for (size_t i = 0; i < hello->n_caps; i++) {
     bt_sym_t s = bt_core_intern(core, hello->caps[i]);
-    if (!bt_core__vendor_has_cap(v, s))
-      return BT_EINVAL;
+    if (bt_core__vendor_has_cap(v, s))
+      continue;
+    bt_action_t *act = bt_core__push(out, BT_ACT_AUDIT);
+    act->vendor_id = v->id;
+    act->at = now->at;
+    act->text = "agent.capability_refused";
+    act->text2 = hello->name;
+    act->text3 = v->name;
+    act->text4 = bt_core_sym(core, s); /* interned: outlives the hello's strings */
+    refused = true;
   }
+  if (refused)
+    return BT_EINVAL;
   bt_core_agent_t *a = agent_by_name(core, v->id, hello->name);
   if (a == NULL)
     a = agent_create(core, core->next_agent_id, v->id, hello->name);
@@ -294,7 +350,11 @@ int bt_core_agent_hello(bt_core_t *core, const bt_agent_hello_t *hello,
       act->agent_id = a->id;
       act->package_id = h->package_id;
       act->attempt = h->attempt;
-      audit_stale(out, a->id, h->package_id, h->attempt, "held.stale", now);
+      bt_core_pkg_t *q = bt_idmap_get(&core->pkg_by_id, h->package_id);
+      if (is_foreign(core, a->id, q, h->attempt))
+        audit_foreign(core, out, a->id, q, h->attempt, "held.foreign", now);
+      else
+        audit_stale(out, a->id, h->package_id, h->attempt, "held.stale", now);
     } else if (p->state == BT_PKG_ASSIGNED) {
       bt_core_agent_started(core, a->id, p->id, p->attempt, now, out);
     }
@@ -469,7 +529,15 @@ int bt_core_vendor_key_persisted(bt_core_t *core, uint64_t vendor_id,
 void bt_core_agent_started(bt_core_t *core, uint64_t agent_id, uint64_t package_id,
                            uint32_t attempt, const bt_now_t *now, bt_actions_t *out) {
   bt_core_pkg_t *p = current_for(core, agent_id, package_id, attempt);
-  if (p == NULL || p->state != BT_PKG_ASSIGNED)
+  if (p == NULL) {
+    /* A stale start is ordinary (a resent ack) and not audited; a start of
+     * another vendor's attempt is not. */
+    bt_core_pkg_t *q = bt_idmap_get(&core->pkg_by_id, package_id);
+    if (is_foreign(core, agent_id, q, attempt))
+      audit_foreign(core, out, agent_id, q, attempt, "start.foreign", now);
+    return;
+  }
+  if (p->state != BT_PKG_ASSIGNED)
     return;
   bt_core__pkg_set_state(core, p, BT_PKG_RUNNING);
   bt_action_t *a = bt_core__push(out, BT_ACT_START);
@@ -487,7 +555,12 @@ int bt_core_agent_progress(bt_core_t *core, uint64_t agent_id, uint64_t package_
   bt_core_pkg_t *p = current_for(core, agent_id, package_id, attempt);
   if (p == NULL) {
     /* Never overwrites: a replaced attempt's checkpoint must not reach the
-     * next handler. */
+     * next handler, nor another vendor's agent's checkpoint the holder's. */
+    bt_core_pkg_t *q = bt_idmap_get(&core->pkg_by_id, package_id);
+    if (is_foreign(core, agent_id, q, attempt)) {
+      audit_foreign(core, out, agent_id, q, attempt, "progress.foreign", now);
+      return BT_EAUTH;
+    }
     audit_stale(out, agent_id, package_id, attempt, "progress.stale", now);
     return BT_ESTALE;
   }
@@ -558,6 +631,13 @@ int bt_core_agent_result(bt_core_t *core, uint64_t agent_id, const bt_result_t *
                          uint64_t token, const bt_now_t *now, bt_actions_t *out) {
   bt_core_pkg_t *p = bt_idmap_get(&core->pkg_by_id, r->package_id);
   bool mine = p != NULL && p->attempt == r->attempt && p->agent_id == agent_id;
+  if (is_foreign(core, agent_id, p, r->attempt)) {
+    /* Answered as stale so the agent forgets it (anything else and it would
+     * resend for ever); the package and its holder are untouched. */
+    ack(out, agent_id, r, token, BT_ESTALE);
+    audit_foreign(core, out, agent_id, p, r->attempt, "result.foreign", now);
+    return BT_EAUTH;
+  }
   if (mine && (p->flags & BT_PKGF_FINISHING)) {
     /* The same result again (a resend after a lost reply): answer once the first
      * copy's commit is through; ACK_RESULT is ordered after it. */

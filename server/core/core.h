@@ -185,7 +185,8 @@ typedef enum {
   /* The agent's session is over (lost): forget it so its next message gets
    * "unknown session" and it starts again with Hello. */
   BT_ACT_END_SESSION,
-  /* Append an audit row: text = action, subject/detail in text2/text3. */
+  /* Append an audit row: text = action, subject/detail in text2/text3 (text4:
+   * more detail, e.g. the capability or the vendor holding an attempt). */
   BT_ACT_AUDIT,
   /* Write the vendor's new public key (data/len: 32 bytes, borrowed). Then
    * call bt_core_vendor_key_persisted() with the outcome; token echoed. */
@@ -545,9 +546,12 @@ typedef struct {
 /* An authenticated agent starts a session. Returns its stable id in *agent_id
  * (new or known by vendor + name), emits PERSIST_AGENT, reconciles held work:
  * held attempts that are current continue; its other dispatched attempts are
- * lost and handed off; held attempts that are not current get CANCEL. Returns 0,
- * BT_ENOTFOUND (vendor), BT_ESTATE (vendor suspended) or BT_EINVAL (a
- * capability the vendor is not registered for). */
+ * lost and handed off; held attempts that are not current get CANCEL (audited
+ * held.stale, or held.foreign when another vendor holds that attempt). Returns
+ * 0, BT_ENOTFOUND (vendor), BT_ESTATE (vendor suspended) or BT_EINVAL (a
+ * capability the vendor is not registered for: nothing changes but one AUDIT
+ * agent.capability_refused per such capability, text2 the agent's name, text3
+ * the vendor's, text4 the capability). */
 int bt_core_agent_hello(bt_core_t *core, const bt_agent_hello_t *hello,
                         const bt_now_t *now, uint64_t *agent_id, bt_actions_t *out);
 
@@ -560,12 +564,15 @@ void bt_core_agent_seen(bt_core_t *core, uint64_t agent_id, const bt_now_t *now)
 void bt_core_agent_ready(bt_core_t *core, uint64_t agent_id, uint32_t free_slots,
                          const bt_now_t *now, bt_actions_t *out);
 
-/* The agent acknowledged an assignment (it runs it): emits START. */
+/* The agent acknowledged an assignment (it runs it): emits START. A start of
+ * an attempt another vendor holds is audited start.foreign. */
 void bt_core_agent_started(bt_core_t *core, uint64_t agent_id, uint64_t package_id,
                            uint32_t attempt, const bt_now_t *now, bt_actions_t *out);
 
 /* Progress and/or a checkpoint from a handler. Stale reports are ignored.
- * percent -1 = none; checkpoint NULL = none. Returns 0 or BT_ESTALE. */
+ * percent -1 = none; checkpoint NULL = none. Returns 0, BT_ESTALE (audited
+ * progress.stale) or BT_EAUTH (the attempt is another vendor's: audited
+ * progress.foreign). */
 int bt_core_agent_progress(bt_core_t *core, uint64_t agent_id, uint64_t package_id,
                            uint32_t attempt, int percent, const void *checkpoint,
                            size_t checkpoint_len, const bt_now_t *now,
@@ -586,7 +593,10 @@ typedef struct {
  * same agent already reported for that attempt is acknowledged again and
  * changes nothing. Emits FINISH and/or ACK_RESULT (token echoed); an
  * ACK_RESULT that follows a FINISH of the same attempt must wait for that
- * FINISH's commit. Returns 0 or BT_ESTALE. */
+ * FINISH's commit. Returns 0, BT_ESTALE (audited result.stale) or BT_EAUTH:
+ * the current attempt (or a later one) of a package another vendor holds —
+ * answered stale too, audited result.foreign with the package as subject,
+ * text2/text3 the reporting agent and its vendor, text4 the holder's vendor. */
 int bt_core_agent_result(bt_core_t *core, uint64_t agent_id, const bt_result_t *r,
                          uint64_t token, const bt_now_t *now, bt_actions_t *out);
 

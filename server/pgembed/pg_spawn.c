@@ -148,6 +148,10 @@ static void child_stdio(int out_fd) {
 static int child_drop(const bt_pg__ident_t *id) {
   if (!id->drop)
     return 0;
+  /* batond --user switched to this very user after the start: it has nothing
+   * left to drop (and may no longer set groups); pg_ctl stop runs as it is. */
+  if (getuid() == id->uid && geteuid() == id->uid)
+    return 0;
   if (setgroups((size_t)id->ngroups, id->groups) != 0 || setgid(id->gid) != 0 ||
       setuid(id->uid) != 0)
     return -1;

@@ -160,9 +160,27 @@ static void on_agent_committed(void *arg, int status) {
 static void audit(bt_shell_t *sh, const bt_action_t *a) {
   char subject[160], detail[320];
   const char *actor = a->by_admin ? "admin" : "broker";
-  if (a->package_id) {
+  if (a->package_id && a->text2 != NULL) { /* *.foreign: who reported, who holds it */
+    snprintf(subject, sizeof subject, "package:%" PRIu64, a->package_id);
+    snprintf(detail, sizeof detail,
+             "attempt=%u agent=%" PRIu64 " agent_name=%s vendor=%s holder=%s", a->attempt,
+             a->agent_id, a->text2, a->text3 ? a->text3 : "?", a->text4 ? a->text4 : "?");
+    bt_log_warn("refused a report about another vendor's package",
+                "action=%s package=%" PRIu64 " attempt=%u agent=%s vendor=%s holder=%s",
+                a->text, a->package_id, a->attempt, BT_Q(a->text2), BT_Q(a->text3),
+                BT_Q(a->text4));
+  } else if (a->package_id) {
     snprintf(subject, sizeof subject, "package:%" PRIu64, a->package_id);
     snprintf(detail, sizeof detail, "attempt=%u agent=%" PRIu64, a->attempt, a->agent_id);
+  } else if (!a->agent_id && a->text2 != NULL && a->text4 != NULL &&
+             strcmp(a->text, "agent.capability_refused") == 0) {
+    /* No agent id yet: the hello was refused. Same subject as agent.auth_failed. */
+    snprintf(subject, sizeof subject, "agent:%s/%s", a->text3 ? a->text3 : "?", a->text2);
+    snprintf(detail, sizeof detail, "capability=%s vendor_id=%" PRIu64, a->text4,
+             a->vendor_id);
+    bt_log_warn("refused agent capability: its vendor is not registered for it",
+                "vendor=%s agent=%s capability=%s", BT_Q(a->text3), BT_Q(a->text2),
+                BT_Q(a->text4));
   } else if (a->agent_id) {
     snprintf(subject, sizeof subject, "agent:%s", a->text2 ? a->text2 : "?");
     snprintf(detail, sizeof detail, "agent_id=%" PRIu64 " vendor=%s", a->agent_id,
@@ -757,6 +775,7 @@ int bt_shell_new(uv_loop_t *loop, const bt_config_t *cfg, const char *dsn,
   xo.poll_ms = cfg->poll_ms;
   xo.max_payload_bytes = cfg->max_payload_bytes;
   xo.max_agents_per_vendor = cfg->max_agents_per_vendor;
+  xo.encrypt = cfg->encrypt != 0;
   static const bt_xp_handler_t xh = {
       .vendor_key = h_vendor_key,
       .hello = h_hello,

@@ -31,6 +31,28 @@ void bt_xp_opts_default(bt_xp_opts_t *o) {
   o->max_payload_bytes = 512 * 1024;
   o->max_pending_auth = 1024;
   o->max_agents_per_vendor = 1000;
+  o->encrypt = true;
+}
+
+int bt_xp__decode(const bt_xp_t *xp, const uint8_t *buf, size_t len,
+                  bt_pb_budget_t *budget, Baton__AgentRequest **out, char *why,
+                  size_t why_len) {
+  Baton__AgentRequest *req = NULL;
+  *out = NULL;
+  if (bt_pb_check(&baton__agent_request__descriptor, buf, len, why, why_len) == 0) {
+    req = baton__agent_request__unpack(&budget->a, len, buf);
+    if (req == NULL)
+      snprintf(why, why_len, "protobuf-c refused it (or its size budget)");
+  }
+  if (req == NULL)
+    return BT_EINVAL;
+  int rc = bt_xp__validate(req, &xp->opts, why, why_len);
+  if (rc != 0) {
+    baton__agent_request__free_unpacked(req, &budget->a);
+    return rc;
+  }
+  *out = req;
+  return 0;
 }
 
 static void on_message(bt_xp_t *xp, const uint8_t *buf, size_t len, void *ctl) {
@@ -38,29 +60,24 @@ static void on_message(bt_xp_t *xp, const uint8_t *buf, size_t len, void *ctl) {
   bt_pb_budget_t budget;
   bt_pb_budget_init(&budget, bt_pb_budget_for(len));
   Baton__AgentRequest *req = NULL;
-  if (bt_pb_check(&baton__agent_request__descriptor, buf, len, why, sizeof why) == 0) {
-    req = baton__agent_request__unpack(&budget.a, len, buf);
-    if (req == NULL)
-      snprintf(why, sizeof why, "protobuf-c refused it (or its size budget)");
+  int rc = bt_xp__decode(xp, buf, len, &budget, &req, why, sizeof why);
+  if (rc == 0) {
+    bt_xp__on_request(xp, req, ctl);
+    baton__agent_request__free_unpacked(req, &budget.a);
+    return;
   }
-  if (req == NULL) {
+  if (rc == BT_EINVAL) {
     bt_log_warn("rejected agent message: not a valid protobuf message",
                 "reason=%s bytes=%zu", BT_Q(why), len);
     snprintf(msg, sizeof msg, "could not decode message: %s", why);
-    bt_xp__reply_error(xp, &ctl, BATON__ERROR_CODE__ERROR_PROTOCOL, msg);
+    bt_xp__reply_error(xp, NULL, &ctl, BATON__ERROR_CODE__ERROR_PROTOCOL, msg);
     return;
   }
-  int rc = bt_xp__validate(req, &xp->opts, why, sizeof why);
-  if (rc != 0) {
-    bt_log_warn("rejected agent message", "reason=%s bytes=%zu", BT_Q(why), len);
-    bt_xp__reply_error(xp, &ctl,
-                       rc == BT_EVERSION ? BATON__ERROR_CODE__ERROR_VERSION
-                                         : BATON__ERROR_CODE__ERROR_PROTOCOL,
-                       why);
-  } else {
-    bt_xp__on_request(xp, req, ctl);
-  }
-  baton__agent_request__free_unpacked(req, &budget.a);
+  bt_log_warn("rejected agent message", "reason=%s bytes=%zu", BT_Q(why), len);
+  bt_xp__reply_error(xp, NULL, &ctl,
+                     rc == BT_EVERSION ? BATON__ERROR_CODE__ERROR_VERSION
+                                       : BATON__ERROR_CODE__ERROR_PROTOCOL,
+                     why);
 }
 
 static void on_readable(uv_poll_t *h, int status, int events) {
@@ -159,8 +176,9 @@ int bt_xp_new(uv_loop_t *loop, const char *endpoint, const bt_xp_opts_t *opts,
   xp->timer.data = xp;
   uv_timer_start(&xp->timer, on_timer, TIMER_MS, TIMER_MS);
   xp->open_handles = 2;
-  bt_log_info("listening for agents", "endpoint=%s max_message_bytes=%u", BT_Q(endpoint),
-              xp->opts.max_message_bytes);
+  bt_log_info("listening for agents", "endpoint=%s max_message_bytes=%u sealing=%s",
+              BT_Q(endpoint), xp->opts.max_message_bytes,
+              xp->opts.encrypt ? "encrypt+mac" : "mac-only");
   *out = xp;
   return 0;
 }
@@ -190,7 +208,7 @@ void bt_xp_close(bt_xp_t *xp, void (*cb)(void *arg), void *arg) {
       continue;
     bt_xp_session_t *s = xp->by_session.vals[i];
     if (s->ctl)
-      bt_xp__reply_error(xp, &s->ctl, BATON__ERROR_CODE__ERROR_UNAVAILABLE,
+      bt_xp__reply_error(xp, s, &s->ctl, BATON__ERROR_CODE__ERROR_UNAVAILABLE,
                          "broker shutting down");
     bt_xp__session_free(xp, s);
   }

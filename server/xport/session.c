@@ -2,6 +2,16 @@
  * Agent sessions: the handshake (Hello → Challenge → Auth → Welcome), the one
  * request each session is answering, and the Work replies.
  *
+ * The handshake agrees the session keys: Challenge carries our ephemeral kx
+ * key, Auth the agent's, and the agent's signature covers both, so once it
+ * verifies both ends hold the same keys and nobody in between does. From the
+ * Welcome on every request must arrive sealed (bt_seal) and every reply to one
+ * goes out sealed. A request that does not open, or opens with an old counter,
+ * is refused on its own pipe, logged and audited (at most once a second per
+ * session), and changes nothing in its session: it is not "seen", does not
+ * supersede the parked request and does not end the session. Only an exact
+ * resend of the request being answered is taken again (REQ after a reconnect).
+ *
  * An outbox per session holds assignments and cancels until the agent
  * acknowledges them through ack_seq; every reply carries all of them. An agent
  * drops the answer to a request it superseded (a parked poll replaced by
@@ -16,6 +26,8 @@
 #include "bt_valid.h"
 
 #include <nanomsg/nn.h>
+#include <sodium.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -42,15 +54,11 @@ static void pa_push(bt_xp_pavec_t *v, uint64_t id, uint32_t attempt) {
 
 /* --- sending ------------------------------------------------------------------- */
 
-void bt_xp__send(bt_xp_t *xp, void **ctl, const Baton__AgentReply *reply) {
+/* Sends len bytes of buf (borrowed) on *ctl and frees the control chunk. */
+static void send_raw(bt_xp_t *xp, void **ctl, const void *buf, size_t len) {
   if (*ctl == NULL)
     return;
-  size_t n = baton__agent_reply__get_packed_size(reply);
-  void *buf = nn_allocmsg(n ? n : 1, 0);
-  if (buf == NULL)
-    abort();
-  baton__agent_reply__pack(reply, buf);
-  struct nn_iovec iov = {.iov_base = &buf, .iov_len = NN_MSG};
+  struct nn_iovec iov = {.iov_base = (void *)buf, .iov_len = len};
   struct nn_msghdr hdr;
   memset(&hdr, 0, sizeof hdr);
   hdr.msg_iov = &iov;
@@ -60,7 +68,6 @@ void bt_xp__send(bt_xp_t *xp, void **ctl, const Baton__AgentReply *reply) {
   /* A raw REP send never blocks: to a peer that is gone it is dropped. */
   if (nn_sendmsg(xp->sock, &hdr, NN_DONTWAIT) < 0) {
     bt_log_warn("could not send to agent", "error=%s", BT_Q(nn_strerror(nn_errno())));
-    nn_freemsg(buf);
     nn_freemsg(*ctl);
   } else {
     xp->stats.sent++;
@@ -68,8 +75,29 @@ void bt_xp__send(bt_xp_t *xp, void **ctl, const Baton__AgentReply *reply) {
   *ctl = NULL;
 }
 
-void bt_xp__reply_error(bt_xp_t *xp, void **ctl, Baton__ErrorCode code,
-                        const char *message) {
+void bt_xp__send(bt_xp_t *xp, bt_xp_session_t *s, void **ctl, void **dup,
+                 const Baton__AgentReply *reply) {
+  if (*ctl == NULL && (dup == NULL || *dup == NULL))
+    return;
+  uint8_t *buf = NULL;
+  size_t n = 0;
+  if (s != NULL && s->state == BT_XS_ACTIVE) {
+    /* work_build keeps a reply 2 KiB under the limit, so this cannot fail. */
+    if (bt_seal_pack_reply(&s->seal, s->req_ctr, reply, SIZE_MAX, &buf, &n) != 0)
+      abort(); /* no size limit given: it cannot fail */
+  } else {
+    n = baton__agent_reply__get_packed_size(reply);
+    buf = xmalloc(n);
+    baton__agent_reply__pack(reply, buf);
+  }
+  send_raw(xp, ctl, buf, n);
+  if (dup != NULL)
+    send_raw(xp, dup, buf, n); /* the same bytes: the agent takes one copy at most */
+  free(buf);
+}
+
+void bt_xp__reply_error(bt_xp_t *xp, bt_xp_session_t *s, void **ctl,
+                        Baton__ErrorCode code, const char *message) {
   Baton__AgentReply reply = BATON__AGENT_REPLY__INIT;
   Baton__Error err = BATON__ERROR__INIT;
   reply.has_version = true;
@@ -80,7 +108,35 @@ void bt_xp__reply_error(bt_xp_t *xp, void **ctl, Baton__ErrorCode code,
   reply.body_case = BATON__AGENT_REPLY__BODY_ERROR;
   reply.error = &err;
   xp->stats.rejected++;
-  bt_xp__send(xp, ctl, &reply);
+  bt_xp__send(xp, s, ctl, s != NULL && ctl == &s->ctl ? &s->ctl_dup : NULL, &reply);
+}
+
+/* A refused message of a known session: logged and audited at most once a
+ * second per session and kind (a forger must not be able to flood the log or the audit
+ * table, which shares the store with real work), and answered in clear on the
+ * pipe it came from. The session itself is left alone. */
+static void refuse_message(bt_xp_t *xp, bt_xp_session_t *s, void **ctl, const char *action,
+                           const char *detail, const char *answer) {
+  uint64_t now = bt_mono_ms();
+  int k = strcmp(action, "agent.replay") == 0;
+  if (now >= s->reject_next_ms[k]) {
+    char d[256];
+    if (s->rejects_quiet[k] > 0)
+      snprintf(d, sizeof d, "%s; %u more refused in the last second", detail,
+               s->rejects_quiet[k]);
+    else
+      snprintf(d, sizeof d, "%s", detail);
+    bt_log_warn("refused agent message", "action=%s vendor=%s agent=%s session=%016llx "
+                "reason=%s", action, BT_Q(s->vendor), BT_Q(s->agent_name),
+                (unsigned long long)s->id, BT_Q(d));
+    if (xp->h.rejected)
+      xp->h.rejected(xp->arg, action, s->vendor, s->agent_name, d);
+    s->reject_next_ms[k] = now + 1000;
+    s->rejects_quiet[k] = 0;
+  } else {
+    s->rejects_quiet[k]++;
+  }
+  bt_xp__reply_error(xp, NULL, ctl, BATON__ERROR_CODE__ERROR_PROTOCOL, answer);
 }
 
 /* --- session table ------------------------------------------------------------- */
@@ -106,6 +162,9 @@ static bt_xp_session_t *session_new(bt_xp_t *xp, uint64_t now) {
     bt_auth_random(&s->id, sizeof s->id);
   while (s->id == 0 || s->id == UINT64_MAX || bt_idmap_get(&xp->by_session, s->id));
   bt_auth_random(s->nonce, sizeof s->nonce);
+  bt_seal_kx_keypair(s->kx_pk, s->kx_sk);
+  s->seal_mode = xp->opts.encrypt ? BATON__SEAL_MODE__SEAL_MODE_SECRETBOX
+                                  : BATON__SEAL_MODE__SEAL_MODE_MAC;
   s->created_ms = s->last_ms = now;
   bt_idmap_put(&xp->by_session, s->id, s);
   xp->n_sessions++;
@@ -125,6 +184,10 @@ void bt_xp__session_free(bt_xp_t *xp, bt_xp_session_t *s) {
   }
   if (s->ctl)
     nn_freemsg(s->ctl);
+  if (s->ctl_dup)
+    nn_freemsg(s->ctl_dup);
+  bt_seal_wipe(&s->seal);
+  sodium_memzero(s->kx_sk, sizeof s->kx_sk);
   for (uint32_t i = 0; i < s->n_caps; i++)
     free(s->caps[i]);
   free(s->caps);
@@ -140,9 +203,22 @@ void bt_xp__session_free(bt_xp_t *xp, bt_xp_session_t *s) {
 static void take_request(bt_xp_session_t *s, void *ctl, bt_xr_kind_t kind, uint64_t now) {
   if (s->ctl)
     nn_freemsg(s->ctl);
+  if (s->ctl_dup)
+    nn_freemsg(s->ctl_dup);
   s->ctl = ctl;
+  s->ctl_dup = NULL;
   s->kind = kind;
   s->req_ms = now;
+}
+
+/* A copy of the request still being answered came in on another pipe: a REQ
+ * resend after a reconnect (the first pipe is likely dead) or someone replaying
+ * it. Both copies get the answer, so whichever is the agent's gets it. */
+static void add_copy(bt_xp_session_t *s, void *ctl) {
+  if (s->ctl_dup)
+    nn_freemsg(s->ctl_dup);
+  s->ctl_dup = s->ctl;
+  s->ctl = ctl;
 }
 
 /* --- the handshake ---------------------------------------------------------------- */
@@ -151,7 +227,7 @@ static void on_hello(bt_xp_t *xp, const Baton__Hello *h, void *ctl, uint64_t now
   if (xp->n_pending_auth >= xp->opts.max_pending_auth) {
     bt_log_warn("refused agent hello: too many authentications in progress",
                 "vendor=%s agent=%s", BT_Q(h->vendor), BT_Q(h->agent_name));
-    bt_xp__reply_error(xp, &ctl, BATON__ERROR_CODE__ERROR_LIMIT,
+    bt_xp__reply_error(xp, NULL, &ctl, BATON__ERROR_CODE__ERROR_LIMIT,
                        "too many agents authenticating; retry later");
     return;
   }
@@ -176,9 +252,14 @@ static void on_hello(bt_xp_t *xp, const Baton__Hello *h, void *ctl, uint64_t now
   ch.has_nonce = true;
   ch.nonce.data = s->nonce;
   ch.nonce.len = sizeof s->nonce;
+  ch.has_kx_public_key = true;
+  ch.kx_public_key.data = s->kx_pk;
+  ch.kx_public_key.len = sizeof s->kx_pk;
+  ch.has_seal = true;
+  ch.seal = s->seal_mode;
   reply.body_case = BATON__AGENT_REPLY__BODY_CHALLENGE;
   reply.challenge = &ch;
-  bt_xp__send(xp, &ctl, &reply);
+  bt_xp__send(xp, NULL, &ctl, NULL, &reply);
 }
 
 static void refuse(bt_xp_t *xp, bt_xp_session_t *s, void **ctl, Baton__ErrorCode code,
@@ -187,7 +268,7 @@ static void refuse(bt_xp_t *xp, bt_xp_session_t *s, void **ctl, Baton__ErrorCode
               BT_Q(s->agent_name), BT_Q(audit_detail));
   if (xp->h.rejected)
     xp->h.rejected(xp->arg, "agent.auth_failed", s->vendor, s->agent_name, audit_detail);
-  bt_xp__reply_error(xp, ctl, code, message);
+  bt_xp__reply_error(xp, NULL, ctl, code, message);
   bt_xp__session_free(xp, s);
 }
 
@@ -195,10 +276,22 @@ static void on_auth(bt_xp_t *xp, bt_xp_session_t *s, const Baton__Auth *a, void 
                     uint64_t now) {
   uint64_t vendor_id = 0;
   uint8_t key[32];
+  const uint8_t *agent_kx = a->has_kx_public_key ? a->kx_public_key.data : NULL;
   int rc = xp->h.vendor_key(xp->arg, s->vendor, &vendor_id, key);
-  if (rc == 0)
-    rc = bt_auth_verify(key, s->id, s->nonce, s->vendor, s->agent_name,
-                        a->signature.data, a->signature.len);
+  if (rc == 0) {
+    /* Without the agent's kx key the signature cannot cover one: an agent that
+     * does not do the key exchange fails like a wrong secret. */
+    bt_auth_proof_t proof = {.session = s->id,
+                             .nonce = s->nonce,
+                             .vendor = s->vendor,
+                             .agent_name = s->agent_name,
+                             .broker_kx = s->kx_pk,
+                             .agent_kx = agent_kx,
+                             .seal_mode = (uint8_t)s->seal_mode};
+    rc = agent_kx == NULL ? BT_EAUTH
+                          : bt_auth_verify(key, &proof, a->signature.data,
+                                           a->signature.len);
+  }
   if (rc != 0) {
     /* One answer for unknown vendor, wrong secret and suspended vendor, so a
      * stranger learns nothing about which vendors exist. */
@@ -208,6 +301,16 @@ static void on_auth(bt_xp_t *xp, bt_xp_session_t *s, const Baton__Auth *a, void 
                               : "bad signature");
     return;
   }
+  /* The signature binds both kx keys: derive the session keys now and drop
+   * our kx secret, which nothing needs any more. */
+  rc = bt_seal_keys(&s->seal, BT_SEAL_BROKER, s->seal_mode, s->kx_pk, s->kx_sk, agent_kx);
+  sodium_memzero(s->kx_sk, sizeof s->kx_sk);
+  if (rc != 0) {
+    refuse(xp, s, &ctl, BATON__ERROR_CODE__ERROR_AUTH, "authentication failed",
+           "unusable key exchange key");
+    return;
+  }
+  memcpy(s->auth_sig, a->signature.data, sizeof s->auth_sig);
   /* One live session per agent: a newer one replaces the older. */
   if (xp->opts.max_agents_per_vendor > 0) {
     uint32_t count = 0;
@@ -263,12 +366,25 @@ static void on_auth(bt_xp_t *xp, bt_xp_session_t *s, const Baton__Auth *a, void 
   s->state = BT_XS_WELCOMING;
   xp->n_pending_auth--;
   take_request(s, ctl, BT_XR_AUTH, now);
-  bt_log_info("agent authenticated", "vendor=%s agent=%s agent_id=%llu slots=%u",
-              BT_Q(s->vendor), BT_Q(s->agent_name), (unsigned long long)agent_id,
-              s->slots);
+  s->req_ctr = 0; /* the Welcome answers the Auth: reply_to 0 */
+  bt_log_info("agent authenticated",
+              "vendor=%s agent=%s agent_id=%llu slots=%u sealing=%s", BT_Q(s->vendor),
+              BT_Q(s->agent_name), (unsigned long long)agent_id, s->slots,
+              s->seal_mode == BATON__SEAL_MODE__SEAL_MODE_SECRETBOX ? "encrypt+mac"
+                                                                    : "mac-only");
 }
 
 /* --- requests of live sessions ------------------------------------------------------ */
+
+/* A sealed error answering request counter on ctl (not the session's slot,
+ * whose request keeps its own reply_to). */
+static void reply_error_to(bt_xp_t *xp, bt_xp_session_t *s, void **ctl, uint64_t counter,
+                           Baton__ErrorCode code, const char *message) {
+  uint64_t kept = s->req_ctr;
+  s->req_ctr = counter;
+  bt_xp__reply_error(xp, s, ctl, code, message);
+  s->req_ctr = kept;
+}
 
 /* Drops what the agent acknowledged through ack_seq; assignments it holds now
  * have started. */
@@ -289,67 +405,48 @@ static void apply_ack_seq(bt_xp_t *xp, bt_xp_session_t *s, uint64_t ack_seq) {
   s->acked_seq = ack_seq;
 }
 
-void bt_xp__on_request(bt_xp_t *xp, Baton__AgentRequest *req, void *ctl) {
-  uint64_t now = bt_mono_ms();
-  if (req->body_case == BATON__AGENT_REQUEST__BODY_HELLO) {
-    on_hello(xp, req->hello, ctl, now);
+/* One opened request of an active session (req is the inner message, counter
+ * its Sealed.counter). resend: an exact copy of the last request accepted;
+ * requests are idempotent, so it is served again, but it is not news of the
+ * agent's liveness (a replay must not keep a dead agent's session alive). */
+static void on_active(bt_xp_t *xp, bt_xp_session_t *s, const Baton__AgentRequest *req,
+                      void *ctl, uint64_t counter, bool resend, uint64_t now) {
+  if (resend && s->ctl != NULL && s->req_ctr == counter) {
+    /* Still being answered: nothing to do again, but answer this copy too. */
+    add_copy(s, ctl);
     return;
   }
-  bt_xp_session_t *s = bt_idmap_get(&xp->by_session, req->session);
-  if (s == NULL) {
-    bt_xp__reply_error(xp, &ctl, BATON__ERROR_CODE__ERROR_SESSION,
-                       "unknown session; send hello");
-    return;
-  }
-  s->last_ms = now;
-  switch (s->state) {
-  case BT_XS_CHALLENGED:
-    if (req->body_case != BATON__AGENT_REQUEST__BODY_AUTH) {
-      bt_xp__reply_error(xp, &ctl, BATON__ERROR_CODE__ERROR_PROTOCOL,
-                         "expected auth after the challenge");
-      bt_xp__session_free(xp, s);
-      return;
-    }
-    on_auth(xp, s, req->auth, ctl, now);
-    return;
-  case BT_XS_WELCOMING:
-    /* REQ resends Auth after a reconnect; keep waiting on the newest copy. */
-    if (req->body_case == BATON__AGENT_REQUEST__BODY_AUTH) {
-      take_request(s, ctl, BT_XR_AUTH, now);
-      return;
-    }
-    bt_xp__reply_error(xp, &ctl, BATON__ERROR_CODE__ERROR_PROTOCOL,
-                       "wait for the welcome");
-    return;
-  case BT_XS_ACTIVE:
-    break;
-  }
-
   /* Handler calls may end this very session (the core can decide an agent is
    * gone), so it is looked up again after each one rather than kept. */
   uint64_t sid = s->id;
   uint64_t agent = s->agent_id;
   if (req->has_ack_seq)
     apply_ack_seq(xp, s, req->ack_seq);
-  xp->h.seen(xp->arg, agent);
-  if ((s = bt_idmap_get(&xp->by_session, sid)) == NULL) {
-    bt_xp__reply_error(xp, &ctl, BATON__ERROR_CODE__ERROR_SESSION,
-                       "session ended; send hello");
-    return;
+  if (!resend) {
+    s->last_ms = now;
+    xp->h.seen(xp->arg, agent);
+    if ((s = bt_idmap_get(&xp->by_session, sid)) == NULL) {
+      bt_xp__reply_error(xp, NULL, &ctl, BATON__ERROR_CODE__ERROR_SESSION,
+                         "session ended; send hello");
+      return;
+    }
   }
   switch (req->body_case) {
   case BATON__AGENT_REQUEST__BODY_POLL:
     take_request(s, ctl, BT_XR_POLL, now);
+    s->req_ctr = counter;
     xp->h.ready(xp->arg, agent, req->poll->free_slots);
     break;
   case BATON__AGENT_REQUEST__BODY_HEARTBEAT:
     take_request(s, ctl, BT_XR_IMMEDIATE, now);
+    s->req_ctr = counter;
     if (req->heartbeat->has_free_slots)
       xp->h.ready(xp->arg, agent, req->heartbeat->free_slots);
     break;
   case BATON__AGENT_REQUEST__BODY_PROGRESS: {
     const Baton__Progress *p = req->progress;
     take_request(s, ctl, BT_XR_IMMEDIATE, now);
+    s->req_ctr = counter;
     xp->h.progress(xp->arg, agent, p->package_id, p->attempt,
                    p->has_percent ? (int)p->percent : -1,
                    p->has_checkpoint ? p->checkpoint.data : NULL,
@@ -359,6 +456,7 @@ void bt_xp__on_request(bt_xp_t *xp, Baton__AgentRequest *req, void *ctl) {
   case BATON__AGENT_REQUEST__BODY_RESULTS: {
     const Baton__Results *rs = req->results;
     take_request(s, ctl, BT_XR_RESULTS, now);
+    s->req_ctr = counter;
     s->pending_acks += (uint32_t)rs->n_results;
     for (size_t i = 0; i < rs->n_results; i++) {
       const Baton__Result *x = rs->results[i];
@@ -370,6 +468,7 @@ void bt_xp__on_request(bt_xp_t *xp, Baton__AgentRequest *req, void *ctl) {
           [BATON__OUTCOME__OUTCOME_HANDED_BACK] = BT_OUTCOME_HANDED_BACK,
       };
       char err[BT_TEXT_MAX + 1];
+      bool too_big = x->has_output && x->output.len > xp->opts.max_payload_bytes;
       bt_result_t r = {
           .package_id = x->package_id,
           .attempt = x->attempt,
@@ -379,6 +478,21 @@ void bt_xp__on_request(bt_xp_t *xp, Baton__AgentRequest *req, void *ctl) {
           .exit_code = x->has_exit_code ? x->exit_code : -1,
           .error = x->error ? bt_sanitize_text(x->error, err, sizeof err) : NULL,
       };
+      if (too_big) {
+        /* A library user without baton-agent's --max-result-bytes cap: the
+         * attempt fails with the reason (and may be retried), rather than the
+         * whole Results message being refused and resent for ever. */
+        snprintf(err, sizeof err, "result of %zu bytes exceeds the limit of %u bytes",
+                 x->output.len, xp->opts.max_payload_bytes);
+        r.outcome = BT_OUTCOME_FAILED;
+        r.output = NULL;
+        r.output_len = 0;
+        r.error = err;
+        bt_log_warn("agent result too large: the attempt fails",
+                    "agent_id=%llu package=%llu attempt=%u bytes=%zu limit=%u",
+                    (unsigned long long)agent, (unsigned long long)x->package_id,
+                    x->attempt, x->output.len, xp->opts.max_payload_bytes);
+      }
       xp->h.result(xp->arg, agent, &r);
     }
     if (rs->has_free_slots)
@@ -387,19 +501,132 @@ void bt_xp__on_request(bt_xp_t *xp, Baton__AgentRequest *req, void *ctl) {
   }
   case BATON__AGENT_REQUEST__BODY_BYE:
     take_request(s, ctl, BT_XR_IMMEDIATE, now);
+    s->req_ctr = counter;
     s->leaving = true;
     xp->byes++;
     bt_log_info("agent said bye", "agent_id=%llu reason=%s", (unsigned long long)agent,
                 BT_Q(req->bye->reason ? req->bye->reason : ""));
     xp->h.bye(xp->arg, agent);
     break;
-  default:
-    bt_xp__reply_error(xp, &ctl, BATON__ERROR_CODE__ERROR_PROTOCOL,
-                       "unexpected message in an active session");
+  default: /* on_sealed lets only the five above through */
+    reply_error_to(xp, s, &ctl, counter, BATON__ERROR_CODE__ERROR_PROTOCOL,
+                   "unexpected message in an active session");
     return;
   }
   if ((s = bt_idmap_get(&xp->by_session, sid)) != NULL)
     bt_xp__mark(xp, s);
+}
+
+/* A Sealed request: opened under the session's keys, the replay rule applied,
+ * the inner request decoded and validated like any other, then served. */
+static void on_sealed(bt_xp_t *xp, bt_xp_session_t *s, const Baton__AgentRequest *outer,
+                      void *ctl, uint64_t now) {
+  char why[160], detail[160];
+  uint8_t *body = NULL;
+  size_t len = 0;
+  const Baton__Sealed *m = outer->sealed;
+  if (s->state != BT_XS_ACTIVE) {
+    /* No agent seals before its Welcome: not the agent's. The session is not
+     * ended for it (a stranger must not be able to end one). */
+    bt_xp__reply_error(xp, NULL, &ctl, BATON__ERROR_CODE__ERROR_PROTOCOL,
+                       "sealed request before the welcome");
+    return;
+  }
+  uint64_t last = s->seal.rx_ctr;
+  int rc = bt_seal_open_msg(&s->seal, m, &body, &len);
+  if (rc == BT_EAUTH) {
+    snprintf(detail, sizeof detail, "message does not authenticate counter=%llu bytes=%zu",
+             (unsigned long long)m->counter, m->box.len);
+    refuse_message(xp, s, &ctl, "agent.bad_mac", detail, "message refused: bad mac");
+    return;
+  }
+  if (rc == BT_ESTALE) {
+    snprintf(detail, sizeof detail, "replayed message counter=%llu last=%llu",
+             (unsigned long long)m->counter, (unsigned long long)last);
+    refuse_message(xp, s, &ctl, "agent.replay", detail,
+                   "message refused: replayed or out of order");
+    return;
+  }
+  bt_pb_budget_t budget;
+  bt_pb_budget_init(&budget, bt_pb_budget_for(len));
+  Baton__AgentRequest *req = NULL;
+  rc = bt_xp__decode(xp, body, len, &budget, &req, why, sizeof why);
+  free(body);
+  if (rc == 0 && (!req->has_session || req->session != outer->session)) {
+    snprintf(why, sizeof why, "sealed request of another session");
+    rc = BT_EPROTO;
+  }
+  if (rc == 0 && (req->body_case == BATON__AGENT_REQUEST__BODY_HELLO ||
+                  req->body_case == BATON__AGENT_REQUEST__BODY_AUTH ||
+                  req->body_case == BATON__AGENT_REQUEST__BODY_SEALED)) {
+    snprintf(why, sizeof why, "hello, auth or sealed inside a sealed request");
+    rc = BT_EPROTO;
+  }
+  if (rc != 0) {
+    /* Authentic but malformed: a broken agent, answered under its keys. */
+    bt_log_warn("rejected agent message", "vendor=%s agent=%s reason=%s bytes=%zu",
+                BT_Q(s->vendor), BT_Q(s->agent_name), BT_Q(why), len);
+    if (req != NULL)
+      baton__agent_request__free_unpacked(req, &budget.a);
+    reply_error_to(xp, s, &ctl, m->counter,
+                   rc == BT_EVERSION ? BATON__ERROR_CODE__ERROR_VERSION
+                                     : BATON__ERROR_CODE__ERROR_PROTOCOL,
+                   why);
+    return;
+  }
+  on_active(xp, s, req, ctl, m->counter, rc == BT_SEAL_RESEND, now);
+  baton__agent_request__free_unpacked(req, &budget.a);
+}
+
+void bt_xp__on_request(bt_xp_t *xp, Baton__AgentRequest *req, void *ctl) {
+  uint64_t now = bt_mono_ms();
+  if (req->body_case == BATON__AGENT_REQUEST__BODY_HELLO) {
+    on_hello(xp, req->hello, ctl, now);
+    return;
+  }
+  bt_xp_session_t *s = bt_idmap_get(&xp->by_session, req->session);
+  if (s == NULL) {
+    bt_xp__reply_error(xp, NULL, &ctl, BATON__ERROR_CODE__ERROR_SESSION,
+                       "unknown session; send hello");
+    return;
+  }
+  if (req->body_case == BATON__AGENT_REQUEST__BODY_SEALED) {
+    on_sealed(xp, s, req, ctl, now);
+    return;
+  }
+  switch (s->state) {
+  case BT_XS_CHALLENGED:
+    s->last_ms = now;
+    if (req->body_case != BATON__AGENT_REQUEST__BODY_AUTH) {
+      bt_xp__reply_error(xp, NULL, &ctl, BATON__ERROR_CODE__ERROR_PROTOCOL,
+                         "expected auth after the challenge");
+      bt_xp__session_free(xp, s);
+      return;
+    }
+    on_auth(xp, s, req->auth, ctl, now);
+    return;
+  case BT_XS_WELCOMING:
+    /* REQ resends Auth after a reconnect: wait on both copies. Only the very
+     * Auth that authenticated counts (Ed25519 signs deterministically). */
+    if (req->body_case == BATON__AGENT_REQUEST__BODY_AUTH &&
+        sodium_memcmp(req->auth->signature.data, s->auth_sig, sizeof s->auth_sig) == 0) {
+      add_copy(s, ctl);
+      return;
+    }
+    bt_xp__reply_error(xp, NULL, &ctl, BATON__ERROR_CODE__ERROR_PROTOCOL,
+                       "wait for the welcome");
+    return;
+  case BT_XS_ACTIVE:
+    break;
+  }
+  /* A clear request on a session whose every request is sealed: an Auth
+   * replayed after its Welcome, or something forged around the MAC. */
+  if (req->body_case == BATON__AGENT_REQUEST__BODY_AUTH)
+    refuse_message(xp, s, &ctl, "agent.replay", "auth for a session already authenticated",
+                   "message refused: this session is authenticated already");
+  else
+    refuse_message(xp, s, &ctl, "agent.bad_mac", "unsealed request in a sealed session",
+                   "message refused: requests of this session must be sealed");
 }
 
 /* --- replies ---------------------------------------------------------------------- */
@@ -529,7 +756,7 @@ static void send_work(bt_xp_t *xp, bt_xp_session_t *s) {
   reply.version = BATON__PROTOCOL_VERSION__PROTOCOL_VERSION_CURRENT;
   reply.body_case = BATON__AGENT_REPLY__BODY_WORK;
   reply.work = &wk.w;
-  bt_xp__send(xp, &s->ctl, &reply);
+  bt_xp__send(xp, s, &s->ctl, &s->ctl_dup, &reply);
   work_free(&wk);
   s->acked.n = 0;
   s->stale.n = 0;
@@ -558,11 +785,13 @@ void bt_xp_welcome(bt_xp_t *xp, uint64_t session, int status) {
   if (s == NULL || s->state != BT_XS_WELCOMING)
     return;
   if (status != 0) {
-    bt_xp__reply_error(xp, &s->ctl, BATON__ERROR_CODE__ERROR_UNAVAILABLE,
-                       "store unavailable; retry later");
+    bt_xp__reply_error(xp, s, &s->ctl, BATON__ERROR_CODE__ERROR_UNAVAILABLE,
+                       "store unavailable; retry later"); /* in clear: not yet active */
     bt_xp__session_free(xp, s);
     return;
   }
+  /* Active from here: the Welcome is the first sealed reply (reply_to 0),
+   * which shows the agent that we derived the same keys. */
   s->state = BT_XS_ACTIVE;
   work_t wk;
   work_build(xp, s, &wk);
@@ -580,7 +809,7 @@ void bt_xp_welcome(bt_xp_t *xp, uint64_t session, int status) {
   w.work = &wk.w;
   reply.body_case = BATON__AGENT_REPLY__BODY_WELCOME;
   reply.welcome = &w;
-  bt_xp__send(xp, &s->ctl, &reply);
+  bt_xp__send(xp, s, &s->ctl, &s->ctl_dup, &reply);
   work_free(&wk);
   s->acked.n = s->stale.n = 0;
   s->kind = BT_XR_NONE;
@@ -645,7 +874,7 @@ void bt_xp_end_session(bt_xp_t *xp, uint64_t agent_id) {
   bt_log_info("agent session ended", "agent_id=%llu vendor=%s agent=%s",
               (unsigned long long)agent_id, BT_Q(s->vendor), BT_Q(s->agent_name));
   if (s->ctl)
-    bt_xp__reply_error(xp, &s->ctl, BATON__ERROR_CODE__ERROR_SESSION,
+    bt_xp__reply_error(xp, s, &s->ctl, BATON__ERROR_CODE__ERROR_SESSION,
                        "session ended; send hello");
   bt_xp__session_free(xp, s);
 }

@@ -74,7 +74,21 @@ int bt_xp__validate(const Baton__AgentRequest *req, const bt_xp_opts_t *o, char 
   case BATON__AGENT_REQUEST__BODY_AUTH:
     if (!req->auth->has_signature || req->auth->signature.len != 64)
       FAIL("signature missing or of the wrong size");
+    /* An absent key is the broker's to refuse (the signature cannot cover it);
+     * a present one has one size. */
+    if (req->auth->has_kx_public_key && req->auth->kx_public_key.len != BT_SEAL_KX_BYTES)
+      FAIL("key exchange key of the wrong size");
     return check_held(req->auth->held, req->auth->n_held, "held", why, why_len);
+  case BATON__AGENT_REQUEST__BODY_SEALED: {
+    const Baton__Sealed *m = req->sealed;
+    if (!m->has_counter || m->counter == 0)
+      FAIL("sealed message without a counter");
+    if (!m->has_box || m->box.len < 16)
+      FAIL("sealed message without a box");
+    if (m->has_reply_to)
+      FAIL("a request answers nothing (reply_to set)");
+    return 0;
+  }
   case BATON__AGENT_REQUEST__BODY_POLL:
     if (!req->poll->has_free_slots || req->poll->free_slots > BT_XP_MAX_SLOTS)
       FAIL("poll without a valid free_slots");
@@ -110,9 +124,9 @@ int bt_xp__validate(const Baton__AgentRequest *req, const bt_xp_opts_t *o, char 
       if (!x->has_outcome || x->outcome < BATON__OUTCOME__OUTCOME_COMPLETED ||
           x->outcome > BATON__OUTCOME__OUTCOME_HANDED_BACK)
         FAIL("result %zu has no valid outcome", i);
-      if (x->has_output && x->output.len > o->max_payload_bytes)
-        FAIL("result of %zu bytes exceeds the limit of %u", x->output.len,
-             o->max_payload_bytes);
+      /* An output over max_payload_bytes is not refused here: refusing the
+       * message would make the agent send it again for ever. The session
+       * turns that result into a failed attempt instead (session.c). */
     }
     return 0;
   }

@@ -6,6 +6,11 @@
  * shell's decisions back into replies. It decides no business rule: whom to
  * assign, whether a result counts, and whether an agent is alive are the core's.
  *
+ * Every message after Auth is sealed under a per-session key pair agreed during
+ * the handshake (proto/bt_seal.h, proto/README.md "Sealing"); a message that
+ * does not open, or opens with an old counter, is refused and audited without
+ * touching its session, so a forger can neither inject, replay nor end one.
+ *
  * Replies are not sent from inside handler calls: the shell marks what is ready
  * and calls bt_xp_flush() once per batch, so an answer to Results can carry the
  * assignments committed in the same transaction.
@@ -30,6 +35,10 @@ typedef struct {
   uint32_t max_payload_bytes; /* checkpoints and results above this are refused */
   uint32_t max_pending_auth;  /* challenges outstanding at once */
   uint32_t max_agents_per_vendor;
+  /* Seal every message after Auth with XSalsa20-Poly1305 (true, the default)
+   * or send the body in clear behind an HMAC-SHA512-256 tag (false). Either
+   * way every message is authenticated and replays are refused. */
+  bool encrypt;
 } bt_xp_opts_t;
 
 void bt_xp_opts_default(bt_xp_opts_t *o);
@@ -83,7 +92,9 @@ typedef struct {
    * current (then it is dropped from the outbox). */
   int (*assignment)(void *arg, uint64_t agent_id, uint64_t package_id, uint32_t attempt,
                     bt_xp_assignment_t *out);
-  /* A refused authentication or message worth an audit row. */
+  /* A refused authentication or message worth an audit row: agent.auth_failed,
+   * agent.bad_mac (a message of a live session that does not authenticate),
+   * agent.replay (an authentic message seen before). */
   void (*rejected)(void *arg, const char *action, const char *vendor, const char *agent,
                    const char *detail);
 } bt_xp_handler_t;

@@ -2,7 +2,10 @@
 #ifndef BT_XPORT_INT_H
 #define BT_XPORT_INT_H
 
+#include "bt_auth.h"
 #include "bt_idmap.h"
+#include "bt_pballoc.h"
+#include "bt_seal.h"
 #include "baton.pb-c.h"
 #include "xport.h"
 
@@ -13,9 +16,10 @@
 
 /* Session states. */
 typedef enum {
-  BT_XS_CHALLENGED, /* Challenge sent; waiting for Auth */
-  BT_XS_WELCOMING,  /* authenticated; the agent row is being committed */
-  BT_XS_ACTIVE,     /* serving requests */
+  BT_XS_CHALLENGED, /* Challenge sent (with our kx key); waiting for Auth */
+  BT_XS_WELCOMING,  /* authenticated, session keys derived; the agent row is being
+                       committed */
+  BT_XS_ACTIVE,     /* serving sealed requests; every reply is sealed */
 } bt_xs_state_t;
 
 /* The request a session is answering (at most one: REQ semantics). */
@@ -50,6 +54,17 @@ typedef struct bt_xp_session {
   uint64_t agent_id;
   uint64_t vendor_id;
   uint8_t nonce[32];
+  /* key exchange: our ephemeral key pair (the secret half wiped once the
+   * session keys are derived), the mode announced, the signature that
+   * authenticated (an Auth resent while welcoming must be the same) */
+  uint8_t kx_pk[BT_SEAL_KX_BYTES], kx_sk[BT_SEAL_KX_BYTES];
+  Baton__SealMode seal_mode;
+  uint8_t auth_sig[BT_AUTH_SIG_BYTES];
+  bt_seal_t seal; /* session keys and counters; wiped when the session ends */
+  /* Refusals (0: bad MAC, 1: replay) are logged and audited at most once a
+   * second each; the quiet ones are counted into the next row. */
+  uint64_t reject_next_ms[2];
+  uint32_t rejects_quiet[2];
   char vendor[129];
   char agent_name[129];
   char software[129];
@@ -60,6 +75,9 @@ typedef struct bt_xp_session {
   uint64_t last_ms;
   /* the request being answered */
   void *ctl; /* nanomsg control chunk (owned) */
+  void *ctl_dup; /* an earlier copy of the same request (an exact resend came in
+                    on another pipe while it was pending): answered too */
+  uint64_t req_ctr; /* Sealed.counter of that request: the replies' reply_to */
   bt_xr_kind_t kind;
   uint64_t req_ms;
   uint32_t pending_acks;
@@ -100,11 +118,23 @@ struct bt_xp {
 int bt_xp__validate(const Baton__AgentRequest *req, const bt_xp_opts_t *o, char *why,
                     size_t why_len);
 
+/* endpoint.c: unpacks buf (borrowed) under budget and validates it. Returns 0
+ * with *out (owned: baton__agent_request__free_unpacked(*out, &budget->a)), or
+ * with *out NULL and the reason in why: BT_EINVAL when buf is not a protobuf
+ * message at all, BT_EPROTO / BT_EVERSION when it fails validation. */
+int bt_xp__decode(const bt_xp_t *xp, const uint8_t *buf, size_t len,
+                  bt_pb_budget_t *budget, Baton__AgentRequest **out, char *why,
+                  size_t why_len);
+
 /* session.c */
 void bt_xp__on_request(bt_xp_t *xp, Baton__AgentRequest *req, void *ctl);
-void bt_xp__reply_error(bt_xp_t *xp, void **ctl, Baton__ErrorCode code,
-                        const char *message);
-void bt_xp__send(bt_xp_t *xp, void **ctl, const Baton__AgentReply *reply);
+/* Sends reply on *ctl (taken: NULL afterwards), and on *dup when dup is not NULL
+ * and holds one. Sealed under s's keys when s is an active session, in clear
+ * otherwise (s NULL: no session, or one that is not authenticated). */
+void bt_xp__send(bt_xp_t *xp, bt_xp_session_t *s, void **ctl, void **dup,
+                 const Baton__AgentReply *reply);
+void bt_xp__reply_error(bt_xp_t *xp, bt_xp_session_t *s, void **ctl,
+                        Baton__ErrorCode code, const char *message);
 void bt_xp__mark(bt_xp_t *xp, bt_xp_session_t *s);
 void bt_xp__expire(bt_xp_t *xp, uint64_t now_ms);
 void bt_xp__session_free(bt_xp_t *xp, bt_xp_session_t *s);

@@ -131,6 +131,7 @@ PROTOCOL_VERSION = 1
 # AgentRequest body fields
 BODY_HELLO, BODY_AUTH, BODY_POLL, BODY_HEARTBEAT = 10, 11, 12, 13
 BODY_PROGRESS, BODY_RESULTS, BODY_BYE = 14, 15, 16
+BODY_SEALED = 17  # every request after Welcome (Sealed{counter=1, reply_to=2, box=3})
 
 # ErrorCode
 ERROR_NAMES = {0: "UNSPECIFIED", 1: "PROTOCOL", 2: "VERSION", 3: "AUTH",
@@ -162,12 +163,23 @@ def hello(vendor: str, agent_name: str, capabilities=("upper",), slots: int = 1,
     return out + f_varint(4, slots) + f_bytes(5, software)
 
 
-def auth(signature: bytes, held=()) -> bytes:
-    """Auth{signature=1, held=2 (Held{package_id=1, attempt=2})}."""
+def auth(signature: bytes, held=(), kx: bytes | None = None) -> bytes:
+    """Auth{signature=1, held=2 (Held{package_id=1, attempt=2}),
+    kx_public_key=3}."""
     out = f_bytes(1, signature)
     for pid, att in held:
         out += f_msg(2, f_varint(1, pid) + f_varint(2, att))
+    if kx is not None:
+        out += f_bytes(3, kx)
     return out
+
+
+def sealed(counter: int, box: bytes, reply_to: int | None = None) -> bytes:
+    """Sealed{counter=1 (fixed64), reply_to=2 (fixed64), box=3}."""
+    out = f_fixed64(1, counter)
+    if reply_to is not None:
+        out += f_fixed64(2, reply_to)
+    return out + f_bytes(3, box)
 
 
 def poll(free_slots: int = 1) -> bytes:
@@ -176,14 +188,16 @@ def poll(free_slots: int = 1) -> bytes:
 
 def decode_agent_reply(raw: bytes) -> dict:
     """AgentReply → {"version", "kind": challenge|welcome|work|error|None, ...}:
-    challenge: session, nonce; error: code (int), code_name, message;
+    challenge: session, nonce, kx, seal; error: code (int), code_name, message;
+    sealed: counter, reply_to, box (an inner AgentReply under the session key);
     welcome: agent_id, lease_ms, poll_ms; work: assignments [(seq, package_id,
     attempt, capability)]."""
     f = parse(raw)
     r = {"version": first(f, 1), "kind": None, "raw": raw}
     if 10 in f:
         c = parse(f[10][0])
-        r.update(kind="challenge", session=first(c, 1), nonce=first(c, 2, b""))
+        r.update(kind="challenge", session=first(c, 1), nonce=first(c, 2, b""),
+                 kx=first(c, 3, b""), seal=first(c, 4))
     elif 11 in f:
         w = parse(f[11][0])
         r.update(kind="welcome", agent_id=first(w, 1), heartbeat_ms=first(w, 2),
@@ -202,6 +216,10 @@ def decode_agent_reply(raw: bytes) -> dict:
         code = first(e, 1, 0)
         r.update(kind="error", code=code, code_name=ERROR_NAMES.get(code, str(code)),
                  message=first(e, 2, b"").decode("utf-8", "replace"))
+    elif 14 in f:
+        sb = parse(f[14][0])
+        r.update(kind="sealed", counter=first(sb, 1), reply_to=first(sb, 2, 0),
+                 box=first(sb, 3, b""))
     return r
 
 

@@ -2,6 +2,8 @@
 #include "agent_fake_broker.h"
 
 #include "bt_auth.h"
+#include "bt_err.h"
+#include "bt_seal.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -18,6 +20,12 @@ struct fb {
   int sock;
   char endpoint[64];
   fb_hdr_t cur;
+  bt_seal_t seal;   /* session keys once a handshake succeeded */
+  int last_open;    /* see fb_last_open */
+  int tamper;       /* flip a byte of the next sealed reply */
+  int force_clear;  /* the next reply goes in clear */
+  uint8_t *last;    /* the last reply sent */
+  size_t last_len;
 };
 
 static int free_port(void) {
@@ -61,6 +69,8 @@ void fb_free(fb_t *fb) {
   if (fb == NULL)
     return;
   nn_close(fb->sock);
+  bt_seal_wipe(&fb->seal);
+  free(fb->last);
   free(fb);
 }
 
@@ -102,15 +112,36 @@ Baton__AgentRequest *fb_recv(fb_t *fb, int timeout_ms) {
   nn_freemsg(body);
   if (ctrl != NULL)
     nn_freemsg(ctrl);
+  fb->cur.ctr = 0;
+  fb->last_open = 1;
+  if (req == NULL || req->body_case != BATON__AGENT_REQUEST__BODY_SEALED)
+    return req;
+  /* Sealed: open it as batond would and hand the script the inner request. */
+  uint8_t *inner = NULL;
+  size_t len = 0;
+  uint64_t counter = req->sealed->has_counter ? req->sealed->counter : 0;
+  fb->last_open = bt_seal_open_msg(&fb->seal, req->sealed, &inner, &len);
+  baton__agent_request__free_unpacked(req, NULL);
+  if (fb->last_open != 0 && fb->last_open != BT_SEAL_RESEND)
+    return NULL;
+  fb->cur.ctr = counter;
+  req = baton__agent_request__unpack(NULL, len, inner);
+  free(inner);
   return req;
+}
+
+int fb_last_open(const fb_t *fb) { return fb->last_open; }
+
+void fb_tamper_next(fb_t *fb) { fb->tamper = 1; }
+
+const uint8_t *fb_last_reply(const fb_t *fb, size_t *len) {
+  *len = fb->last_len;
+  return fb->last;
 }
 
 fb_hdr_t fb_current(const fb_t *fb) { return fb->cur; }
 
-int fb_reply_to(fb_t *fb, const fb_hdr_t *h, const Baton__AgentReply *r) {
-  size_t n = baton__agent_reply__get_packed_size(r);
-  uint8_t *buf = malloc(n ? n : 1);
-  baton__agent_reply__pack(r, buf);
+int fb_send_raw(fb_t *fb, const fb_hdr_t *h, const uint8_t *buf, size_t n) {
   /* The control buffer carries the SP header: [cmsghdr][size_t len][bytes]. */
   size_t space = NN_CMSG_SPACE(sizeof(size_t) + h->len);
   unsigned char *ctl = calloc(1, space);
@@ -121,7 +152,7 @@ int fb_reply_to(fb_t *fb, const fb_hdr_t *h, const Baton__AgentReply *r) {
   size_t len = h->len;
   memcpy(NN_CMSG_DATA(c), &len, sizeof len);
   memcpy(NN_CMSG_DATA(c) + sizeof len, h->bytes, h->len);
-  struct nn_iovec iov = {buf, n};
+  struct nn_iovec iov = {(void *)buf, n};
   struct nn_msghdr hdr;
   memset(&hdr, 0, sizeof hdr);
   hdr.msg_iov = &iov;
@@ -130,8 +161,35 @@ int fb_reply_to(fb_t *fb, const fb_hdr_t *h, const Baton__AgentReply *r) {
   hdr.msg_controllen = space;
   int rv = nn_sendmsg(fb->sock, &hdr, 0);
   free(ctl);
-  free(buf);
   return rv < 0 ? -1 : 0;
+}
+
+int fb_reply_to(fb_t *fb, const fb_hdr_t *h, const Baton__AgentReply *r) {
+  uint8_t *buf = NULL;
+  size_t n = 0;
+  if (bt_seal_ready(&fb->seal) && !fb->force_clear) {
+    if (bt_seal_pack_reply(&fb->seal, h->ctr, r, SIZE_MAX, &buf, &n) != 0)
+      return -1;
+    if (fb->tamper && n > 0) {
+      buf[n - 1] ^= 0x01; /* the box is the last field: its last byte */
+      fb->tamper = 0;
+    }
+  } else {
+    n = baton__agent_reply__get_packed_size(r);
+    buf = malloc(n ? n : 1);
+    baton__agent_reply__pack(r, buf);
+  }
+  fb->force_clear = 0;
+  int rv = fb_send_raw(fb, h, buf, n);
+  free(fb->last);
+  fb->last = buf;
+  fb->last_len = n;
+  return rv;
+}
+
+int fb_reply_clear(fb_t *fb, const Baton__AgentReply *r) {
+  fb->force_clear = 1;
+  return fb_reply(fb, r);
 }
 
 int fb_reply(fb_t *fb, const Baton__AgentReply *r) {
@@ -144,7 +202,9 @@ static void reply_init(Baton__AgentReply *r) {
   r->version = 1;
 }
 
-int fb_reply_challenge(fb_t *fb, uint64_t session, const uint8_t nonce[32]) {
+/* A Challenge with our kx key (secretbox mode). */
+static int reply_challenge_kx(fb_t *fb, uint64_t session, const uint8_t nonce[32],
+                              const uint8_t kx_pk[BT_SEAL_KX_BYTES]) {
   Baton__AgentReply r;
   Baton__Challenge ch = BATON__CHALLENGE__INIT;
   reply_init(&r);
@@ -152,9 +212,19 @@ int fb_reply_challenge(fb_t *fb, uint64_t session, const uint8_t nonce[32]) {
   ch.session = session;
   ch.nonce.data = (uint8_t *)nonce;
   ch.nonce.len = 32;
+  ch.has_kx_public_key = ch.has_seal = 1;
+  ch.kx_public_key.data = (uint8_t *)kx_pk;
+  ch.kx_public_key.len = BT_SEAL_KX_BYTES;
+  ch.seal = BATON__SEAL_MODE__SEAL_MODE_SECRETBOX;
   r.body_case = BATON__AGENT_REPLY__BODY_CHALLENGE;
   r.challenge = &ch;
   return fb_reply(fb, &r);
+}
+
+int fb_reply_challenge(fb_t *fb, uint64_t session, const uint8_t nonce[32]) {
+  uint8_t pk[BT_SEAL_KX_BYTES], sk[BT_SEAL_KX_BYTES];
+  bt_seal_kx_keypair(pk, sk);
+  return reply_challenge_kx(fb, session, nonce, pk);
 }
 
 int fb_reply_welcome(fb_t *fb, uint64_t agent_id, const Baton__Work *work) {
@@ -238,22 +308,40 @@ Baton__AgentRequest *fb_handshake_work(fb_t *fb, const uint8_t pk[32], uint64_t 
   snprintf(name, sizeof name, "%s", hello->hello->agent_name);
   fb_req_free(hello);
   bt_auth_random(nonce, sizeof nonce);
-  fb_reply_challenge(fb, session, nonce);
+  /* A new session: the old keys go, the Challenge is in clear. */
+  bt_seal_wipe(&fb->seal);
+  uint8_t kx_pk[BT_SEAL_KX_BYTES], kx_sk[BT_SEAL_KX_BYTES];
+  bt_seal_kx_keypair(kx_pk, kx_sk);
+  reply_challenge_kx(fb, session, nonce, kx_pk);
   Baton__AgentRequest *auth = fb_recv(fb, timeout_ms);
   if (auth == NULL || auth->body_case != BATON__AGENT_REQUEST__BODY_AUTH) {
     *why = "no auth after challenge";
     fb_req_free(auth);
     return NULL;
   }
+  const uint8_t *agent_kx = auth->auth->has_kx_public_key &&
+                                   auth->auth->kx_public_key.len == BT_SEAL_KX_BYTES
+                               ? auth->auth->kx_public_key.data
+                               : NULL;
+  bt_auth_proof_t proof = {.session = session,
+                           .nonce = nonce,
+                           .vendor = vendor,
+                           .agent_name = name,
+                           .broker_kx = kx_pk,
+                           .agent_kx = agent_kx,
+                           .seal_mode = BATON__SEAL_MODE__SEAL_MODE_SECRETBOX};
   if (!auth->has_session || auth->session != session || !auth->auth->has_signature ||
-      bt_auth_verify(pk, session, nonce, vendor, name, auth->auth->signature.data,
-                     auth->auth->signature.len) != 0) {
+      agent_kx == NULL ||
+      bt_auth_verify(pk, &proof, auth->auth->signature.data, auth->auth->signature.len) !=
+          0 ||
+      bt_seal_keys(&fb->seal, BT_SEAL_BROKER, BATON__SEAL_MODE__SEAL_MODE_SECRETBOX, kx_pk,
+                   kx_sk, agent_kx) != 0) {
     *why = "bad auth signature or session";
     fb_reply_error(fb, BATON__ERROR_CODE__ERROR_AUTH, "bad signature");
     fb_req_free(auth);
     return NULL;
   }
-  fb_reply_welcome(fb, 7, welcome_work);
+  fb_reply_welcome(fb, 7, welcome_work); /* sealed, reply_to 0 */
   return auth;
 }
 

@@ -291,7 +291,7 @@ static void test_agent_handler_result_too_large(void **state) {
   s.max_output = 1000;
   run(&r, &s, 0, 0);
   assert_int_equal(r.outcome, BT_AGENT_FAILED);
-  assert_string_equal(r.error, "result too large");
+  assert_string_equal(r.error, "result too large (over 1000 bytes)");
   assert_null(r.output);
   done(&r);
   /* exactly at the cap is fine */

@@ -144,6 +144,7 @@ static void test_agent_options_bad_flags(void **state) {
       {"--slots", "0", "slots"},
       {"--slots", "many", "slots"},
       {"--slots", "-3", "slots"},
+      {"--slots", "1025", "slots"}, /* the broker's BT_XP_MAX_SLOTS */
       {"--drain-timeout", "soon", "drain-timeout"},
       {"--kill-grace", "2h", "kill-grace"},
       {"--log-level", "loud", "log-level"},
@@ -247,6 +248,125 @@ static void test_agent_options_bad_file(void **state) {
   bt_agentd_opts_free(&o);
 }
 
+
+/* BATON_SECRET beats --secret (the environment stays out of ps); --secret is
+ * blanked in argv either way, and which one was used is reported for the
+ * warning main() prints. */
+static void test_agent_options_env_secret_wins(void **state) {
+  (void)state;
+  bt_agentd_opts_t o;
+  char err[256];
+  char a0[] = "baton-agent", a1[] = "--vendor", a2[] = "acme", a3[] = "--secret",
+       a4[] = "flag-secret", a5[] = "--handler", a6[] = "u=cat";
+  char *argv[] = {a0, a1, a2, a3, a4, a5, a6, NULL};
+  env_set(0, "BATON_SECRET", "env-secret");
+  FILE *out = fopen("/dev/null", "w");
+  assert_int_equal(bt_agentd_opts_parse(&o, 7, argv, env_get, out, err, sizeof err), 0);
+  assert_string_equal(o.secret, "env-secret");
+  assert_true(o.secret_flag_ignored);
+  assert_false(o.secret_on_command_line);
+  assert_string_equal(a4, "xxxxxxxxxxx"); /* gone from /proc/PID/cmdline */
+  bt_agentd_opts_free(&o);
+
+  /* Without BATON_SECRET the flag is used, blanked and flagged for the warning. */
+  memset(fake_env, 0, sizeof fake_env);
+  char b4[] = "flag-secret";
+  argv[4] = b4;
+  assert_int_equal(bt_agentd_opts_parse(&o, 7, argv, env_get, out, err, sizeof err), 0);
+  assert_string_equal(o.secret, "flag-secret");
+  assert_true(o.secret_on_command_line);
+  assert_false(o.secret_flag_ignored);
+  assert_string_equal(b4, "xxxxxxxxxxx");
+  bt_agentd_opts_free(&o);
+  fclose(out);
+}
+
+/* --user and --max-result-bytes: parsed and bounded like every other setting. */
+static void test_agent_options_user_and_result_limit(void **state) {
+  (void)state;
+  bt_agentd_opts_t o;
+  char err[256];
+  env_set(0, "BATON_SECRET", "s");
+  assert_int_equal(parse(&o, err, sizeof err, "--vendor", "acme", "--handler", "u=cat",
+                         NULL),
+                   0);
+  assert_null(o.user);
+  assert_int_equal(o.max_result_bytes, 512 * 1024); /* the broker's max_payload_bytes */
+  bt_agentd_opts_free(&o);
+  env_set(1, "BATON_USER", "nobody");
+  assert_int_equal(parse(&o, err, sizeof err, "--vendor", "acme", "--handler", "u=cat",
+                         "--max-result-bytes", "1000", NULL),
+                   0);
+  assert_string_equal(o.user, "nobody");
+  assert_int_equal(o.max_result_bytes, 1000);
+  bt_agentd_opts_free(&o);
+  assert_int_equal(parse(&o, err, sizeof err, "--vendor", "acme", "--handler", "u=cat",
+                         "--user", "", NULL),
+                   BT_ECONFIG);
+  assert_non_null(strstr(err, "user"));
+  bt_agentd_opts_free(&o);
+  assert_int_equal(parse(&o, err, sizeof err, "--vendor", "acme", "--handler", "u=cat",
+                         "--max-result-bytes", "0", NULL),
+                   BT_ECONFIG);
+  assert_non_null(strstr(err, "max-result-bytes"));
+  bt_agentd_opts_free(&o);
+}
+
+/* Names and counts the broker would refuse in a hello are refused at start,
+ * with the rule in the message (a refused hello would be retried for ever). */
+static void test_agent_options_broker_limits(void **state) {
+  (void)state;
+  bt_agentd_opts_t o;
+  char err[512];
+  env_set(0, "BATON_SECRET", "s");
+  char longname[200];
+  memset(longname, 'n', sizeof longname - 1);
+  longname[sizeof longname - 1] = '\0';
+  static const struct {
+    const char *flag, *value, *want;
+  } cases[] = {
+      {"--vendor", "ac me", "invalid vendor name"},
+      {"--name", "a;b", "invalid agent name"},
+      {"--handler", "up$per=cat", "invalid capability"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    assert_int_equal(parse(&o, err, sizeof err, "--vendor", "acme", "--handler", "u=cat",
+                           cases[i].flag, cases[i].value, NULL),
+                     BT_ECONFIG);
+    if (strstr(err, cases[i].want) == NULL || strstr(err, "1-128 bytes") == NULL)
+      fail_msg("%s %s: %s", cases[i].flag, cases[i].value, err);
+    bt_agentd_opts_free(&o);
+  }
+  assert_int_equal(parse(&o, err, sizeof err, "--vendor", longname, "--handler", "u=cat",
+                         NULL),
+                   BT_ECONFIG);
+  assert_non_null(strstr(err, "invalid vendor name"));
+  bt_agentd_opts_free(&o);
+
+  /* 32 handlers are fine, 33 are not. */
+  char *argv[2 + 2 * 33 + 4];
+  char bufs[33][32];
+  int argc = 0;
+  argv[argc++] = "baton-agent";
+  argv[argc++] = "--vendor=acme";
+  for (int i = 0; i < 33; i++) {
+    snprintf(bufs[i], sizeof bufs[i], "cap%d=cat", i);
+    argv[argc++] = "--handler";
+    argv[argc++] = bufs[i];
+  }
+  argv[argc] = NULL;
+  FILE *out = fopen("/dev/null", "w");
+  assert_int_equal(bt_agentd_opts_parse(&o, argc - 2, argv, env_get, out, err, sizeof err),
+                   0);
+  assert_int_equal(o.n_handlers, 32);
+  bt_agentd_opts_free(&o);
+  assert_int_equal(bt_agentd_opts_parse(&o, argc, argv, env_get, out, err, sizeof err),
+                   BT_ECONFIG);
+  assert_non_null(strstr(err, "too many handlers: 33"));
+  bt_agentd_opts_free(&o);
+  fclose(out);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup(test_agent_options_defaults_and_flags, setup),
@@ -254,6 +374,9 @@ int main(void) {
       cmocka_unit_test_setup(test_agent_options_bad_flags, setup),
       cmocka_unit_test_setup(test_agent_options_precedence, setup),
       cmocka_unit_test_setup(test_agent_options_bad_file, setup),
+      cmocka_unit_test_setup(test_agent_options_env_secret_wins, setup),
+      cmocka_unit_test_setup(test_agent_options_user_and_result_limit, setup),
+      cmocka_unit_test_setup(test_agent_options_broker_limits, setup),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

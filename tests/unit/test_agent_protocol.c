@@ -574,6 +574,72 @@ static void test_agent_protocol_checkpoint_before_result(void **state) {
   assert_int_equal(h.tasks, 1);
 }
 
+/* Every request after Auth reaches the broker sealed, and the agent takes only
+ * replies that open under the session key, are newer than the last one and
+ * answer the request in flight: a tampered reply, a reply in clear and a
+ * replayed earlier reply are all dropped without ending the session (the
+ * genuine answer that follows is taken), and a resent request opens as an
+ * exact resend. */
+static void script_forged_replies(h_t *h) {
+  fb_req_free(handshake(h, 0x9999));
+  FB_CHECK(&h->st, !h->st.failed);
+  Baton__AgentRequest *req = fb_recv(h->fb, WAIT_MS);
+  FB_CHECK(&h->st, req != NULL && req->body_case == BATON__AGENT_REQUEST__BODY_POLL);
+  FB_CHECK(&h->st, fb_last_open(h->fb) == 0); /* it came sealed, and opened */
+  FB_CHECK(&h->st, req->session == 0x9999);
+  fb_req_free(req);
+  Baton__Assignment a1, a2, *l1[] = {&a1}, *l2[] = {&a2};
+  fb_assignment(&a1, 1, 61, 1, "hold", "forged");
+  fb_assignment(&a2, 1, 62, 1, "hold", "genuine");
+  /* a forged answer (one byte of the box flipped) and one in clear: dropped */
+  fb_tamper_next(h->fb);
+  reply_assignments(h, l1, 1);
+  Baton__Work w = BATON__WORK__INIT;
+  w.assignments = l1;
+  w.n_assignments = 1;
+  Baton__AgentReply clear = BATON__AGENT_REPLY__INIT;
+  clear.has_version = 1;
+  clear.version = 1;
+  clear.body_case = BATON__AGENT_REPLY__BODY_WORK;
+  clear.work = &w;
+  FB_CHECK(&h->st, fb_reply_clear(h->fb, &clear) == 0);
+  /* the agent is still waiting on its poll: the genuine answer is taken */
+  reply_assignments(h, l2, 1);
+  size_t old_len = 0;
+  const uint8_t *old = fb_last_reply(h->fb, &old_len);
+  uint8_t *saved = malloc(old_len);
+  memcpy(saved, old, old_len);
+  req = fb_recv(h->fb, WAIT_MS);
+  int is_poll = req != NULL && req->body_case == BATON__AGENT_REQUEST__BODY_POLL &&
+                req->ack_seq == 1 && req->session == 0x9999;
+  fb_req_free(req);
+  if (!is_poll)
+    free(saved);
+  FB_CHECK(&h->st, is_poll);
+  /* the earlier genuine reply replayed as the answer to this poll: dropped */
+  fb_hdr_t cur = fb_current(h->fb);
+  int sent = fb_send_raw(h->fb, &cur, saved, old_len);
+  free(saved);
+  FB_CHECK(&h->st, sent == 0);
+  reply_assignments(h, NULL, 0);
+  /* same session, no reconnect: the next request is a poll again */
+  req = fb_recv(h->fb, WAIT_MS);
+  FB_CHECK(&h->st, req != NULL && req->body_case == BATON__AGENT_REQUEST__BODY_POLL);
+  FB_CHECK(&h->st, req->session == 0x9999 && req->ack_seq == 1);
+  fb_req_free(req);
+  stop_and_bye(h);
+}
+
+static void test_agent_protocol_forged_replies_dropped(void **state) {
+  (void)state;
+  h_t h;
+  run(&h, script_forged_replies, 2, 0, 0);
+  assert_int_equal(h.tasks, 1); /* only the genuine assignment ran */
+  assert_int_equal(h.task_pkg[0], 62);
+  assert_string_equal(h.task_payload[0], "genuine");
+  assert_int_equal(h.fatals, 0);
+}
+
 /* Configuration errors are reported by bt_agent_new, never later. */
 static void test_agent_protocol_bad_config(void **state) {
   (void)state;
@@ -654,6 +720,7 @@ int main(void) {
       cmocka_unit_test(test_agent_protocol_reply_timeout_reconnects),
       cmocka_unit_test(test_agent_protocol_drain),
       cmocka_unit_test(test_agent_protocol_checkpoint_before_result),
+      cmocka_unit_test(test_agent_protocol_forged_replies_dropped),
       cmocka_unit_test(test_agent_protocol_bad_config),
       cmocka_unit_test(test_agent_protocol_own_loop),
   };

@@ -1,7 +1,8 @@
 /*
  * proto/bt_auth: vendor secrets (43 characters of unpadded base64url) and the
  * Ed25519 challenge-response. A signature binds the key, the session, the
- * nonce, the vendor and the agent name: changing any one must fail it.
+ * nonce, the vendor, the agent name, both key-exchange keys and the seal mode:
+ * changing any one must fail it.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -113,8 +114,28 @@ static void test_auth_keypair_rejects_non_ascii(void **state) {
 typedef struct {
   uint8_t pk[BT_AUTH_PK_BYTES], sk[BT_AUTH_SK_BYTES];
   uint8_t nonce[BT_AUTH_NONCE_BYTES];
+  uint8_t bkx[BT_AUTH_KX_BYTES], akx[BT_AUTH_KX_BYTES];
   uint8_t sig[BT_AUTH_SIG_BYTES];
 } fixture_t;
+
+/* What a signature covers, with the fixture's nonce and kx keys. */
+static bt_auth_proof_t proof(const fixture_t *f, uint64_t session, const char *vendor,
+                             const char *agent) {
+  bt_auth_proof_t p = {.session = session,
+                       .nonce = f->nonce,
+                       .vendor = vendor,
+                       .agent_name = agent,
+                       .broker_kx = f->bkx,
+                       .agent_kx = f->akx,
+                       .seal_mode = 1};
+  return p;
+}
+
+static int verify(const uint8_t *pk, const fixture_t *f, uint64_t session,
+                  const char *vendor, const char *agent, const uint8_t *sig, size_t len) {
+  bt_auth_proof_t p = proof(f, session, vendor, agent);
+  return bt_auth_verify(pk, &p, sig, len);
+}
 
 static void make(fixture_t *f, uint64_t session, const char *vendor,
                  const char *agent) {
@@ -122,23 +143,28 @@ static void make(fixture_t *f, uint64_t session, const char *vendor,
   assert_int_equal(bt_auth_new_secret(secret, f->pk), 0);
   assert_int_equal(bt_auth_keypair(secret, f->pk, f->sk), 0);
   bt_auth_random(f->nonce, sizeof f->nonce);
-  bt_auth_sign(f->sk, session, f->nonce, vendor, agent, f->sig);
+  bt_auth_random(f->bkx, sizeof f->bkx);
+  bt_auth_random(f->akx, sizeof f->akx);
+  bt_auth_proof_t p = proof(f, session, vendor, agent);
+  bt_auth_sign(f->sk, &p, f->sig);
 }
 
 static void test_auth_sign_verify(void **state) {
   (void)state;
   fixture_t f;
   make(&f, 0x0102030405060708ull, "acme", "ocr-1");
-  assert_int_equal(bt_auth_verify(f.pk, 0x0102030405060708ull, f.nonce, "acme", "ocr-1",
-                                  f.sig, sizeof f.sig),
+  assert_int_equal(verify(f.pk, &f, 0x0102030405060708ull, "acme", "ocr-1", f.sig,
+                          sizeof f.sig),
                    0);
   /* deterministic: signing twice gives the same bytes (Ed25519) */
   uint8_t sig2[BT_AUTH_SIG_BYTES];
-  bt_auth_sign(f.sk, 0x0102030405060708ull, f.nonce, "acme", "ocr-1", sig2);
+  bt_auth_proof_t p = proof(&f, 0x0102030405060708ull, "acme", "ocr-1");
+  bt_auth_sign(f.sk, &p, sig2);
   assert_memory_equal(f.sig, sig2, sizeof sig2);
   /* empty names still sign and verify */
-  bt_auth_sign(f.sk, 1, f.nonce, "", "", sig2);
-  assert_int_equal(bt_auth_verify(f.pk, 1, f.nonce, "", "", sig2, sizeof sig2), 0);
+  p = proof(&f, 1, "", "");
+  bt_auth_sign(f.sk, &p, sig2);
+  assert_int_equal(verify(f.pk, &f, 1, "", "", sig2, sizeof sig2), 0);
 }
 
 static void test_auth_verify_rejects(void **state) {
@@ -147,59 +173,83 @@ static void test_auth_verify_rejects(void **state) {
   fixture_t f, other;
   make(&f, session, "acme", "ocr-1");
   make(&other, session, "acme", "ocr-1");
-  uint8_t nonce2[BT_AUTH_NONCE_BYTES];
-  memcpy(nonce2, f.nonce, sizeof nonce2);
-  nonce2[31] ^= 1;
+  fixture_t f2 = f;
+  f2.nonce[31] ^= 1;
 
-  assert_int_equal(bt_auth_verify(f.pk, session, f.nonce, "acme", "ocr-1", f.sig, 64), 0);
+  assert_int_equal(verify(f.pk, &f, session, "acme", "ocr-1", f.sig, 64), 0);
   /* another key */
-  assert_int_equal(bt_auth_verify(other.pk, session, f.nonce, "acme", "ocr-1", f.sig, 64),
-                   BT_EAUTH);
+  assert_int_equal(verify(other.pk, &f, session, "acme", "ocr-1", f.sig, 64), BT_EAUTH);
   /* another session, including one differing only in the top byte */
-  assert_int_equal(bt_auth_verify(f.pk, session + 1, f.nonce, "acme", "ocr-1", f.sig, 64),
-                   BT_EAUTH);
-  assert_int_equal(bt_auth_verify(f.pk, session | (1ull << 63), f.nonce, "acme", "ocr-1",
-                                  f.sig, 64),
+  assert_int_equal(verify(f.pk, &f, session + 1, "acme", "ocr-1", f.sig, 64), BT_EAUTH);
+  assert_int_equal(verify(f.pk, &f, session | (1ull << 63), "acme", "ocr-1", f.sig, 64),
                    BT_EAUTH);
   /* another nonce */
-  assert_int_equal(bt_auth_verify(f.pk, session, nonce2, "acme", "ocr-1", f.sig, 64),
-                   BT_EAUTH);
+  assert_int_equal(verify(f.pk, &f2, session, "acme", "ocr-1", f.sig, 64), BT_EAUTH);
   /* another vendor or agent name */
-  assert_int_equal(bt_auth_verify(f.pk, session, f.nonce, "acmf", "ocr-1", f.sig, 64),
-                   BT_EAUTH);
-  assert_int_equal(bt_auth_verify(f.pk, session, f.nonce, "acme", "ocr-2", f.sig, 64),
-                   BT_EAUTH);
+  assert_int_equal(verify(f.pk, &f, session, "acmf", "ocr-1", f.sig, 64), BT_EAUTH);
+  assert_int_equal(verify(f.pk, &f, session, "acme", "ocr-2", f.sig, 64), BT_EAUTH);
   /* the vendor/agent boundary is part of what is signed */
-  assert_int_equal(bt_auth_verify(f.pk, session, f.nonce, "acmeo", "cr-1", f.sig, 64),
-                   BT_EAUTH);
-  assert_int_equal(bt_auth_verify(f.pk, session, f.nonce, "acm", "eocr-1", f.sig, 64),
-                   BT_EAUTH);
+  assert_int_equal(verify(f.pk, &f, session, "acmeo", "cr-1", f.sig, 64), BT_EAUTH);
+  assert_int_equal(verify(f.pk, &f, session, "acm", "eocr-1", f.sig, 64), BT_EAUTH);
   /* every flipped signature bit */
   for (size_t bit = 0; bit < 8 * BT_AUTH_SIG_BYTES; bit++) {
     uint8_t s[BT_AUTH_SIG_BYTES];
     memcpy(s, f.sig, sizeof s);
     s[bit / 8] ^= (uint8_t)(1u << (bit % 8));
-    if (bt_auth_verify(f.pk, session, f.nonce, "acme", "ocr-1", s, sizeof s) != BT_EAUTH)
+    if (verify(f.pk, &f, session, "acme", "ocr-1", s, sizeof s) != BT_EAUTH)
       fail_msg("signature with bit %zu flipped accepted", bit);
   }
   /* short, long and missing signatures */
-  assert_int_equal(bt_auth_verify(f.pk, session, f.nonce, "acme", "ocr-1", f.sig, 63),
-                   BT_EAUTH);
-  assert_int_equal(bt_auth_verify(f.pk, session, f.nonce, "acme", "ocr-1", f.sig, 0),
-                   BT_EAUTH);
+  assert_int_equal(verify(f.pk, &f, session, "acme", "ocr-1", f.sig, 63), BT_EAUTH);
+  assert_int_equal(verify(f.pk, &f, session, "acme", "ocr-1", f.sig, 0), BT_EAUTH);
   uint8_t longer[65];
   memcpy(longer, f.sig, 64);
   longer[64] = 0;
-  assert_int_equal(bt_auth_verify(f.pk, session, f.nonce, "acme", "ocr-1", longer, 65),
-                   BT_EAUTH);
-  assert_int_equal(bt_auth_verify(f.pk, session, f.nonce, "acme", "ocr-1", NULL, 64),
-                   BT_EAUTH);
+  assert_int_equal(verify(f.pk, &f, session, "acme", "ocr-1", longer, 65), BT_EAUTH);
+  assert_int_equal(verify(f.pk, &f, session, "acme", "ocr-1", NULL, 64), BT_EAUTH);
   /* all-zero signature and all-zero key */
   uint8_t zeros[64] = {0};
-  assert_int_equal(bt_auth_verify(f.pk, session, f.nonce, "acme", "ocr-1", zeros, 64),
-                   BT_EAUTH);
-  assert_int_equal(bt_auth_verify(zeros, session, f.nonce, "acme", "ocr-1", f.sig, 64),
-                   BT_EAUTH);
+  assert_int_equal(verify(f.pk, &f, session, "acme", "ocr-1", zeros, 64), BT_EAUTH);
+  assert_int_equal(verify(zeros, &f, session, "acme", "ocr-1", f.sig, 64), BT_EAUTH);
+}
+
+/* The key exchange is bound to the authentication: a man in the middle who
+ * swaps either kx key (every bit of either), drops one, or changes the seal
+ * mode (a downgrade to MAC-only) breaks the signature the broker checks. */
+static void test_auth_binds_key_exchange(void **state) {
+  (void)state;
+  const uint64_t session = 0xabcdef;
+  fixture_t f;
+  make(&f, session, "acme", "ocr-1");
+  bt_auth_proof_t p = proof(&f, session, "acme", "ocr-1");
+  assert_int_equal(bt_auth_verify(f.pk, &p, f.sig, 64), 0);
+  uint8_t *keys[2] = {f.bkx, f.akx};
+  for (int k = 0; k < 2; k++) {
+    for (size_t bit = 0; bit < 8 * BT_AUTH_KX_BYTES; bit++) {
+      keys[k][bit / 8] ^= (uint8_t)(1u << (bit % 8));
+      p = proof(&f, session, "acme", "ocr-1");
+      int rc = bt_auth_verify(f.pk, &p, f.sig, 64);
+      keys[k][bit / 8] ^= (uint8_t)(1u << (bit % 8));
+      if (rc != BT_EAUTH)
+        fail_msg("kx key %d with bit %zu flipped accepted", k, bit);
+    }
+  }
+  /* the two keys swapped with each other */
+  p = proof(&f, session, "acme", "ocr-1");
+  p.broker_kx = f.akx;
+  p.agent_kx = f.bkx;
+  assert_int_equal(bt_auth_verify(f.pk, &p, f.sig, 64), BT_EAUTH);
+  /* a key left out */
+  p = proof(&f, session, "acme", "ocr-1");
+  p.agent_kx = NULL;
+  assert_int_equal(bt_auth_verify(f.pk, &p, f.sig, 64), BT_EAUTH);
+  p = proof(&f, session, "acme", "ocr-1");
+  p.broker_kx = NULL;
+  assert_int_equal(bt_auth_verify(f.pk, &p, f.sig, 64), BT_EAUTH);
+  /* the seal mode: a downgrade from secretbox (1) to MAC-only (2) */
+  p = proof(&f, session, "acme", "ocr-1");
+  p.seal_mode = 2;
+  assert_int_equal(bt_auth_verify(f.pk, &p, f.sig, 64), BT_EAUTH);
 }
 
 int main(void) {
@@ -209,6 +259,7 @@ int main(void) {
       cmocka_unit_test(test_auth_keypair_rejects_non_ascii),
       cmocka_unit_test(test_auth_sign_verify),
       cmocka_unit_test(test_auth_verify_rejects),
+      cmocka_unit_test(test_auth_binds_key_exchange),
   };
   return cmocka_run_group_tests_name("auth", tests, setup, NULL);
 }

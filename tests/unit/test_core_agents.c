@@ -696,6 +696,184 @@ static void test_core_hello_after_loss_cancels_old_attempts(void **state) {
   assert_int_equal(bt_core_vendor(fx->core, v)->agents_connected, 1);
 }
 
+
+/* --- authorization: another vendor's work, unregistered capabilities ------------- */
+
+/* Checks the one AUDIT in fx->out: a *.foreign row naming the reporter, its
+ * vendor and the vendor that holds the package. */
+static void expect_foreign_audit(const fx_t *fx, const char *what, uint64_t pkg,
+                                 uint32_t attempt, uint64_t agent, const char *agent_name,
+                                 const char *vendor, const char *holder) {
+  assert_int_equal(fx_count(&fx->out, BT_ACT_AUDIT), 1);
+  const bt_action_t *au = fx_one(&fx->out, BT_ACT_AUDIT, pkg);
+  assert_string_equal(au->text, what);
+  check_act(au, pkg, attempt, agent);
+  assert_string_equal(au->text2, agent_name);
+  assert_string_equal(au->text3, vendor);
+  assert_string_equal(au->text4, holder);
+}
+
+/* Two vendors offer the same capability; beta's agent reports about the package
+ * acme's agent holds. Every kind of report is refused and audited as foreign,
+ * the package and its holder are untouched, and the holder still completes it. */
+static void test_core_authz_foreign_reports(void **state) {
+  fx_t *fx = *state;
+  uint64_t acme = fx_vendor(fx, &(fx_vendor_t){.name = "acme"});
+  uint64_t beta = fx_vendor(fx, &(fx_vendor_t){.name = "beta"});
+  uint64_t a = fx_agent(fx, acme, "a1", "translate", 1);
+  uint64_t p = fx_submit(fx, &(fx_pkg_t){0});
+  check_act(fx_one(&fx->out, BT_ACT_ASSIGN, p), p, 1, a);
+  fx_confirm_assigns(fx);
+  uint64_t b = fx_agent(fx, beta, "b1", "translate", 1);
+
+  static const bt_outcome_t outcomes[] = {BT_OUTCOME_COMPLETED, BT_OUTCOME_FAILED,
+                                          BT_OUTCOME_HANDED_BACK, BT_OUTCOME_CANCELLED};
+  for (size_t i = 0; i < 4; i++) {
+    /* The current attempt, and one not issued yet: no beta agent ever held them. */
+    for (uint32_t att = 1; att <= 2; att++) {
+      assert_int_equal(fx_result(fx, b, p, att, outcomes[i], "forged"), BT_EAUTH);
+      const bt_action_t *ack = fx_one(&fx->out, BT_ACT_ACK_RESULT, p);
+      check_act(ack, p, att, b);
+      assert_int_equal(ack->code, BT_ESTALE); /* the agent forgets it */
+      expect_foreign_audit(fx, "result.foreign", p, att, b, "b1", "beta", "acme");
+      assert_int_equal(fx_count(&fx->out, BT_ACT_FINISH), 0);
+      assert_int_equal(fx_count(&fx->out, BT_ACT_HANDOFF), 0);
+    }
+  }
+  fx_clear(fx);
+  assert_int_equal(bt_core_agent_progress(fx->core, b, p, 1, 90, "evil", 4, &fx->now,
+                                          &fx->out),
+                   BT_EAUTH);
+  expect_foreign_audit(fx, "progress.foreign", p, 1, b, "b1", "beta", "acme");
+  assert_int_equal(fx_count(&fx->out, BT_ACT_PROGRESS), 0);
+  fx_started(fx, b, p, 1);
+  expect_foreign_audit(fx, "start.foreign", p, 1, b, "b1", "beta", "acme");
+  assert_int_equal(fx_count(&fx->out, BT_ACT_START), 0);
+
+  assert_int_equal(fx_state(fx, p), BT_PKG_ASSIGNED);
+  assert_int_equal(fx_agent_of(fx, p), a);
+  assert_int_equal(fx_vendor_of(fx, p), acme);
+  bt_pkg_view_t view;
+  bt_core_package_view(fx->core, p, &view);
+  assert_int_equal(view.progress, -1);
+  assert_int_equal(view.checkpoint_len, 0);
+  assert_int_equal(bt_core_vendor(fx->core, beta)->completed, 0);
+  assert_int_equal(bt_core_vendor(fx->core, beta)->failed, 0);
+  assert_int_equal(fx_busy(fx, b), 0);
+
+  fx_started(fx, a, p, 1);
+  assert_int_equal(fx_result(fx, a, p, 1, BT_OUTCOME_COMPLETED, "real"), 0);
+  const bt_action_t *fin = fx_one(&fx->out, BT_ACT_FINISH, p);
+  assert_int_equal(fin->state, BT_PKG_COMPLETED);
+  assert_int_equal(fin->len, 4);
+  assert_memory_equal(fin->data, "real", 4);
+  assert_int_equal(bt_core_vendor(fx->core, acme)->completed, 1);
+  /* Once it is finishing, beta still may not claim it. */
+  assert_int_equal(fx_result(fx, b, p, 1, BT_OUTCOME_COMPLETED, "forged"), BT_EAUTH);
+  expect_foreign_audit(fx, "result.foreign", p, 1, b, "b1", "beta", "acme");
+}
+
+/* Foreign is not stale: a late report from a replaced agent stays stale, both
+ * within a vendor and across a handoff to another vendor; only a claim on the
+ * attempt another vendor holds now is foreign. */
+static void test_core_authz_foreign_vs_stale(void **state) {
+  fx_t *fx = *state;
+  uint64_t acme = fx_vendor(fx, &(fx_vendor_t){.name = "acme"});
+  uint64_t beta = fx_vendor(fx, &(fx_vendor_t){.name = "beta"});
+  uint64_t a = fx_agent(fx, acme, "a1", "translate", 1);
+  uint64_t p = fx_submit(fx, &(fx_pkg_t){0});
+  fx_confirm_assigns(fx);
+  fx_started(fx, a, p, 1);
+  uint64_t a2 = fx_agent(fx, acme, "a2", "translate", 1);
+  /* The same vendor's other agent: stale, as ever (test_core_fencing_stale_results). */
+  expect_stale(fx, fx_result(fx, a2, p, 1, BT_OUTCOME_COMPLETED, "x"), p, 1, a2);
+
+  /* acme fails: the package moves to beta as attempt 2. */
+  uint64_t b = fx_agent(fx, beta, "b1", "translate", 1);
+  fx_clear(fx);
+  assert_int_equal(bt_core_vendor_op(fx->core, acme, BT_VENDOR_OP_FAIL, &fx->now, &fx->out),
+                   0);
+  check_act(fx_one(&fx->out, BT_ACT_ASSIGN, p), p, 2, b);
+  fx_confirm_assigns(fx);
+
+  /* acme's late answer for its own attempt 1 is stale, not foreign. */
+  expect_stale(fx, fx_result(fx, a, p, 1, BT_OUTCOME_COMPLETED, "late"), p, 1, a);
+  fx_clear(fx);
+  assert_int_equal(bt_core_agent_progress(fx->core, a, p, 1, 50, NULL, 0, &fx->now,
+                                          &fx->out),
+                   BT_ESTALE);
+  assert_string_equal(fx_one(&fx->out, BT_ACT_AUDIT, p)->text, "progress.stale");
+  /* But it may not claim beta's attempt 2. */
+  assert_int_equal(fx_result(fx, a, p, 2, BT_OUTCOME_COMPLETED, "x"), BT_EAUTH);
+  expect_foreign_audit(fx, "result.foreign", p, 2, a, "a1", "acme", "beta");
+  assert_int_equal(fx_state(fx, p), BT_PKG_ASSIGNED);
+  assert_int_equal(fx_agent_of(fx, p), b);
+  assert_int_equal(fx_result(fx, b, p, 2, BT_OUTCOME_COMPLETED, "ok"), 0);
+  assert_int_equal(fx_one(&fx->out, BT_ACT_FINISH, p)->state, BT_PKG_COMPLETED);
+}
+
+/* An agent that says in its hello it holds another vendor's attempt is told to
+ * cancel it, audited held.foreign; the holder keeps it. */
+static void test_core_authz_foreign_held(void **state) {
+  fx_t *fx = *state;
+  uint64_t acme = fx_vendor(fx, &(fx_vendor_t){.name = "acme"});
+  uint64_t beta = fx_vendor(fx, &(fx_vendor_t){.name = "beta"});
+  uint64_t a = fx_agent(fx, acme, "a1", "translate", 1);
+  uint64_t p = fx_submit(fx, &(fx_pkg_t){0});
+  fx_confirm_assigns(fx);
+  fx_started(fx, a, p, 1);
+
+  bt_held_t held[] = {{p, 1}};
+  uint64_t b = 0;
+  assert_int_equal(fx_hello(fx, beta, "b1", "translate", 1, held, 1, &b), 0);
+  check_act(fx_one(&fx->out, BT_ACT_CANCEL, p), p, 1, b);
+  expect_foreign_audit(fx, "held.foreign", p, 1, b, "b1", "beta", "acme");
+  assert_int_equal(fx_count(&fx->out, BT_ACT_FINISH), 0);
+  assert_int_equal(fx_state(fx, p), BT_PKG_RUNNING);
+  assert_int_equal(fx_agent_of(fx, p), a);
+  assert_int_equal(fx_busy(fx, b), 0);
+}
+
+/* A hello advertising a capability the vendor is not registered for is refused
+ * as a whole and each such capability is audited by name; packages of that
+ * capability are never assigned to the agent, and the same agent with only its
+ * registered capabilities is welcome and gets only those. */
+static void test_core_authz_capability_refused(void **state) {
+  fx_t *fx = *state;
+  uint64_t acme = fx_vendor(fx, &(fx_vendor_t){.name = "acme", .caps = "translate"});
+  uint64_t label = fx_submit(fx, &(fx_pkg_t){.cap = "label"});
+  assert_int_equal(fx_count(&fx->out, BT_ACT_ASSIGN), 0);
+
+  uint64_t id = 0;
+  assert_int_equal(fx_hello(fx, acme, "a1", "translate,label,ocr", 2, NULL, 0, &id),
+                   BT_EINVAL);
+  assert_int_equal(fx->out.n, 2); /* two audit rows, nothing else */
+  static const char *const refused[] = {"label", "ocr"};
+  for (size_t i = 0; i < 2; i++) {
+    const bt_action_t *au = &fx->out.v[i];
+    assert_int_equal(au->kind, BT_ACT_AUDIT);
+    assert_string_equal(au->text, "agent.capability_refused");
+    assert_string_equal(au->text2, "a1");
+    assert_string_equal(au->text3, "acme");
+    assert_string_equal(au->text4, refused[i]);
+    assert_int_equal(au->vendor_id, acme);
+    assert_int_equal(au->agent_id, 0);
+    assert_int_equal(au->package_id, 0);
+  }
+  assert_int_equal(bt_core_agent_count(fx->core), 0);
+  assert_int_equal(bt_core_vendor(fx->core, acme)->agents_connected, 0);
+
+  uint64_t a = fx_agent(fx, acme, "a1", "translate", 2);
+  assert_int_equal(fx_count(&fx->out, BT_ACT_ASSIGN), 0);
+  uint64_t t = fx_submit(fx, &(fx_pkg_t){.cap = "translate"});
+  check_act(fx_one(&fx->out, BT_ACT_ASSIGN, t), t, 1, a);
+  fx_confirm_assigns(fx);
+  fx_advance(fx, 1000);
+  fx_tick(fx);
+  assert_int_equal(fx_count(&fx->out, BT_ACT_ASSIGN), 0);
+  assert_int_equal(fx_state(fx, label), BT_PKG_QUEUED);
+}
+
 int main(void) {
 #define T(f) cmocka_unit_test_setup_teardown(f, fx_setup, fx_teardown)
   const struct CMUnitTest tests[] = {
@@ -714,6 +892,10 @@ int main(void) {
       T(test_core_agent_bye_hands_off),
       T(test_core_hello_reconciles_held_work),
       T(test_core_hello_after_loss_cancels_old_attempts),
+      T(test_core_authz_foreign_reports),
+      T(test_core_authz_foreign_vs_stale),
+      T(test_core_authz_foreign_held),
+      T(test_core_authz_capability_refused),
   };
 #undef T
   return cmocka_run_group_tests_name("test_core_agents", tests, NULL, NULL);

@@ -182,7 +182,13 @@ static void test_core_hello_refusals(void **state) {
     int rv = fx_hello(fx, vid, "a1", cases[i].caps, 4, NULL, 0, &id);
     if (rv != cases[i].want)
       fail_msg("%s: got %s", cases[i].what, bt_strerror(rv));
-    assert_int_equal(fx->out.n, 0);
+    /* A refused capability is audited by name (test_core_authz_capability_refused). */
+    for (size_t k = 0; k < fx->out.n; k++) {
+      assert_int_equal(fx->out.v[k].kind, BT_ACT_AUDIT);
+      assert_string_equal(fx->out.v[k].text, "agent.capability_refused");
+      assert_string_equal(fx->out.v[k].text4, "label");
+    }
+    assert_int_equal(fx->out.n, cases[i].want == BT_EINVAL ? 1 : 0);
     assert_int_equal(bt_core_agent_count(fx->core), 0);
   }
   assert_int_equal(bt_core_vendor(fx->core, acme)->agents_connected, 0);

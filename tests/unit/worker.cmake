@@ -2,6 +2,12 @@
 find_package(Threads REQUIRED)
 set(BT_AGENT_TEST_DIR ${CMAKE_CURRENT_SOURCE_DIR})
 
+# The session keys and per-message sealing both ends share (proto/bt_seal).
+bt_add_unit_test(NAME test_seal
+  SOURCES ${BT_AGENT_TEST_DIR}/test_seal.c
+  LIBS bt_proto
+  TIMEOUT 60)
+
 bt_add_unit_test(NAME test_agent_protocol
   SOURCES ${BT_AGENT_TEST_DIR}/test_agent_protocol.c ${BT_AGENT_TEST_DIR}/agent_fake_broker.c
   LIBS bt_agent Threads::Threads

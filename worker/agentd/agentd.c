@@ -184,7 +184,12 @@ static void on_task(bt_agent_t *a, const bt_agent_task_t *t, void *user) {
                       "agent draining");
     return;
   }
+  /* The broker refuses a result above its max_payload_bytes as a whole message
+   * (and the library would resend it for ever), so the handler's output is cut
+   * at the smaller limit and the attempt reported failed, "result too large". */
   size_t max = bt_agent_max_output(a);
+  if (d->opts->max_result_bytes > 0 && d->opts->max_result_bytes < max)
+    max = (size_t)d->opts->max_result_bytes;
   bt_handler_spec_t spec = {
       .package_id = t->package_id,
       .attempt = t->attempt,

@@ -166,7 +166,9 @@ static void finish(bt_handler_t *h) {
     snprintf(h->error, sizeof h->error, "%s (%s)", why, what);
   } else if (h->too_large) {
     h->outcome = BT_AGENT_FAILED;
-    snprintf(h->error, sizeof h->error, "result too large");
+    /* Say which limit: the operator raises --max-result-bytes (and the broker's
+     * max_payload_bytes) or moves large results out of band. */
+    snprintf(h->error, sizeof h->error, "result too large (over %zu bytes)", h->max_output);
   } else if (!h->term_signal && h->exit_status == 0) {
     h->outcome = BT_AGENT_COMPLETED;
     h->error[0] = '\0';

@@ -8,6 +8,7 @@
 
 #include "bt_err.h"
 #include "bt_time.h"
+#include "bt_valid.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -48,7 +49,10 @@ static const opt_def_t OPTS[] = {
      "the vendor secret; prefer BATON_SECRET, which stays out of ps"},
     {"name", T_STRING, NULL, NULL, 0, 0, F(name), "NAME",
      "agent name, unique per vendor (default: hostname-pid)"},
-    {"slots", T_UINT, NULL, "1", 1, 4096, F(slots), "N", "packages run at once"},
+    /* The broker refuses a hello with more (BT_XP_MAX_SLOTS): say so here, at
+     * start, rather than retrying a refused hello for ever. */
+    {"slots", T_UINT, NULL, "1", 1, BT_AGENTD_MAX_SLOTS, F(slots), "N",
+     "packages run at once"},
     {"handler", T_HANDLER, NULL, NULL, 0, 0, 0, "CAPABILITY=COMMAND",
      "run COMMAND (/bin/sh -c) for CAPABILITY; repeatable"},
     {"drain-timeout", T_DURATION, NULL, "30s", 0, DAY_MS, F(drain_timeout_ms), "D",
@@ -59,6 +63,12 @@ static const opt_def_t OPTS[] = {
      F(max_message_bytes), "N", "message limit until the broker announces its own"},
     {"log-level", T_LEVEL, NULL, "info", 0, 0, F(log_level), "LEVEL",
      "debug, info, warn or error"},
+    {"max-result-bytes", T_UINT, NULL, "524288", 1, 256u << 20, F(max_result_bytes), "N",
+     "largest handler result (and checkpoint) reported; a larger one fails the attempt "
+     "with \"result too large\". Keep it at or below the broker's max_payload_bytes"},
+    {"user", T_STRING, "BATON_USER", NULL, 0, 0, F(user), "NAME",
+     "started as root: switch to this user (and its groups) before connecting; "
+     "handlers run as it too"},
     {"config", T_PATH, NULL, NULL, 0, 0, F(config), "FILE",
      "INI file, section [agent], keys as the long options"},
 };
@@ -284,7 +294,8 @@ void bt_agentd_usage(FILE *f) {
          "\"progress N\" and \"checkpoint BASE64\". SIGTERM/SIGINT: take no new work,\n"
          "let handlers finish until the drain timeout, hand back the rest, exit 0\n"
          "(a second signal hands back at once).\n"
-         "Precedence: flags > environment > config file > defaults.\n");
+         "Precedence: flags > environment > config file > defaults, except that\n"
+         "BATON_SECRET beats --secret.\n");
 }
 
 typedef struct {
@@ -293,6 +304,29 @@ typedef struct {
 } flag_t;
 
 static const char *real_getenv(const char *name) { return getenv(name); }
+
+/* The broker accepts names of 1-128 bytes of letters, digits and . _ - : / @ +
+ * (bt_valid_name) and refuses a hello that breaks it; an agent told so only
+ * after connecting would retry for ever, so it is checked here. */
+static int check_names(const bt_agentd_opts_t *o, char *err, size_t errlen) {
+  static const char rule[] = "1-128 bytes of letters, digits and . _ - : / @ +";
+  if (!bt_valid_name(o->vendor)) {
+    set_err(err, errlen, "invalid vendor name \"%.40s\": want %s", o->vendor, rule);
+    return BT_ECONFIG;
+  }
+  if (o->name != NULL && !bt_valid_name(o->name)) {
+    set_err(err, errlen, "invalid agent name \"%.40s\": want %s", o->name, rule);
+    return BT_ECONFIG;
+  }
+  for (size_t i = 0; i < o->n_handlers; i++) {
+    if (!bt_valid_name(o->handlers[i].capability)) {
+      set_err(err, errlen, "invalid capability \"%.40s\": want %s",
+              o->handlers[i].capability, rule);
+      return BT_ECONFIG;
+    }
+  }
+  return 0;
+}
 
 int bt_agentd_opts_parse(bt_agentd_opts_t *o, int argc, char **argv,
                          const char *(*getenv_fn)(const char *), FILE *out, char *err,
@@ -371,18 +405,26 @@ int bt_agentd_opts_parse(bt_agentd_opts_t *o, int argc, char **argv,
         (rv = opt_apply(o, &OPTS[i], v, SRC_ENV, OPTS[i].env, err, errlen)) != 0)
       goto out;
   }
-  /* 5. flags */
+  /* 5. flags. The one exception to "flags win": a secret in BATON_SECRET beats
+   * --secret, because the environment is the channel that stays out of ps and
+   * shell history; a --secret beside it is only blanked and reported. */
+  const char *env_secret = getenv_fn("BATON_SECRET");
+  int env_has_secret = env_secret != NULL && *env_secret != '\0';
   for (size_t i = 0; i < n_flags; i++) {
     char where[80];
+    int is_secret = flags[i].def->offset == F(secret) && flags[i].def->type == T_STRING;
     snprintf(where, sizeof where, "--%s", flags[i].def->name);
-    if (flags[i].def->type != T_PATH &&
+    if (flags[i].def->type != T_PATH && !(is_secret && env_has_secret) &&
         (rv = opt_apply(o, flags[i].def, flags[i].value, SRC_FLAG, where, err,
                         errlen)) != 0)
       goto out;
-    if (flags[i].def->offset == F(secret) && flags[i].def->type == T_STRING) {
+    if (is_secret) {
       /* blank it in argv so it leaves /proc/PID/cmdline (and ps) */
       memset((char *)flags[i].value, 'x', strlen(flags[i].value));
-      o->secret_on_command_line = 1;
+      if (env_has_secret)
+        o->secret_flag_ignored = 1;
+      else
+        o->secret_on_command_line = 1;
     }
   }
   /* 6. what has no default */
@@ -398,6 +440,12 @@ int bt_agentd_opts_parse(bt_agentd_opts_t *o, int argc, char **argv,
   } else if (o->n_handlers == 0) {
     set_err(err, errlen, "no handler: give at least one --handler CAPABILITY=COMMAND");
     rv = BT_ECONFIG;
+  } else if (o->n_handlers > BT_AGENTD_MAX_HANDLERS) {
+    set_err(err, errlen, "too many handlers: %zu (the broker accepts at most %d "
+            "capabilities per agent)", o->n_handlers, BT_AGENTD_MAX_HANDLERS);
+    rv = BT_ECONFIG;
+  } else if ((rv = check_names(o, err, errlen)) != 0) {
+    goto out;
   }
 out:
   free(flags);
@@ -414,5 +462,6 @@ void bt_agentd_opts_free(bt_agentd_opts_t *o) {
   }
   free(o->name);
   free(o->config);
+  free(o->user);
   memset(o, 0, sizeof *o);
 }

@@ -2,7 +2,8 @@
  * baton-agent's settings: one declarative table (name, type, environment
  * variable, default, bounds) that the command line, the environment and the
  * config file all go through, in that order of precedence:
- *   flags > environment > config file ([agent] section, keys = long flags) > defaults.
+ *   flags > environment > config file ([agent] section, keys = long flags) > defaults,
+ * except the secret: BATON_SECRET beats --secret (it stays out of ps).
  * The repeatable `handler` is a list: the highest source that names any handler
  * replaces the lower sources' lists entirely.
  */
@@ -30,12 +31,20 @@ typedef struct {
   uint64_t max_message_bytes;
   uint64_t drain_timeout_ms;
   uint64_t kill_grace_ms;
+  uint64_t max_result_bytes; /* handler output/checkpoint cap (≤ the broker's payload limit) */
+  char *user;                /* NULL: stay who we are; else drop to it (root only) */
   bt_log_level_t log_level;
   bt_agentd_handler_cfg_t *handlers;
   size_t n_handlers;
   int handlers_source;        /* internal: which source set the list */
   int secret_on_command_line; /* --secret was used (visible in ps until blanked) */
+  int secret_flag_ignored;    /* --secret given, but BATON_SECRET won */
 } bt_agentd_opts_t;
+
+/* What the broker accepts in a hello (server/xport: BT_XP_MAX_CAPS,
+ * BT_XP_MAX_SLOTS); checked at start so a refused hello is not retried. */
+#define BT_AGENTD_MAX_HANDLERS 32
+#define BT_AGENTD_MAX_SLOTS 1024
 
 enum {
   BT_AGENTD_OPTS_RUN = 0,  /* settings complete: run the agent */

@@ -2,8 +2,8 @@
  * The public API of libbaton-agent (baton_agent.h): configuration, lifecycle and
  * the calls through which the embedder reports its tasks. Each call records what
  * happened in the attempt table and kicks the state machine (session.c); none
- * sends anything itself. Owns the agent object, its configuration copies and the
- * key derived from the secret (wiped on free).
+ * sends anything itself. Owns the agent object, its configuration copies, the
+ * key derived from the secret and the session keys (wiped on free).
  */
 #include "agent_int.h"
 
@@ -297,6 +297,7 @@ void bt_agent_free(bt_agent_t *a) {
   free(a->vendor);
   free(a->name);
   sodium_memzero(a->sk, sizeof a->sk);
+  bt_seal_wipe(&a->seal);
   free(a);
 }
 

@@ -13,6 +13,7 @@
 
 #include "baton.pb-c.h"
 #include "baton_agent.h"
+#include "bt_seal.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -103,9 +104,12 @@ void bt_agent__atts_clear(bt_agent__atts_t *t);
 
 typedef struct bt_agent__link bt_agent__link_t;
 
-/* Fires for each message received; buf is borrowed for the call. The callee may
- * close the link; no further message is delivered after that. */
-typedef void (*bt_agent__link_msg_cb)(void *ctx, const uint8_t *buf, size_t len);
+/* Fires for each message received that carries the current request's id; buf
+ * is borrowed for the call. Returns 1 when it took the message as the answer
+ * (the link stops waiting), 0 when it refused it (a forged or replayed copy:
+ * the link keeps waiting for the real answer). The callee may close the link;
+ * no further message is delivered after that (it then returns 1). */
+typedef int (*bt_agent__link_msg_cb)(void *ctx, const uint8_t *buf, size_t len);
 /* Fires once the link's handle is closed and its memory freed. */
 typedef void (*bt_agent__link_closed_cb)(void *ctx);
 
@@ -130,12 +134,15 @@ void bt_agent__link_close(bt_agent__link_t *link, bt_agent__link_closed_cb on_cl
 /* ---- wire.c ------------------------------------------------------------- */
 
 /* Packs req into a new buffer when it fits in max_bytes. Returns 0 with *out
- * (owned: free) and *len, or BT_ELIMIT. */
+ * (owned: free) and *len, or BT_ELIMIT. (Requests after Welcome are sealed:
+ * bt_seal_pack_request.) */
 int bt_agent__wire_pack(const Baton__AgentRequest *req, size_t max_bytes, uint8_t **out,
                         size_t *len);
-/* Unpacks and validates a broker reply (version, body, required fields, ranges).
- * Returns 0 with *out (owned: baton__agent_reply__free_unpacked), or BT_EPROTO
- * with *why set to a static reason. */
+/* Unpacks and validates a broker reply (version, body, required fields, ranges;
+ * a Sealed is checked for its counter and box only: its inner reply is
+ * validated by a second call once opened). Returns 0 with *out (owned:
+ * baton__agent_reply__free_unpacked), or BT_EPROTO with *why set to a static
+ * reason. */
 int bt_agent__wire_unpack(const uint8_t *buf, size_t len, Baton__AgentReply **out,
                           const char **why);
 /* Packed size of one Result inside a Results message (with its tag and length). */
@@ -197,6 +204,11 @@ struct bt_agent {
   uint32_t cfg_reply_timeout_ms;
   uint32_t stop_timeout_ms;
   uint8_t sk[64]; /* derived from the secret; the secret itself is not kept */
+  /* Session keys (from the kx exchange bound to the Auth signature) and the
+   * counters: every request after Auth is sealed, every reply must open and
+   * answer the request in flight (reply_to == seal.tx_ctr). Wiped with the
+   * session. */
+  bt_seal_t seal;
 
   bt_agent__state_t state;
   bt_agent__link_t *link;
@@ -264,8 +276,8 @@ void bt_agent__close_link(bt_agent_t *a);
 void bt_agent__reconnect(bt_agent_t *a, const char *why);
 /* Waits (growing with errors_in_row) before retrying. */
 void bt_agent__enter_backoff(bt_agent_t *a);
-/* The link's message callback (ctx is the agent). */
-void bt_agent__on_link_msg(void *ctx, const uint8_t *buf, size_t len);
+/* The link's message callback (ctx is the agent): 1 taken, 0 refused. */
+int bt_agent__on_link_msg(void *ctx, const uint8_t *buf, size_t len);
 
 /* requests.c: building and sending requests. */
 /* Opens the link if needed and sends Hello (or backs off). */

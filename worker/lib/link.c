@@ -21,8 +21,9 @@
  *  - a request is sent again when connections change while it waits for its
  *    reply (a broker restart, a dropped pipe), as REQ resends when its pipe
  *    goes away. nanomsg has no pipe events; its connection counters are the
- *    signal (notes/stack-findings.md §3). A duplicate is harmless: the broker
- *    takes the newest copy of a session's request, and results are idempotent.
+ *    signal (notes/stack-findings.md §3). A duplicate is harmless: it is the
+ *    same bytes (same seal counter), which the broker takes as an exact resend
+ *    and answers on every copy; results are idempotent.
  *
  * Rules from notes/stack-findings.md that this file must keep:
  *  - NN_RCVFD is an eventfd: watch it for UV_READABLE only (UV_WRITABLE spins);
@@ -180,9 +181,16 @@ static void on_readable(uv_poll_t *h, int status, int events) {
     if (ctl != NULL)
       nn_freemsg(ctl);
     if (l->awaiting && id == l->req_id) {
-      l->awaiting = l->unsent = 0;
-      uv_timer_stop(&l->timer);
-      l->on_msg(l->ctx, buf, (size_t)n);
+      /* Only a reply the agent takes ends the wait: one it refuses (it does
+       * not authenticate, or is a replay) must not shadow the real answer. */
+      uint32_t answered = l->req_id;
+      int took = l->on_msg(l->ctx, buf, (size_t)n);
+      /* The callee may have sent the next request already (new id, waiting
+       * again) or closed the link: only a wait still for this id ends here. */
+      if (took && !l->closing && l->req_id == answered) {
+        l->awaiting = l->unsent = 0;
+        uv_timer_stop(&l->timer);
+      }
     } else {
       /* The answer to a request since superseded, or a second copy of one
        * already answered (a request sent again): a cooked REQ drops these too. */

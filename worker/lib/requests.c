@@ -2,8 +2,9 @@
  * Building and sending the agent's requests, and choosing which one goes next
  * when the session is free to send: pending results > progress > Poll (free
  * slots, not draining) > Heartbeat (every heartbeat_ms when no poll can be
- * parked). Every request is packed and size-checked before nn_send. Borrows the
- * attempt table; the only state it changes is what is in flight.
+ * parked). Every request is packed and size-checked before nn_send; after Auth
+ * every one is sealed (bt_seal). Borrows the attempt table; the only state it
+ * changes is what is in flight and the session's seal counter.
  */
 #include "agent_int.h"
 
@@ -12,6 +13,7 @@
 #include "bt_log.h"
 
 #include <inttypes.h>
+#include <sodium.h>
 #include <string.h>
 
 #ifndef BATON_VERSION
@@ -22,8 +24,9 @@
  * commit, so the default allows a lease and a margin (plus the park for a Poll). */
 #define PRE_WELCOME_TIMEOUT_MS 5000u
 #define REPLY_MARGIN_MS 2000u
-/* Room for version, session, ack_seq, the Results framing and free_slots. */
-#define REQUEST_HEADER_BYTES 128u
+/* Room for version, session, ack_seq, the Results framing and free_slots, and
+ * for sealing (counter, MAC, the outer message). */
+#define REQUEST_HEADER_BYTES (128u + BT_SEAL_OVERHEAD)
 
 const char *const bt_agent__req_names[] = {"none",      "hello",    "auth",    "poll",
                                            "heartbeat", "progress", "results", "bye"};
@@ -52,7 +55,13 @@ static int send_request(bt_agent_t *a, Baton__AgentRequest *req, bt_agent__req_t
     req->has_ack_seq = 1;
     req->ack_seq = a->ack_seq;
   }
-  if ((rv = bt_agent__wire_pack(req, a->max_message, &buf, &len)) != 0) {
+  /* Hello and Auth go in clear (they make the keys); everything after is
+   * sealed under the session keys. */
+  if (kind == BT_AGENT__REQ_HELLO || kind == BT_AGENT__REQ_AUTH)
+    rv = bt_agent__wire_pack(req, a->max_message, &buf, &len);
+  else
+    rv = bt_seal_pack_request(&a->seal, a->session, req, a->max_message, &buf, &len);
+  if (rv != 0) {
     bt_log_error("request larger than the message limit; not sent",
                  "request=%s limit=%" PRIu32, bt_agent__req_names[kind],
                  a->max_message);
@@ -128,21 +137,43 @@ void bt_agent__send_hello(bt_agent_t *a) {
 
 void bt_agent__send_auth(bt_agent_t *a, const Baton__Challenge *ch) {
   uint8_t sig[BT_AUTH_SIG_BYTES];
+  uint8_t kx_pk[BT_SEAL_KX_BYTES], kx_sk[BT_SEAL_KX_BYTES];
   a->session = ch->session;
   a->ack_seq = 0;
-  bt_auth_sign(a->sk, ch->session, ch->nonce.data, a->vendor, a->name, sig);
+  /* An ephemeral kx key pair per session: the session keys come from it and
+   * the broker's, and the signature below covers both public halves (and the
+   * seal mode), which binds the keys to this authentication. */
+  bt_seal_kx_keypair(kx_pk, kx_sk);
+  int rv = bt_seal_keys(&a->seal, BT_SEAL_AGENT, ch->seal, kx_pk, kx_sk,
+                        ch->kx_public_key.data);
+  sodium_memzero(kx_sk, sizeof kx_sk);
+  if (rv != 0) {
+    bt_agent__reconnect(a, "unusable key exchange key in the challenge");
+    return;
+  }
+  bt_auth_proof_t proof = {.session = ch->session,
+                           .nonce = ch->nonce.data,
+                           .vendor = a->vendor,
+                           .agent_name = a->name,
+                           .broker_kx = ch->kx_public_key.data,
+                           .agent_kx = kx_pk,
+                           .seal_mode = (uint8_t)ch->seal};
+  bt_auth_sign(a->sk, &proof, sig);
   Baton__AgentRequest req = BATON__AGENT_REQUEST__INIT;
   Baton__Auth auth = BATON__AUTH__INIT;
   Baton__Held *store = NULL;
   auth.has_signature = 1;
   auth.signature.data = sig;
   auth.signature.len = sizeof sig;
+  auth.has_kx_public_key = 1;
+  auth.kx_public_key.data = kx_pk;
+  auth.kx_public_key.len = sizeof kx_pk;
   /* Everything still running or unacknowledged, so the broker keeps current
    * attempts here instead of handing them off after its restart. */
   auth.n_held = held_list(a, BT_AGENT__HELD, &store, &auth.held);
   req.body_case = BATON__AGENT_REQUEST__BODY_AUTH;
   req.auth = &auth;
-  int rv = send_request(a, &req, BT_AGENT__REQ_AUTH);
+  rv = send_request(a, &req, BT_AGENT__REQ_AUTH);
   free(auth.held);
   free(store);
   if (rv != 0) {

@@ -5,6 +5,12 @@
  * requests themselves are built in requests.c. Never runs tasks (that is the
  * embedder's on_task), never blocks, never logs or keeps the secret.
  *
+ * From Auth on the session has keys (bt_seal): every request goes out sealed and
+ * a reply is taken only if it opens under the session's key, is newer than the
+ * last one taken and answers the request in flight; a reply that fails any of
+ * that is dropped and the wait goes on (the link keeps waiting), so a forged or
+ * replayed reply can neither steer the agent nor end its session.
+ *
  * Exchange rules (proto/README.md): a parked Poll may be superseded by any other
  * request (REQ cancels it and drops its reply; the broker resends unacknowledged
  * assignments with its next answer). Any other request waits for its reply or for
@@ -23,6 +29,7 @@
 #include "bt_log.h"
 
 #include <inttypes.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define BACKOFF_FIRST_MS 1000u
@@ -118,6 +125,7 @@ static void reset_session(bt_agent_t *a) {
   a->session_up = 0;
   a->session = 0;
   a->ack_seq = 0;
+  bt_seal_wipe(&a->seal); /* the session keys die with the session */
 }
 
 void bt_agent__enter_backoff(bt_agent_t *a) {
@@ -353,16 +361,81 @@ static void on_error_reply(bt_agent_t *a, const Baton__Error *e) {
   }
 }
 
-void bt_agent__on_link_msg(void *ctx, const uint8_t *buf, size_t len) {
+/* Opens a Sealed reply: it must authenticate under the session's receive key,
+ * carry a counter above the last reply taken, and answer the request in flight
+ * (reply_to is part of the nonce, so it cannot be altered). Returns the inner
+ * reply (owned) or NULL when the reply is to be dropped (logged). */
+static Baton__AgentReply *open_reply(bt_agent_t *a, const Baton__Sealed *m) {
+  uint8_t *body = NULL;
+  size_t len = 0;
+  const char *why = NULL;
+  uint64_t reply_to = m->has_reply_to ? m->reply_to : 0;
+  if (!bt_seal_ready(&a->seal)) {
+    bt_log_warn("dropped a sealed reply: no session keys yet", "request=%s",
+                bt_agent__req_names[a->inflight]);
+    return NULL;
+  }
+  int rc = bt_seal_open_msg(&a->seal, m, &body, &len);
+  if (rc == BT_EAUTH) {
+    bt_log_warn("dropped a reply that does not authenticate", "counter=%" PRIu64
+                " bytes=%zu request=%s", m->counter, m->box.len,
+                bt_agent__req_names[a->inflight]);
+    return NULL;
+  }
+  if (rc != 0) { /* BT_ESTALE or an exact copy of the last reply taken */
+    free(body);
+    bt_log_warn("dropped a replayed reply", "counter=%" PRIu64 " last=%" PRIu64,
+                m->counter, a->seal.rx_ctr);
+    return NULL;
+  }
+  if (reply_to != a->seal.tx_ctr) {
+    /* Authentic, but the answer to another request than the one in flight. */
+    free(body);
+    bt_log_warn("dropped a reply to an earlier request", "reply_to=%" PRIu64
+                " current=%" PRIu64, reply_to, a->seal.tx_ctr);
+    return NULL;
+  }
+  Baton__AgentReply *r = NULL;
+  if (bt_agent__wire_unpack(body, len, &r, &why) == 0 &&
+      r->body_case == BATON__AGENT_REPLY__BODY_SEALED) {
+    baton__agent_reply__free_unpacked(r, NULL);
+    r = NULL;
+    why = "sealed reply inside a sealed reply";
+  }
+  free(body);
+  if (r == NULL)
+    bt_log_warn("invalid sealed reply from broker", "reason=%s request=%s", BT_Q(why),
+                bt_agent__req_names[a->inflight]);
+  return r;
+}
+
+/* Whether a reply in clear may be taken now. Before Auth everything is clear.
+ * From Auth on the broker seals every answer to an authenticated request; what
+ * it cannot seal is an answer to a request it could not authenticate: an
+ * unknown session (it restarted or ended ours) and the refusal of the Auth
+ * itself. Anything else in clear is someone else's and is dropped. */
+static int clear_ok(const bt_agent_t *a, const Baton__AgentReply *r) {
+  if (!bt_seal_ready(&a->seal))
+    return 1;
+  if (r->body_case != BATON__AGENT_REPLY__BODY_ERROR)
+    return 0;
+  if (r->error->code == BATON__ERROR_CODE__ERROR_SESSION)
+    return 1;
+  return !a->session_up && a->state == BT_AGENT__S_AUTH;
+}
+
+int bt_agent__on_link_msg(void *ctx, const uint8_t *buf, size_t len) {
   bt_agent_t *a = ctx;
   Baton__AgentReply *r = NULL;
   const char *why = NULL;
   if (bt_agent__wire_unpack(buf, len, &r, &why) != 0) {
     bt_log_warn("invalid reply from broker", "reason=%s bytes=%zu request=%s",
                 BT_Q(why), len, bt_agent__req_names[a->inflight]);
+    if (bt_seal_ready(&a->seal) && a->session_up)
+      return 0; /* not from our broker (it seals): keep waiting for the answer */
     if (a->state == BT_AGENT__S_BYE) {
       bt_agent__close_all(a);
-      return;
+      return 1;
     }
     /* Something that is not a Baton broker of our version answers: start over on
      * a fresh socket, slowly. */
@@ -371,10 +444,23 @@ void bt_agent__on_link_msg(void *ctx, const uint8_t *buf, size_t len) {
     bt_agent__close_link(a);
     bt_agent__enter_backoff(a);
     bt_agent__arm(a);
-    return;
+    return 1;
+  }
+  if (r->body_case == BATON__AGENT_REPLY__BODY_SEALED) {
+    Baton__AgentReply *inner = open_reply(a, r->sealed);
+    baton__agent_reply__free_unpacked(r, NULL);
+    if (inner == NULL)
+      return 0;
+    r = inner;
+  } else if (!clear_ok(a, r)) {
+    bt_log_warn("dropped an unsealed reply in a sealed session", "body=%d request=%s",
+                (int)r->body_case, bt_agent__req_names[a->inflight]);
+    baton__agent_reply__free_unpacked(r, NULL);
+    return 0;
   }
   on_event(a, EV_REPLY, r);
   baton__agent_reply__free_unpacked(r, NULL);
+  return 1;
 }
 
 /* ---- the state machine -------------------------------------------------- */

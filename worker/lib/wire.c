@@ -97,6 +97,16 @@ int bt_agent__wire_unpack(const uint8_t *buf, size_t len, Baton__AgentReply **ou
       if (!r->challenge->has_session || !r->challenge->has_nonce ||
           r->challenge->nonce.len != BT_AUTH_NONCE_BYTES)
         *why = "challenge without session or with a bad nonce";
+      else if (!r->challenge->has_kx_public_key ||
+               r->challenge->kx_public_key.len != BT_SEAL_KX_BYTES ||
+               !r->challenge->has_seal ||
+               (r->challenge->seal != BATON__SEAL_MODE__SEAL_MODE_SECRETBOX &&
+                r->challenge->seal != BATON__SEAL_MODE__SEAL_MODE_MAC))
+        *why = "challenge without key exchange (a broker that does not seal messages)";
+      break;
+    case BATON__AGENT_REPLY__BODY_SEALED:
+      if (!r->sealed->has_counter || r->sealed->counter == 0 || !r->sealed->has_box)
+        *why = "sealed reply without counter or box";
       break;
     case BATON__AGENT_REPLY__BODY_WELCOME:
       if (r->welcome->work != NULL)
