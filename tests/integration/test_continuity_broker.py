@@ -75,10 +75,14 @@ def test_database_outage_loses_nothing(env):
     broker = env.broker(extra_args=["--set", "poll_park=200ms"])
     w = World(env, broker)
     w.vendor("acme", "EU-DE")
-    agent = w.agent("acme", "acme-1", w.work("acme-1", 2), slots=2)
+    # 4 s handlers: they must outlast PostgreSQL's shutdown (a checkpoint,
+    # which took over 2 s under ASan on a busy machine) and finish while the
+    # database is down.
+    agent = w.agent("acme", "acme-1", w.work("acme-1", 4), slots=2)
     ids = w.submit(6, "before")
     running = wait_running(env.pg, "acme-1", 2)
 
+    t_stop_wall = time.time()  # the handlers were running when the stop began
     env.pg.stop(mode="fast")
     t_down, t_down_wall = time.monotonic(), time.time()
 
@@ -128,8 +132,9 @@ def test_database_outage_loses_nothing(env):
     for a in running:
         pid = a["package"]
         done_at = finished[(pid, a["attempt"], "acme-1")]
-        assert t_down_wall < done_at < t_down_wall + OUTAGE_S, \
-            f"package {pid}'s handler did not finish during the outage"
+        assert t_stop_wall < done_at < t_down_wall + OUTAGE_S, \
+            f"package {pid}'s handler did not finish during the outage " \
+            f"(stop began {t_stop_wall:.2f}, down {t_down_wall:.2f}, done {done_at:.2f})"
         atts = by_pkg[pid]
         assert [(x["attempt"], x["agent"], x["outcome"]) for x in atts] == \
             [(a["attempt"], "acme-1", "completed")], \
