@@ -5,11 +5,13 @@
 #                        PostgreSQL plus a small demo (two vendors, an agent each,
 #                        packages submitted and completed); Ctrl-C stops it all
 #   deploy/dev.sh test   install what is missing, build, run the whole test suite
-#                        (a normal build, then an AddressSanitizer+UBSan build)
+#                        (a normal build, then an AddressSanitizer+UBSan build,
+#                        then the libFuzzer targets built with clang, each run
+#                        briefly over its seed corpus)
 #
 # Environment: BATON_DATA_DIR (demo data dir, default ./var), BATON_BUILD_DIR
 # (default ./build), BATON_TEST_SANITIZE=0 to skip the sanitizer pass,
-# BATON_NO_INSTALL=1 to never call apt-get.
+# BATON_TEST_FUZZ=0 to skip the fuzz pass, BATON_NO_INSTALL=1 to never call apt-get.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -27,6 +29,7 @@ DEB_PACKAGES=(
   libpq-dev libcmocka-dev libsodium-dev libjansson-dev libinih-dev libmicrohttpd-dev
   postgresql-15 postgresql-client-15
   python3 procps util-linux
+  clang libclang-rt-dev
 )
 
 install_deps() {
@@ -74,6 +77,16 @@ cmd_test() {
     (cd "$BUILD-asan" &&
       ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
         ctest -j2 --output-on-failure --timeout 900 -LE bench)
+  fi
+  if [ "${BATON_TEST_FUZZ:-1}" != 0 ]; then
+    # Only the fuzz targets (tests/fuzz): libFuzzer needs clang, and every
+    # library is rebuilt with its coverage hooks plus ASan and UBSan.
+    say "building the fuzz targets with clang ($BUILD-fuzz)"
+    CC=clang cmake -S "$ROOT" -B "$BUILD-fuzz" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+      -DBATON_FUZZ=ON >/dev/null
+    cmake --build "$BUILD-fuzz" -j "$JOBS" --target baton_fuzz
+    say "running each fuzz target over its seeds and new inputs (ctest -L fuzz)"
+    (cd "$BUILD-fuzz" && ctest -j2 --output-on-failure -L fuzz)
   fi
   say "all tests passed"
 }
