@@ -9,9 +9,11 @@
 # new inputs, which go to the build tree (fuzz-corpus/NAME), never to the seeds.
 # `cmake --build DIR --target baton_fuzz` builds only the fuzz targets.
 #
-# By hand, e.g. a long run:
+# By hand, e.g. a long run (libFuzzer writes new inputs into the FIRST directory:
+# give it a scratch one, never the seeds):
 #   build-fuzz/tests/fuzz/fuzz_batch -max_total_time=600 -dict=tests/fuzz/batch.dict \
 #     /tmp/batch-corpus tests/fuzz/corpus/batch
+# Reproduce a crash: build-fuzz/tests/fuzz/fuzz_batch FILE (see fuzz-artifacts/).
 set(BATON_FUZZ_SECONDS 15 CACHE STRING "seconds each fuzz target runs under ctest")
 
 add_custom_target(baton_fuzz)

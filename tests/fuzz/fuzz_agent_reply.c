@@ -8,11 +8,11 @@
  *     (an oracle written here from proto/baton.proto): the current version
  *     (or an Error{VERSION}), a body, a 32-byte nonce in a Challenge, and a
  *     seq, package, attempt and capability in every Assignment;
- *   - an accepted reply that is well-formed protobuf (bt_pb_check, which the
- *     broker runs on what it receives) is accepted again once packed again.
- *     Only well-formed ones: wire.c runs no bt_pb_check, and protobuf-c takes
- *     an overlong tag of field 0 ("80 00") that it refuses once repacked
- *     canonically ("00").
+ *   - an accepted reply is well-formed protobuf (bt_pb_check: no malformed
+ *     tag, no NUL inside a string) and is accepted again once packed again.
+ *     This target found wire.c taking an overlong tag of field 0 ("80 00")
+ *     that protobuf-c refuses once repacked ("00"); wire.c now runs
+ *     bt_pb_check first, as the broker does.
  */
 #include "fuzz_util.h"
 
@@ -94,10 +94,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   check_required(r);
 
   char pb_why[160];
-  if (bt_pb_check(&baton__agent_reply__descriptor, data, size, pb_why, sizeof pb_why) != 0) {
-    baton__agent_reply__free_unpacked(r, NULL);
-    return 0;
-  }
+  FUZZ_CHECK(bt_pb_check(&baton__agent_reply__descriptor, data, size, pb_why,
+                         sizeof pb_why) == 0,
+             "accepted a malformed reply: %s", pb_why);
   size_t n = baton__agent_reply__get_packed_size(r);
   uint8_t *again = malloc(n ? n : 1);
   FUZZ_CHECK(again != NULL, "out of memory");

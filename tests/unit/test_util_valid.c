@@ -39,7 +39,7 @@ static void test_util_valid_name_charset(void **state) {
       fail_msg("name \"%s\" rejected", good[i]);
 
   static const char *const bad[] = {
-      "",      "a b",   " a",    "a ",    "a\tb",  "a\nb",   "a\rb", "a\x1f" "b",
+      "",      "a b",   " a",    "a ",    "a\tb",  "a\nb",   "a\rb", "a\037b",
       "\x1f",  "a,b",   "a;b",   "a\"b",  "a'b",   "a=b",    "a\\b", "a*b",
       "{a}",   "a|b",   "a#b",   "a%b",   "a$b",   "a!b",    "a~b",  "a`b",
       "a(b)",  "a[b]",  "a<b>",  "a&b",   "a?b",   "\xc3\xa9", "a\x7f", "a\x80",

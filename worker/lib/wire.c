@@ -9,6 +9,7 @@
 
 #include "bt_auth.h"
 #include "bt_err.h"
+#include "bt_pbcheck.h"
 
 #include <string.h>
 
@@ -76,6 +77,14 @@ static int work_ok(const Baton__Work *w, const char **why) {
 
 int bt_agent__wire_unpack(const uint8_t *buf, size_t len, Baton__AgentReply **out,
                           const char **why) {
+  /* protobuf-c alone accepts malformed tags and cuts strings at a NUL (found
+   * by tests/fuzz/fuzz_agent_reply): the broker's decoder checks the wire form
+   * first, and so does the agent. */
+  char check[128];
+  if (bt_pb_check(&baton__agent_reply__descriptor, buf, len, check, sizeof check) != 0) {
+    *why = "malformed reply";
+    return BT_EPROTO;
+  }
   Baton__AgentReply *r = baton__agent_reply__unpack(NULL, len, buf);
   if (r == NULL) {
     *why = "undecodable reply";
