@@ -151,29 +151,33 @@ int bt_ctl__validate_package_op(const Baton__PackageOp *m, bt_pkg_op_t *op, char
   return 0;
 }
 
-int bt_ctl__validate_handoff_query(const Baton__HandoffQuery *m, char *why,
-                                   size_t why_len) {
-  if (m->vendor != NULL && !bt_valid_name(m->vendor))
-    FAIL("vendor \"%.40s\" is not a valid id or name", m->vendor);
-  if (m->has_package_id && !valid_id(m->package_id))
+/* The filters `handoffs` and `audit` share: vendor, package, since, and a limit
+ * of at most max. */
+static int validate_history(const char *vendor, bool has_package_id, uint64_t package_id,
+                            bool has_since_at, int64_t since_at, bool has_limit,
+                            uint32_t limit, uint32_t max, char *why, size_t why_len) {
+  if (vendor != NULL && !bt_valid_name(vendor))
+    FAIL("vendor \"%.40s\" is not a valid id or name", vendor);
+  if (has_package_id && !valid_id(package_id))
     FAIL("package id out of range (1 to 2^63-1)");
-  if (m->has_since_at && (m->since_at < 0 || m->since_at > MAX_AT))
+  if (has_since_at && (since_at < 0 || since_at > MAX_AT))
     FAIL("since out of range");
-  if (m->has_limit && (m->limit < 1 || m->limit > BT_CTL_MAX_HANDOFFS))
-    FAIL("limit must be 1-%u, got %" PRIu32, BT_CTL_MAX_HANDOFFS, m->limit);
+  if (has_limit && (limit < 1 || limit > max))
+    FAIL("limit must be 1-%u, got %" PRIu32, max, limit);
   return 0;
 }
 
+int bt_ctl__validate_handoff_query(const Baton__HandoffQuery *m, char *why,
+                                   size_t why_len) {
+  return validate_history(m->vendor, m->has_package_id, m->package_id, m->has_since_at,
+                          m->since_at, m->has_limit, m->limit, BT_CTL_MAX_HANDOFFS, why,
+                          why_len);
+}
+
 int bt_ctl__validate_audit_query(const Baton__AuditQuery *m, char *why, size_t why_len) {
-  if (m->vendor != NULL && !bt_valid_name(m->vendor))
-    FAIL("vendor \"%.40s\" is not a valid id or name", m->vendor);
-  if (m->has_package_id && !valid_id(m->package_id))
-    FAIL("package id out of range (1 to 2^63-1)");
-  if (m->has_since_at && (m->since_at < 0 || m->since_at > MAX_AT))
-    FAIL("since out of range");
-  if (m->has_limit && (m->limit < 1 || m->limit > BT_CTL_MAX_AUDIT))
-    FAIL("limit must be 1-%u, got %" PRIu32, BT_CTL_MAX_AUDIT, m->limit);
-  return 0;
+  return validate_history(m->vendor, m->has_package_id, m->package_id, m->has_since_at,
+                          m->since_at, m->has_limit, m->limit, BT_CTL_MAX_AUDIT, why,
+                          why_len);
 }
 
 int bt_ctl__validate_scorecard_query(const Baton__ScorecardQuery *m, char *why,
