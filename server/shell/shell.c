@@ -205,6 +205,15 @@ static bool is_stale_report(const char *action) {
   return n >= sizeof suffix - 1 && strcmp(action + n - (sizeof suffix - 1), suffix) == 0;
 }
 
+/* Persists a FINISH; its audit row names the attempt's vendor and agent as the
+ * core knows them. */
+static void finish(bt_shell_t *sh, const bt_action_t *a, ctx_t *c) {
+  const bt_core_vendor_t *v = bt_core_vendor(sh->core, a->vendor_id);
+  bt_agent_view_t g;
+  const char *agent = bt_core_agent_view(sh->core, a->agent_id, &g) == 0 ? g.name : NULL;
+  bt_store_finish(sh->store, a, v ? v->name : NULL, agent, on_finish_committed, c);
+}
+
 void bt_shell__apply(bt_shell_t *sh) {
   if (sh->applying)
     abort(); /* see the file comment: apply never nests */
@@ -266,7 +275,7 @@ void bt_shell__apply(bt_shell_t *sh) {
       else if (a->outcome == BT_OUTCOME_FAILED || a->outcome == BT_OUTCOME_TRANSIENT)
         sh->stats.failures++;
       last_finish = ctx_new(sh, a);
-      bt_store_finish(sh->store, a, on_finish_committed, last_finish);
+      finish(sh, a, last_finish);
       break;
     case BT_ACT_HANDOFF: {
       const bt_core_vendor_t *v = bt_core_vendor(sh->core, a->vendor_id);

@@ -105,7 +105,10 @@ void bt_store_insert_packages(bt_store_t *st, const bt_core_t *core,
 void bt_store_assign(bt_store_t *st, const bt_action_t *a, bt_store_cb cb, void *arg);
 void bt_store_start(bt_store_t *st, const bt_action_t *a);
 void bt_store_progress(bt_store_t *st, const bt_action_t *a);
-void bt_store_finish(bt_store_t *st, const bt_action_t *a, bt_store_cb cb, void *arg);
+/* FINISH, with its audit row naming the attempt's vendor and agent (borrowed;
+ * the broker has them in memory, so the statement need not look them up). */
+void bt_store_finish(bt_store_t *st, const bt_action_t *a, const char *vendor,
+                     const char *agent, bt_store_cb cb, void *arg);
 void bt_store_handoff(bt_store_t *st, const bt_action_t *a);
 /* VENDOR_STATE: the vendor's state and state_reason as they are now. */
 void bt_store_vendor_state(bt_store_t *st, const bt_core_vendor_t *v, int64_t at);

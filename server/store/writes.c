@@ -235,7 +235,8 @@ void bt_store_progress(bt_store_t *st, const bt_action_t *a) {
   bt_store__enqueue(st, op);
 }
 
-void bt_store_finish(bt_store_t *st, const bt_action_t *a, bt_store_cb cb, void *arg) {
+void bt_store_finish(bt_store_t *st, const bt_action_t *a, const char *vendor,
+                     const char *agent, bt_store_cb cb, void *arg) {
   bt_store_op_t *op = plain_op(cb, arg);
   bt_pgparams_t *p = bt_store__op_stmt(op, BT_SQL_FINISH);
   bt_pgp_i64(p, (int64_t)a->package_id);
@@ -255,6 +256,8 @@ void bt_store_finish(bt_store_t *st, const bt_action_t *a, bt_store_cb cb, void 
   else
     bt_pgp_null(p);
   bt_pgp_ts(p, a->retry_at);
+  bt_pgp_text(p, vendor ? vendor : "?");
+  bt_pgp_text(p, agent ? agent : "?");
   bt_store__enqueue(st, op);
 }
 
