@@ -71,7 +71,7 @@ static void op_clear_results(bt_store_op_t *op) {
   op->errmsg[0] = '\0';
 }
 
-static void op_free(bt_store_op_t *op) {
+void bt_store__op_free(bt_store_op_t *op) {
   op_clear_results(op);
   for (int i = 0; i < op->nq; i++)
     bt_pgp_close(&op->params[i]);
@@ -83,7 +83,7 @@ static void op_finish(bt_store_t *st, bt_store_op_t *op, int status) {
   if (op->complete)
     op->complete(op, status);
   st->delivered = true;
-  op_free(op);
+  bt_store__op_free(op);
 }
 
 void bt_store__enqueue(bt_store_t *st, bt_store_op_t *op) {
@@ -217,13 +217,17 @@ static void notice_processor(void *arg, const char *message) {
   bt_log_info("postgresql notice", "notice=%s", BT_Q(line));
 }
 
-static void seg_append(bt_store_seg_t *seg, bt_store_op_t *op) {
+static void seg_link(bt_store_seg_t *seg, bt_store_op_t *op) {
   op->next = NULL;
   if (seg->tail)
     seg->tail->next = op;
   else
     seg->head = op;
   seg->tail = op;
+}
+
+static void seg_append(bt_store_seg_t *seg, bt_store_op_t *op) {
+  seg_link(seg, op);
   seg->n_ops++;
 }
 
@@ -252,7 +256,7 @@ static void send_prepares(bt_store_t *st) {
     op->stmt[0] = i;
     bt_pgp_init(&op->params[0]);
     if (!PQsendPrepare(st->conn, bt_store_sql_name[i], bt_store_sql[i], 0, NULL)) {
-      op_free(op);
+      bt_store__op_free(op);
       fly_push(st, seg); /* lose_connection frees what is in flight */
       lose_connection(st, PQerrorMessage(st->conn));
       return;
@@ -363,6 +367,7 @@ static void lose_connection(bt_store_t *st, const char *why) {
     PQfinish(st->conn);
     st->conn = NULL;
   }
+  bt_store__merge_reset(st);
   /* Everything in flight has an unknown outcome: replay it, in order. */
   bt_store_op_t *head = NULL, *tail = NULL;
   size_t count = 0;
@@ -371,10 +376,12 @@ static void lose_connection(bt_store_t *st, const char *why) {
     st->fly_head = seg->next;
     for (bt_store_op_t *op = seg->head; op;) {
       bt_store_op_t *next = op->next;
-      if (op->prepare) {
-        op_free(op);
+      if (op->prepare || op->carrier) {
+        bt_store__op_free(op);
       } else {
         op_clear_results(op);
+        op->merged = false;
+        op->absorbed = false;
         op->sent_once = true;
         op->next = NULL;
         if (tail)
@@ -420,9 +427,10 @@ static void on_timer(uv_timer_t *t) {
 
 /* --- results ------------------------------------------------------------------- */
 
-/* Moves the segment cursor past statements that have none (barriers). */
+/* Moves the segment cursor past ops that have no statement of their own:
+ * barriers, and ops whose row went in a carrier's statement. */
 static void cursor_skip_empty(bt_store_seg_t *seg) {
-  while (seg->cur != NULL && seg->cur_q >= seg->cur->nq) {
+  while (seg->cur != NULL && (seg->cur->merged || seg->cur_q >= seg->cur->nq)) {
     seg->cur = seg->cur->next;
     seg->cur_q = 0;
   }
@@ -437,7 +445,7 @@ static void segment_done(bt_store_t *st, bt_store_seg_t *seg) {
   if (seg->head != NULL && seg->head->prepare) {
     for (bt_store_op_t *op = seg->head; op;) {
       bt_store_op_t *next = op->next;
-      op_free(op);
+      bt_store__op_free(op);
       op = next;
     }
     bool ok = !seg->error;
@@ -479,6 +487,7 @@ static void segment_done(bt_store_t *st, bt_store_seg_t *seg) {
   /* A statement failed and the whole segment rolled back. Alone, the op fails
    * (or retries a transient error); with others, everyone is replayed alone so
    * only the culprit fails. */
+  bt_store__merge_unwind(seg);
   if (seg->n_ops == 1) {
     bt_store_op_t *op = seg->head;
     int status = op->status ? op->status : BT_EDB;
@@ -625,6 +634,56 @@ static bool send_op(bt_store_t *st, bt_store_op_t *op) {
   return true;
 }
 
+/* Sends the carriers of the merged ops that wait (merge.c). */
+static bool send_merged(bt_store_t *st, bt_store_seg_t *seg) {
+  bt_store_op_t *c = bt_store__merge_take(st);
+  while (c != NULL) {
+    bt_store_op_t *next = c->next;
+    seg_link(seg, c); /* not counted in n_ops: its members are */
+    if (!send_op(st, c)) {
+      while (next != NULL) { /* not in the segment: free them here */
+        bt_store_op_t *n2 = next->next;
+        bt_store__op_free(next);
+        next = n2;
+      }
+      return false;
+    }
+    c = next;
+  }
+  return true;
+}
+
+/* Moves queued operations into seg and sends their statements. Returns false
+ * when the connection failed (seg holds what was taken). */
+static bool fill_segment(bt_store_t *st, bt_store_seg_t *seg) {
+  while (st->pend_head != NULL && seg->n_ops < st->opts.max_segment_ops) {
+    bt_store_op_t *op = st->pend_head;
+    /* An isolated op goes alone; so does whatever follows one. */
+    if (seg->n_ops > 0 && (op->isolate || seg->head->isolate))
+      break;
+    st->pend_head = op->next;
+    if (st->pend_head == NULL)
+      st->pend_tail = NULL;
+    st->n_pending--;
+    op->sent_once = true;
+    /* The segment lists ops in the order their results come back: merged
+     * ops' carriers go in when they are sent, so whatever is sent on its own
+     * goes in after the carriers sent before it. */
+    if (op->mergeable && bt_store__merge_add(st, op)) {
+      seg_append(seg, op);
+      continue;
+    }
+    /* Sent on its own (not mergeable, or its package has too many writes
+     * waiting: its one-row arrays are a statement too). What waits goes
+     * first; a barrier has no statement and need not wait. */
+    bool ok = op->nq == 0 || st->mq_n == 0 || send_merged(st, seg);
+    seg_append(seg, op); /* even on failure: lose_connection replays it */
+    if (!ok || !send_op(st, op))
+      return false;
+  }
+  return st->mq_n == 0 || send_merged(st, seg);
+}
+
 /* Sends queued operations as segments while the pipeline has room. */
 static void flush_pending(bt_store_t *st) {
   bool sent = false;
@@ -633,25 +692,9 @@ static void flush_pending(bt_store_t *st) {
     bt_store_seg_t *seg = calloc(1, sizeof *seg);
     if (seg == NULL)
       abort();
-    while (st->pend_head != NULL && seg->n_ops < st->opts.max_segment_ops) {
-      bt_store_op_t *op = st->pend_head;
-      /* An isolated op goes alone; so does whatever follows one. */
-      if (seg->n_ops > 0 && (op->isolate || seg->head->isolate))
-        break;
-      st->pend_head = op->next;
-      if (st->pend_head == NULL)
-        st->pend_tail = NULL;
-      st->n_pending--;
-      seg_append(seg, op);
-      op->sent_once = true;
-      if (!send_op(st, op)) {
-        fly_push(st, seg); /* lose_connection replays what is in flight */
-        lose_connection(st, PQerrorMessage(st->conn));
-        return;
-      }
-    }
-    fly_push(st, seg);
-    if (!PQpipelineSync(st->conn)) {
+    bool ok = fill_segment(st, seg);
+    fly_push(st, seg); /* on failure lose_connection replays what is in flight */
+    if (!ok || !PQpipelineSync(st->conn)) {
       lose_connection(st, PQerrorMessage(st->conn));
       return;
     }
@@ -770,6 +813,7 @@ static void maybe_finish_close(bt_store_t *st) {
     return;
   void (*cb)(void *) = st->on_closed;
   void *arg = st->closed_arg;
+  bt_store__merge_close(st);
   free(st->dsn);
   free(st);
   if (cb)

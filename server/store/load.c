@@ -236,7 +236,9 @@ static int load_packages(PGconn *c, bt_core_t *core, uint64_t *loaded) {
             " (SELECT count(*) FROM attempts t WHERE t.package_id = w.id"
             "   AND t.outcome = 'lost'),"
             " w.only_vendor"
-            " FROM work_packages w WHERE w.state IN ('queued', 'assigned', 'running')"
+            /* completed_at IS NULL: the open-packages index (0003) */
+            " FROM work_packages w WHERE w.completed_at IS NULL"
+            " AND w.state IN ('queued', 'assigned', 'running')"
             " ORDER BY w.id",
             0, NULL, NULL, NULL);
   if (r == NULL)

@@ -206,6 +206,58 @@ void bt_pga_end(bt_pgarr_t *a) {
   end_param(p, (int)(p->len - a->start));
 }
 
+static uint32_t be32(const uint8_t *b) {
+  return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+}
+
+/* Every source's parameter idx was written by bt_pga_*: ndim 1 with a 20-byte
+ * header, or ndim 0 (empty) with 12. Elements are self-delimiting, so the
+ * concatenation is the sources' element bytes one after another under a new
+ * header. */
+void bt_pgp_concat_arrays(bt_pgparams_t *p, const bt_pgparams_t *const *src, size_t n,
+                          int idx) {
+  uint32_t count = 0, oid = 0;
+  bool has_null = false;
+  for (size_t i = 0; i < n; i++) {
+    const uint8_t *h = src[i]->buf + src[i]->off[idx];
+    if (src[i]->lens[idx] < 12)
+      abort(); /* not an array: a programming error */
+    oid = be32(h + 8);
+    if (be32(h) == 0)
+      continue;
+    has_null = has_null || be32(h + 4) != 0;
+    count += be32(h + 12);
+  }
+  begin_param(p);
+  size_t start = p->len;
+  if (count == 0) {
+    put_be32(p, 0);
+    put_be32(p, 0);
+    put_be32(p, oid);
+    end_param(p, (int)(p->len - start));
+    return;
+  }
+  put_be32(p, 1);
+  put_be32(p, has_null ? 1 : 0);
+  put_be32(p, oid);
+  put_be32(p, count);
+  put_be32(p, 1);
+  for (size_t i = 0; i < n; i++) {
+    const uint8_t *h = src[i]->buf + src[i]->off[idx];
+    if (be32(h) == 0)
+      continue;
+    put(p, h + 20, (size_t)src[i]->lens[idx] - 20);
+  }
+  end_param(p, (int)(p->len - start));
+}
+
+void bt_pgp_truncate(bt_pgparams_t *p, int n) {
+  if (n >= p->n)
+    return;
+  p->len = p->off[n];
+  p->n = n;
+}
+
 void bt_pgp_vectors(const bt_pgparams_t *p, const char **values, int *lengths,
                     int *formats) {
   for (int i = 0; i < p->n; i++) {
@@ -216,10 +268,6 @@ void bt_pgp_vectors(const bt_pgparams_t *p, const char **values, int *lengths,
 }
 
 /* --- results ------------------------------------------------------------------- */
-
-static uint32_t be32(const uint8_t *b) {
-  return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
-}
 
 static uint64_t be64(const uint8_t *b) {
   return (uint64_t)be32(b) << 32 | be32(b + 4);

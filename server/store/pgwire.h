@@ -65,6 +65,14 @@ void bt_pga_bytes(bt_pgarr_t *a, const void *b, size_t n);
 void bt_pga_ts(bt_pgarr_t *a, int64_t at); /* 0 → NULL */
 void bt_pga_end(bt_pgarr_t *a);
 
+/* Appends, as p's next parameter, the concatenation of parameter idx of each
+ * of the n sources, all one-dimensional arrays of one element type. This is how
+ * the engine turns many one-row array statements into one many-row statement. */
+void bt_pgp_concat_arrays(bt_pgparams_t *p, const bt_pgparams_t *const *src, size_t n,
+                          int idx);
+/* Drops parameters n and later (to replace the last ones). */
+void bt_pgp_truncate(bt_pgparams_t *p, int n);
+
 /* Fills values/lengths/formats for PQsendQueryPrepared. */
 void bt_pgp_vectors(const bt_pgparams_t *p, const char **values, int *lengths,
                     int *formats);

@@ -22,6 +22,16 @@ struct bt_store_op {
   bool sent_once;           /* sent before; its outcome may be unknown */
   bool isolate;             /* goes alone in a segment (replay after an error) */
   uint8_t retries;
+  /* Merging (engine.c): a mergeable op is one array statement of a kind that
+   * may travel with others of its kind in one statement, about one package. */
+  bool mergeable;
+  bool merged;   /* in the segment, its row sent inside a carrier's statement */
+  bool absorbed; /* a start folded into its attempt's finish: no row of its own */
+  bool carrier;  /* the engine's own: carries merged rows; extra = their ops */
+  uint8_t round;
+  uint32_t merge_attempt;
+  uint64_t merge_key; /* the package */
+  int64_t merge_at;
   int stmt[BT_STORE_MAX_Q]; /* index into bt_store_sql */
   bt_pgparams_t params[BT_STORE_MAX_Q];
   PGresult *res[BT_STORE_MAX_Q];
@@ -86,6 +96,12 @@ struct bt_store {
   bt_store_flush_cb on_flush;
   void *flush_arg;
   bool delivered; /* callbacks ran since the last on_flush */
+  /* Merging state of the segment being built (engine.c). */
+  bt_store_op_t **mq;         /* mergeable ops waiting for their statement */
+  size_t mq_n, mq_cap;
+  struct bt_store_last *last; /* package → its latest op in mq (open addressing) */
+  uint32_t last_cap, last_gen;
+  uint8_t rounds;             /* rounds in use (highest round + 1) */
 };
 
 /* The statement table: index, name, SQL. */
@@ -104,6 +120,18 @@ bt_store_op_t *bt_store__op_new(bt_store_complete_fn complete, void (*cb)(void),
 /* Adds a statement; returns its params to fill. */
 bt_pgparams_t *bt_store__op_stmt(bt_store_op_t *op, int stmt);
 void bt_store__enqueue(bt_store_t *st, bt_store_op_t *op);
+void bt_store__op_free(bt_store_op_t *op);
+/* merge.c: takes a mergeable op into the rounds being built (false: not
+ * mergeable, or not now — send what waits with bt_store__merge_take first). */
+bool bt_store__merge_add(bt_store_t *st, bt_store_op_t *op);
+/* The carriers for what waits, in send order (linked by next); resets. */
+bt_store_op_t *bt_store__merge_take(bt_store_t *st);
+/* Forgets what waits (the ops stay in their segment). */
+void bt_store__merge_reset(bt_store_t *st);
+/* A failed or lost segment: members take their carrier's error, carriers are
+ * freed, every op can be sent again on its own. */
+void bt_store__merge_unwind(bt_store_seg_t *seg);
+void bt_store__merge_close(bt_store_t *st);
 /* pkgrow.c: parses a package row (its column order is documented there); the
  * lists are malloc'd into lists[0..3] for the caller to free. */
 void bt_store__parse_pkg_row(const PGresult *r, int i, bt_pkg_row_t *row,

@@ -151,6 +151,9 @@ void bt_store_insert_packages(bt_store_t *st, const bt_core_t *core,
   }
   bt_pgparams_t *p =
       bt_store__op_stmt(op, keyed ? BT_SQL_PACKAGES_INSERT_KEYED : BT_SQL_PACKAGES_INSERT);
+  /* Keyless submits need nothing back but success, so several submits' rows
+   * may go in one statement; a keyed one reads its own answer. */
+  op->mergeable = !keyed;
 
   /* Column-major: one array parameter per column, one element per package. */
   enum { C_ID, C_KEY, C_CAP, C_PAYLOAD, C_PRIO, C_DEADLINE, C_NOTBEFORE, C_REGIONS,
@@ -198,23 +201,75 @@ void bt_store_insert_packages(bt_store_t *st, const bt_core_t *core,
 
 /* --- attempts -------------------------------------------------------------------- */
 
+/* Assign, start and finish are array statements (sql.def): each op writes its
+ * row as one-element arrays and says which package it is about, so the engine
+ * may send it together with others of its kind. */
+static bt_pgparams_t *mergeable_stmt(bt_store_op_t *op, int stmt, uint64_t package_id,
+                                     uint32_t attempt, int64_t at) {
+  op->mergeable = true;
+  op->merge_key = package_id;
+  op->merge_attempt = attempt;
+  op->merge_at = at;
+  return bt_store__op_stmt(op, stmt);
+}
+
+static void one_i64(bt_pgparams_t *p, int64_t v) {
+  bt_pgarr_t a;
+  bt_pga_begin(&a, p, BT_PG_OID_INT8);
+  bt_pga_i64(&a, v);
+  bt_pga_end(&a);
+}
+
+static void one_i32(bt_pgparams_t *p, int32_t v, bool null) {
+  bt_pgarr_t a;
+  bt_pga_begin(&a, p, BT_PG_OID_INT4);
+  if (null)
+    bt_pga_null(&a);
+  else
+    bt_pga_i32(&a, v);
+  bt_pga_end(&a);
+}
+
+static void one_ts(bt_pgparams_t *p, int64_t at) {
+  bt_pgarr_t a;
+  bt_pga_begin(&a, p, BT_PG_OID_TIMESTAMPTZ);
+  bt_pga_ts(&a, at);
+  bt_pga_end(&a);
+}
+
+/* text (oid TEXT) or bytea (oid BYTEA); NULL → SQL NULL */
+static void one_bytes(bt_pgparams_t *p, uint32_t oid, const void *b, size_t n) {
+  bt_pgarr_t a;
+  bt_pga_begin(&a, p, oid);
+  if (b == NULL)
+    bt_pga_null(&a);
+  else
+    bt_pga_bytes(&a, b, n);
+  bt_pga_end(&a);
+}
+
+static void one_text(bt_pgparams_t *p, const char *s) {
+  one_bytes(p, BT_PG_OID_TEXT, s, s ? strlen(s) : 0);
+}
+
 void bt_store_assign(bt_store_t *st, const bt_action_t *a, bt_store_cb cb, void *arg) {
   bt_store_op_t *op = plain_op(cb, arg);
-  bt_pgparams_t *p = bt_store__op_stmt(op, BT_SQL_ASSIGN);
-  bt_pgp_i64(p, (int64_t)a->package_id);
-  bt_pgp_i32(p, (int32_t)a->attempt);
-  bt_pgp_i64(p, (int64_t)a->vendor_id);
-  bt_pgp_i64(p, (int64_t)a->agent_id);
-  bt_pgp_ts(p, a->at);
+  bt_pgparams_t *p =
+      mergeable_stmt(op, BT_SQL_ASSIGN, a->package_id, a->attempt, a->at);
+  one_i64(p, (int64_t)a->package_id);
+  one_i32(p, (int32_t)a->attempt, false);
+  one_i64(p, (int64_t)a->vendor_id);
+  one_i64(p, (int64_t)a->agent_id);
+  one_ts(p, a->at);
   bt_store__enqueue(st, op);
 }
 
 void bt_store_start(bt_store_t *st, const bt_action_t *a) {
   bt_store_op_t *op = plain_op(NULL, NULL);
-  bt_pgparams_t *p = bt_store__op_stmt(op, BT_SQL_START);
-  bt_pgp_i64(p, (int64_t)a->package_id);
-  bt_pgp_i32(p, (int32_t)a->attempt);
-  bt_pgp_ts(p, a->at);
+  bt_pgparams_t *p = mergeable_stmt(op, BT_SQL_START, a->package_id, a->attempt, a->at);
+  one_i64(p, (int64_t)a->package_id);
+  one_i32(p, (int32_t)a->attempt, false);
+  one_ts(p, a->at);
   bt_store__enqueue(st, op);
 }
 
@@ -238,26 +293,24 @@ void bt_store_progress(bt_store_t *st, const bt_action_t *a) {
 void bt_store_finish(bt_store_t *st, const bt_action_t *a, const char *vendor,
                      const char *agent, bt_store_cb cb, void *arg) {
   bt_store_op_t *op = plain_op(cb, arg);
-  bt_pgparams_t *p = bt_store__op_stmt(op, BT_SQL_FINISH);
-  bt_pgp_i64(p, (int64_t)a->package_id);
-  bt_pgp_i32(p, (int32_t)a->attempt);
-  bt_pgp_text(p, bt_pkg_state_name(a->state));
-  bt_pgp_ts(p, a->at);
-  bt_pgp_text(p, bt_outcome_name(a->outcome));
+  bt_pgparams_t *p = mergeable_stmt(op, BT_SQL_FINISH, a->package_id, a->attempt, a->at);
+  one_i64(p, (int64_t)a->package_id);
+  one_i32(p, (int32_t)a->attempt, false);
+  one_text(p, bt_pkg_state_name(a->state));
+  one_ts(p, a->at);
+  one_text(p, bt_outcome_name(a->outcome));
   bool has_exit = a->outcome == BT_OUTCOME_COMPLETED || a->outcome == BT_OUTCOME_FAILED ||
                   a->outcome == BT_OUTCOME_TRANSIENT;
-  if (has_exit)
-    bt_pgp_i32(p, a->exit_code);
-  else
-    bt_pgp_null(p);
-  bt_pgp_text(p, a->text && *a->text ? a->text : NULL);
+  one_i32(p, a->exit_code, !has_exit);
+  one_text(p, a->text && *a->text ? a->text : NULL);
   if (a->state == BT_PKG_COMPLETED)
-    bt_pgp_bytes(p, a->data ? a->data : "", a->len);
+    one_bytes(p, BT_PG_OID_BYTEA, a->data ? a->data : "", a->len);
   else
-    bt_pgp_null(p);
-  bt_pgp_ts(p, a->retry_at);
-  bt_pgp_text(p, vendor ? vendor : "?");
-  bt_pgp_text(p, agent ? agent : "?");
+    one_bytes(p, BT_PG_OID_BYTEA, NULL, 0);
+  one_ts(p, a->retry_at);
+  one_text(p, vendor ? vendor : "?");
+  one_text(p, agent ? agent : "?");
+  one_ts(p, 0); /* BT_STORE_FINISH_STARTED: set by the engine when it folds a start in */
   bt_store__enqueue(st, op);
 }
 

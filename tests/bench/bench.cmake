@@ -14,10 +14,10 @@ if(CMAKE_SCRIPT_MODE_FILE)
   if(NOT rc EQUAL 0)
     message(FATAL_ERROR "tests/bench/run exited with ${rc}")
   endif()
-  foreach(key packages packages_per_s submit_ack_p50_ms submit_ack_p99_ms
-              submit_to_start_p50_ms submit_to_start_p99_ms broker_peak_rss_mb
-              broker_bytes_per_queued_package agents slots submitters window batch
-              payload_bytes queued)
+  foreach(key packages packages_per_s process_per_s mixed_packages_per_s
+              submit_ack_p50_ms submit_ack_p99_ms submit_to_start_p50_ms
+              submit_to_start_p99_ms broker_peak_rss_mb broker_bytes_per_queued_package
+              agents slots submitters window batch bulk_batch payload_bytes queued)
     string(JSON value ERROR_VARIABLE err GET "${out}" ${key})
     if(err)
       message(FATAL_ERROR "the benchmark's JSON lacks \"${key}\": ${err}")
