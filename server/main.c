@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <uv.h>
@@ -264,6 +265,18 @@ static int drop_privileges(const bt_user_t *u) {
   return 0;
 }
 
+/* Every agent connection costs the broker a few descriptors (its TCP socket,
+ * nanomsg's internal ones), so the usual soft limit of 1024 would stop it near
+ * a few hundred agents; the hard limit is what the operator allows. */
+static void raise_fd_limit(void) {
+  struct rlimit nofile;
+  if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+    nofile.rlim_cur = nofile.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &nofile) != 0)
+      bt_log_warn("could not raise the open file limit", "error=%s", BT_Q(strerror(errno)));
+  }
+}
+
 int main(int argc, char **argv) {
   bt_config_t cfg;
   bt_cfg_init(&cfg);
@@ -280,6 +293,7 @@ int main(int argc, char **argv) {
   bt_log_parse_level(cfg.log_level, &level);
   bt_log_set_level(level);
   signal(SIGPIPE, SIG_IGN);
+  raise_fd_limit();
   if (bt_auth_init() != 0) {
     bt_log_error("could not initialise libsodium", NULL);
     return 1;

@@ -77,8 +77,9 @@ const bt_cfg_key_t bt_cfg_keys[] = {
      "1: agent messages after authentication are encrypted and authenticated "
      "(XSalsa20-Poly1305); 0: authenticated only (HMAC-SHA512-256), bodies in clear",
      RESTART},
-    {"store_pipeline_depth", BT_CFG_UINT, "1", 1, 64, OFF(store_pipeline_depth), NULL,
-     "transactions in flight to PostgreSQL at once (1 = group commit per round trip)", RESTART},
+    {"store_pipeline_depth", BT_CFG_UINT, "2", 1, 64, OFF(store_pipeline_depth), NULL,
+     "transactions in flight to PostgreSQL at once (2: the next is sent while one "
+     "commits, so the backend never waits for the broker; 1: one at a time)", RESTART},
     {"store_segment_ops", BT_CFG_UINT, "4096", 1, 1000000, OFF(store_segment_ops), NULL,
      "most writes in one transaction", RESTART},
     {"store_timeout", BT_CFG_DURATION, "15s", 1000, 3600 * MS, OFF(store_timeout_ms),

@@ -154,6 +154,17 @@ static uint32_t vendors_with_room(bt_core_t *core, bt_sym_t cap, cand_t **out) {
   return n;
 }
 
+/* True when some class of cap has a routable package queued. */
+static bool cap_has_queued(const bt_core_t *core, bt_sym_t cap) {
+  const bt_core_capq_t *q = &core->capqs[cap];
+  for (uint32_t i = 0; i < q->n_classes; i++) {
+    bt_qkey_t k;
+    if (bt_classq_best(&q->classes[i]->q, &k))
+      return true;
+  }
+  return false;
+}
+
 /* --- which package ------------------------------------------------------------ */
 
 /* A class's candidate with its sort key, so comparing candidates of different
@@ -275,7 +286,10 @@ void bt_core__sched(bt_core_t *core, const bt_now_t *now, bt_actions_t *out) {
     bt_sym_t best_cap = 0;
     for (uint32_t i = 0; i < n_caps;) {
       cand_t *vs;
-      uint32_t n = vendors_with_room(core, caps[i], &vs);
+      /* Walking the ready agents is O(agents): skip it when nothing of the
+       * capability waits (a thousand idle agents polling every second made
+       * that walk a fifth of the broker's time). */
+      uint32_t n = cap_has_queued(core, caps[i]) ? vendors_with_room(core, caps[i], &vs) : 0;
       pick_t p = n ? pick_package(core, caps[i], vs, n, now) : (pick_t){NULL, false, 0, 0, 0};
       if (p.p == NULL) {
         /* Nothing placeable here, and placing elsewhere only takes room. */

@@ -2,6 +2,7 @@
 #include "bench_ctl.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -99,6 +100,19 @@ int bench_conn_recv(bench_conn_t *c, Baton__CtlReply **out) {
       return -ECONNRESET;
     c->have = (size_t)r;
     c->pos = 0;
+  }
+}
+
+int bench_conn_wait(bench_conn_t *c, int timeout_ms) {
+  if (c->pos < c->have)
+    return 1; /* bytes of a reply already read */
+  struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
+  for (;;) {
+    int n = poll(&pfd, 1, timeout_ms);
+    if (n >= 0)
+      return n > 0 ? 1 : 0;
+    if (errno != EINTR)
+      return -errno;
   }
 }
 

@@ -36,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 #include <uv.h>
@@ -56,6 +57,9 @@ typedef struct {
   const char *idle_capability;
   uint32_t agents, slots, submitters, window, batch, payload_bytes;
   uint64_t packages, queued;
+  uint32_t idle_seconds; /* > 0: the idle phase (agents connected, no work) */
+  uint32_t idle_total;   /* agents (of every bt_bench) to wait for before measuring */
+  double rate;           /* > 0: submits paced to this many packages/s in all */
   int broker_pid, pg_pid;
   bool prefill;
   bool progress;
@@ -172,11 +176,19 @@ static void agents_stop(agents_t *ag) {
 
 /* --- submitters -------------------------------------------------------------- */
 
+static void sleep_ns(uint64_t ns) {
+  struct timespec ts = {.tv_sec = (time_t)(ns / 1000000000u),
+                        .tv_nsec = (long)(ns % 1000000000u)};
+  nanosleep(&ts, NULL);
+}
+
 typedef struct {
   const opts_t *o;
   const char *capability;
   uint64_t total;
   uint32_t batch, window;
+  uint32_t submitters;
+  double rate; /* packages/s offered by all submitters together; 0 = closed loop */
   _Atomic uint64_t claimed;
   _Atomic uint64_t acked;
   atomic_int failed;
@@ -184,6 +196,7 @@ typedef struct {
 
 typedef struct {
   phase_t *ph;
+  uint32_t index;
   pthread_t thread;
   bench_samples_t ack_ms; /* per request */
   bench_marks_t sent;     /* per package: id, its request's send time */
@@ -241,8 +254,16 @@ static void *submitter_main(void *arg) {
   } *ring = calloc(ph->window, sizeof *ring);
   uint32_t head = 0, inflight = 0;
   bool more = true;
+  /* Open loop (--rate): each submitter sends a request every `every` ns,
+   * staggered, and a request's latency counts from when it was due, so a
+   * broker that falls behind is charged for the wait (no coordinated
+   * omission). */
+  uint64_t every = ph->rate > 0 ? (uint64_t)(1e9 * ph->submitters * ph->batch / ph->rate) : 0;
+  uint64_t due = bench_now_ns() + every * s->index / (ph->submitters ? ph->submitters : 1);
   for (;;) {
     while (more && inflight < ph->window && !atomic_load(&ph->failed)) {
+      if (every && bench_now_ns() < due)
+        break;
       uint64_t start = atomic_fetch_add(&ph->claimed, ph->batch);
       if (start >= ph->total) {
         more = false;
@@ -252,7 +273,8 @@ static void *submitter_main(void *arg) {
       size_t len = full_len;
       uint8_t *frame = n == ph->batch ? full : pack_submit(ph->capability,
                                                            ph->o->payload_bytes, n, &len);
-      uint64_t t = bench_now_ns();
+      uint64_t t = every ? due : bench_now_ns();
+      due += every;
       rv = bench_conn_send(&conn, frame, len);
       if (frame != full)
         free(frame);
@@ -265,8 +287,23 @@ static void *submitter_main(void *arg) {
       ring[(head + inflight) % ph->window] = (struct inflight){t, n};
       inflight++;
     }
-    if (inflight == 0 || atomic_load(&ph->failed))
+    if (atomic_load(&ph->failed) || (inflight == 0 && !more))
       break;
+    if (every && more && inflight < ph->window) {
+      /* Not waiting on the window: read what is there until the next is due. */
+      uint64_t now = bench_now_ns();
+      int wait_ms = due > now ? (int)((due - now + 999999) / 1000000) : 0;
+      if (inflight == 0) {
+        sleep_ns(due > now ? due - now : 0);
+        continue;
+      }
+      if ((rv = bench_conn_wait(&conn, wait_ms)) < 0) {
+        snprintf(s->err, sizeof s->err, "waiting for a reply failed: %s", strerror(-rv));
+        goto fail;
+      }
+      if (rv == 0)
+        continue;
+    }
     Baton__CtlReply *rep;
     if ((rv = bench_conn_recv(&conn, &rep)) != 0) {
       snprintf(s->err, sizeof s->err, "reading a reply failed: %s", strerror(-rv));
@@ -304,8 +341,10 @@ out:
 
 static submitter_t *submitters_start(phase_t *ph, uint32_t n) {
   submitter_t *s = calloc(n, sizeof *s);
+  ph->submitters = n;
   for (uint32_t i = 0; i < n; i++) {
     s[i].ph = ph;
+    s[i].index = i;
     if (pthread_create(&s[i].thread, NULL, submitter_main, &s[i]) != 0)
       bench_die("could not start a submitter thread");
   }
@@ -424,6 +463,7 @@ static void usage(void) {
         "                [--agents N] [--slots N] [--submitters N] [--window N]\n"
         "                [--batch N] [--payload-bytes N] [--packages N] [--queued N]\n"
         "                [--broker-pid PID] [--pg-pid PID] [--prefill] [--progress]\n"
+        "                [--idle-seconds S [--idle-total N]] [--rate PACKAGES_PER_S]\n"
         "  The vendor secret comes from BATON_SECRET. Prints one JSON object.\n",
         stderr);
   exit(2);
@@ -456,6 +496,9 @@ static void parse(int argc, char **argv, opts_t *o) {
       {"broker-pid", required_argument, NULL, 'B'},
       {"pg-pid", required_argument, NULL, 'P'},
       {"prefill", no_argument, NULL, 'f'},
+      {"idle-seconds", required_argument, NULL, 'i'},
+      {"rate", required_argument, NULL, 'r'},
+      {"idle-total", required_argument, NULL, 'T'},
       {"progress", no_argument, NULL, 'g'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
@@ -477,6 +520,9 @@ static void parse(int argc, char **argv, opts_t *o) {
     case 'B': o->broker_pid = (int)bench_num("broker-pid", optarg, 1, 1u << 30); break;
     case 'P': o->pg_pid = (int)bench_num("pg-pid", optarg, 1, 1u << 30); break;
     case 'f': o->prefill = true; break;
+    case 'T': o->idle_total = (uint32_t)bench_num("idle-total", optarg, 1, 1000000); break;
+    case 'r': o->rate = (double)bench_num("rate", optarg, 1, 10000000); break;
+    case 'i': o->idle_seconds = (uint32_t)bench_num("idle-seconds", optarg, 1, 3600); break;
     case 'g': o->progress = true; break;
     default: usage();
     }
@@ -542,7 +588,7 @@ static void run_throughput(const opts_t *o, bench_conn_t *ctl) {
 
   agents_t ag;
   phase_t ph = {.o = o, .capability = o->capability, .total = o->packages,
-                .batch = o->batch, .window = o->window};
+                .batch = o->batch, .window = o->window, .rate = o->prefill ? 0 : o->rate};
   uint64_t t_agents = 0;
   if (!o->prefill) {
     agents_start(&ag, o);
@@ -695,10 +741,49 @@ static void run_memory(const opts_t *o, bench_conn_t *ctl) {
   free(qs);
 }
 
+/* --- the idle phase: what connected agents cost with no work ----------------------- */
+
+/* The agents connect, park their polls and heartbeat; the broker answers each
+ * parked poll when it times out (poll_park) and each heartbeat. Its CPU over
+ * the window is what keeping that many agents costs. */
+static void run_idle(const opts_t *o, bench_conn_t *ctl) {
+  bench_stats_t st0;
+  stats_or_die(ctl, &st0);
+  agents_t ag;
+  agents_start(&ag, o);
+  /* nanomsg allows 512 sockets a process, so a thousand agents take two
+   * bt_bench processes: each waits until the broker has --idle-total agents
+   * connected in all (it had none before). */
+  wait_agents_up(ctl, &ag, o->idle_total ? o->idle_total : st0.agents + o->agents);
+  sleep_ms(2000); /* let the connection burst settle */
+  long rss_kb = broker_kb(o, "VmRSS");
+  cpu_mark_t c0 = cpu_mark(o);
+  sleep_ms((int)o->idle_seconds * 1000);
+  cpu_mark_t c1 = cpu_mark(o);
+  bench_stats_t st1;
+  stats_or_die(ctl, &st1);
+  agents_stop(&ag);
+  member("mode");
+  printf("\"idle\"");
+  put_u64("idle_agents", o->agents);
+  put_u64("idle_agents_seen", st1.agents);
+  put_num("idle_seconds", (double)(c1.ns - c0.ns) / 1e9, 2);
+  put_num("idle_broker_cpu_pct", cpu_pct(c0.broker_cpu, c1.broker_cpu, c0.ns, c1.ns), 2);
+  put_num("idle_bench_cpu_pct", cpu_pct(c0.self_cpu, c1.self_cpu, c0.ns, c1.ns), 2);
+  put_num("idle_broker_rss_mb", kb_to_mb(rss_kb), 1);
+}
+
 /* --- main ------------------------------------------------------------------- */
 
 int main(int argc, char **argv) {
   bench_prog = "bt_bench";
+  /* A nanomsg socket costs a few descriptors: a thousand agents need more
+   * than the usual soft limit of 1024. */
+  struct rlimit nofile;
+  if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+    nofile.rlim_cur = nofile.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &nofile);
+  }
   opts_t o;
   parse(argc, argv, &o);
   bt_agent_set_log_level(2);
@@ -707,7 +792,9 @@ int main(int argc, char **argv) {
   int rv = bench_conn_open(&ctl, o.control, CTL_TIMEOUT_MS);
   if (rv != 0)
     bench_die("could not connect to %s: %s", o.control, strerror(-rv));
-  if (o.packages > 0)
+  if (o.idle_seconds > 0)
+    run_idle(&o, &ctl);
+  else if (o.packages > 0)
     run_throughput(&o, &ctl);
   if (o.queued > 0)
     run_memory(&o, &ctl);
