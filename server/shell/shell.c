@@ -479,9 +479,22 @@ static void on_submit_barrier(void *arg, int status) {
   on_inserted(arg, status, NULL, 0);
 }
 
+/* A known key names a package whose insert (submit connection) or finish
+ * (main connection) may still be on its way: answer once both are through. */
+static void on_submit_store_barrier(void *arg, int status) {
+  submit_ctx_t *c = arg;
+  if (status != 0 || c->sh->store == NULL) {
+    on_inserted(arg, status, NULL, 0);
+    return;
+  }
+  bt_store_barrier(c->sh->store, on_submit_barrier, c);
+}
+
 static int c_submit(void *arg, const bt_pkg_spec_t *specs, size_t n, uint64_t token) {
   bt_shell_t *sh = arg;
-  if (bt_store_is_down(sh->store))
+  if (sh->store == NULL || sh->store_submit == NULL)
+    return BT_ESHUTDOWN; /* closing: a connection still open could ask */
+  if (bt_store_is_down(sh->store) || bt_store_is_down(sh->store_submit))
     return BT_EDBDOWN;
   bt_now_t t = bt_shell__now();
   submit_ctx_t *c = xmalloc(sizeof *c + n * sizeof c->results[0]);
@@ -496,9 +509,9 @@ static int c_submit(void *arg, const bt_pkg_spec_t *specs, size_t n, uint64_t to
       ids[n_new++] = sh->acts.v[i].package_id;
   bt_shell__apply(sh);
   if (n_new > 0)
-    bt_store_insert_packages(sh->store, sh->core, ids, n_new, on_inserted, c);
+    bt_store_insert_packages(sh->store_submit, sh->core, ids, n_new, on_inserted, c);
   else /* only known keys: answer once what they name is committed */
-    bt_store_barrier(sh->store, on_submit_barrier, c);
+    bt_store_barrier(sh->store_submit, on_submit_store_barrier, c);
   free(ids);
   return 0;
 }
@@ -653,7 +666,8 @@ static void render_metrics(void *arg, bt_met_buf_t *b) {
   bt_met_family(b, "baton_store_backlog", "gauge",
                 "Database writes and reads queued or in flight.");
   bt_met_sample(b, "baton_store_backlog", NULL, NULL,
-                sh->store ? (double)bt_store_backlog(sh->store) : 0);
+                (sh->store ? (double)bt_store_backlog(sh->store) : 0) +
+                    (sh->store_submit ? (double)bt_store_backlog(sh->store_submit) : 0));
 }
 
 static void on_store_commit(void *arg, double seconds) {
@@ -698,6 +712,18 @@ static void store_closed(void *arg) {
     part_closed(sh);
 }
 
+/* The submit connection is drained: its last callbacks may have written
+ * through the main one (a persisted package routed at once), so that one
+ * closes after it. */
+static void submit_store_closed(void *arg) {
+  bt_shell_t *sh = arg;
+  sh->store_submit = NULL;
+  if (sh->store)
+    bt_store_close(sh->store, store_closed, sh);
+  else
+    store_closed(sh);
+}
+
 static void xp_closed(void *arg) {
   bt_shell_t *sh = arg;
   sh->xp = NULL;
@@ -733,10 +759,10 @@ void bt_shell_stop(bt_shell_t *sh, void (*on_stopped)(void *arg), void *arg) {
     bt_xp_close(sh->xp, xp_closed, sh);
   else
     part_closed(sh);
-  if (sh->store)
-    bt_store_close(sh->store, store_closed, sh);
+  if (sh->store_submit)
+    bt_store_close(sh->store_submit, submit_store_closed, sh);
   else
-    store_closed(sh);
+    submit_store_closed(sh);
 }
 
 int bt_shell_new(uv_loop_t *loop, const bt_config_t *cfg, const char *dsn,
@@ -775,6 +801,7 @@ int bt_shell_new(uv_loop_t *loop, const bt_config_t *cfg, const char *dsn,
   so.on_commit = on_store_commit;
   so.commit_arg = sh;
   bt_store_new(loop, dsn, &so, on_store_flush, sh, &sh->store);
+  bt_store_new(loop, dsn, &so, on_store_flush, sh, &sh->store_submit);
 
   bt_xp_opts_t xo;
   bt_xp_opts_default(&xo);

@@ -30,6 +30,13 @@ struct bt_shell {
   bt_config_t cfg; /* the live configuration (shell_config.c owns it) */
   bt_core_t *core;
   bt_store_t *store;
+  /* Submits' inserts have a connection of their own: a package is routed,
+   * cancelled or changed only once its insert committed (the core refuses
+   * the rest while it is unpersisted), so no other write depends on their
+   * order, and a submit's commit need not queue behind the assignments and
+   * results of the main connection. It also lets PostgreSQL use a second
+   * core. */
+  bt_store_t *store_submit;
   bt_xp_t *xp;
   bt_ctl_t *ctl;
   bt_met_t *met;
