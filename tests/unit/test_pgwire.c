@@ -228,6 +228,78 @@ static void test_pgwire_encode_large_array_patched(void **state) {
   bt_pgp_close(&p);
 }
 
+/* Concatenating arrays is how the store merges writes: the result must be
+ * what one bt_pga_* array of all the elements would have been, empty sources
+ * skipped, the has-null flag of any source kept; truncating drops the last
+ * parameters so they can be written again. */
+static void test_pgwire_concat_arrays(void **state) {
+  (void)state;
+  bt_pgparams_t a, b, c, want, got;
+  bt_pgp_init(&a);
+  bt_pgp_init(&b);
+  bt_pgp_init(&c);
+  bt_pgp_init(&want);
+  bt_pgp_init(&got);
+  bt_pgarr_t x;
+  /* each source: param 0 int8[], param 1 text[] */
+  bt_pga_begin(&x, &a, BT_PG_OID_INT8);
+  bt_pga_i64(&x, 1);
+  bt_pga_i64(&x, 2);
+  bt_pga_end(&x);
+  bt_pga_begin(&x, &a, BT_PG_OID_TEXT);
+  bt_pga_bytes(&x, "a", 1);
+  bt_pga_bytes(&x, "bb", 2);
+  bt_pga_end(&x);
+  bt_pga_begin(&x, &b, BT_PG_OID_INT8); /* empty: no dimensions */
+  bt_pga_end(&x);
+  bt_pga_begin(&x, &b, BT_PG_OID_TEXT);
+  bt_pga_end(&x);
+  bt_pga_begin(&x, &c, BT_PG_OID_INT8);
+  bt_pga_i64(&x, 3);
+  bt_pga_end(&x);
+  bt_pga_begin(&x, &c, BT_PG_OID_TEXT);
+  bt_pga_null(&x);
+  bt_pga_end(&x);
+
+  bt_pga_begin(&x, &want, BT_PG_OID_INT8);
+  bt_pga_i64(&x, 1);
+  bt_pga_i64(&x, 2);
+  bt_pga_i64(&x, 3);
+  bt_pga_end(&x);
+  bt_pga_begin(&x, &want, BT_PG_OID_TEXT);
+  bt_pga_bytes(&x, "a", 1);
+  bt_pga_bytes(&x, "bb", 2);
+  bt_pga_null(&x);
+  bt_pga_end(&x);
+
+  const bt_pgparams_t *src[] = {&a, &b, &c};
+  bt_pgp_concat_arrays(&got, src, 3, 0);
+  bt_pgp_concat_arrays(&got, src, 3, 1);
+  assert_int_equal(got.n, 2);
+  for (int i = 0; i < 2; i++)
+    expect_param(&got, i, want.buf + want.off[i], want.lens[i]);
+
+  /* Only empty sources: an empty array of the element type. */
+  bt_pgparams_t empty;
+  bt_pgp_init(&empty);
+  const bt_pgparams_t *only_b[] = {&b};
+  bt_pgp_concat_arrays(&empty, only_b, 1, 1);
+  expect_param(&empty, 0, b.buf + b.off[1], b.lens[1]);
+
+  /* Truncate, then write the last parameter again. */
+  bt_pgp_truncate(&got, 1);
+  assert_int_equal(got.n, 1);
+  bt_pgp_concat_arrays(&got, src, 3, 1);
+  expect_param(&got, 1, want.buf + want.off[1], want.lens[1]);
+
+  bt_pgp_close(&a);
+  bt_pgp_close(&b);
+  bt_pgp_close(&c);
+  bt_pgp_close(&want);
+  bt_pgp_close(&got);
+  bt_pgp_close(&empty);
+}
+
 static void test_pgwire_vectors(void **state) {
   (void)state;
   bt_pgparams_t p;
@@ -648,6 +720,7 @@ int main(void) {
       cmocka_unit_test(test_pgwire_encode_text_bytea_null),
       cmocka_unit_test(test_pgwire_encode_arrays),
       cmocka_unit_test(test_pgwire_encode_large_array_patched),
+      cmocka_unit_test(test_pgwire_concat_arrays),
       cmocka_unit_test(test_pgwire_vectors),
       cmocka_unit_test(test_pgwire_decode_integers),
       cmocka_unit_test(test_pgwire_decode_float8_text_bytea),
