@@ -377,7 +377,6 @@ static void lose_connection(bt_store_t *st, const char *why) {
     for (bt_store_op_t *op = seg->head; op;) {
       bt_store_op_t *next = op->next;
       if (op->prepare || op->carrier) {
-        bt_store__merge_give_back(op);
         bt_store__op_free(op);
       } else {
         op_clear_results(op);
@@ -644,7 +643,6 @@ static bool send_merged(bt_store_t *st, bt_store_seg_t *seg) {
     if (!send_op(st, c)) {
       while (next != NULL) { /* not in the segment: free them here */
         bt_store_op_t *n2 = next->next;
-        bt_store__merge_give_back(next);
         bt_store__op_free(next);
         next = n2;
       }

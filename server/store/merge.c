@@ -142,14 +142,6 @@ static bt_store_op_t *carrier_of(bt_store_op_t **members, size_t n, int stmt) {
   bt_pgparams_t *p = bt_store__op_stmt(c, stmt);
   c->extra = members; /* owned: the member list, freed with the carrier */
   c->n_extra = n;
-  if (n == 1) {
-    /* Alone: it carries its member's parameters instead of a copy (a bulk
-     * submit's arrays are megabytes); bt_store__merge_give_back returns them
-     * if the op has to be sent again. */
-    *p = members[0]->params[0];
-    bt_pgp_init(&members[0]->params[0]);
-    return c;
-  }
   const bt_pgparams_t **src = malloc(n * sizeof *src);
   if (src == NULL)
     abort();
@@ -201,15 +193,6 @@ void bt_store__merge_reset(bt_store_t *st) {
   }
 }
 
-void bt_store__merge_give_back(bt_store_op_t *carrier) {
-  if (!carrier->carrier || carrier->n_extra != 1)
-    return;
-  bt_store_op_t *m = ((bt_store_op_t **)carrier->extra)[0];
-  bt_pgp_close(&m->params[0]);
-  m->params[0] = carrier->params[0];
-  bt_pgp_init(&carrier->params[0]);
-}
-
 void bt_store__merge_unwind(bt_store_seg_t *seg) {
   bt_store_op_t **pp = &seg->head, *prev = NULL;
   while (*pp != NULL) {
@@ -234,7 +217,6 @@ void bt_store__merge_unwind(bt_store_seg_t *seg) {
     *pp = op->next;
     if (seg->tail == op)
       seg->tail = prev;
-    bt_store__merge_give_back(op);
     bt_store__op_free(op);
   }
   seg->cur = NULL;

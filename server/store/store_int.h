@@ -128,9 +128,6 @@ bool bt_store__merge_add(bt_store_t *st, bt_store_op_t *op);
 bt_store_op_t *bt_store__merge_take(bt_store_t *st);
 /* Forgets what waits (the ops stay in their segment). */
 void bt_store__merge_reset(bt_store_t *st);
-/* A carrier of one op holds that op's parameters: back to the op (before the
- * carrier is freed, when the op is to be sent again). */
-void bt_store__merge_give_back(bt_store_op_t *carrier);
 /* A failed or lost segment: members take their carrier's error, carriers are
  * freed, every op can be sent again on its own. */
 void bt_store__merge_unwind(bt_store_seg_t *seg);
