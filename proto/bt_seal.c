@@ -137,31 +137,45 @@ int bt_seal_open(bt_seal_t *s, uint64_t counter, uint64_t reply_to, const uint8_
 /* --- the Baton framing -------------------------------------------------------------- */
 
 /* Seals the packed inner message into sealed (box owned by the caller: free). */
-static int seal_body(bt_seal_t *s, uint64_t reply_to, const uint8_t *body, size_t len,
-                     Baton__Sealed *sealed) {
-  uint8_t *box = xmalloc(bt_seal_box_len(s, len));
+/* Packs inner and seals it into *sealed (its box is owned: free
+ * sealed->box.data), or BT_ELIMIT when it would not fit max_bytes sealed. */
+static int seal_message(bt_seal_t *s, uint64_t reply_to, const ProtobufCMessage *inner,
+                        size_t max_bytes, Baton__Sealed *sealed) {
+  size_t n = protobuf_c_message_get_packed_size(inner);
+  if (n + BT_SEAL_OVERHEAD > max_bytes)
+    return BT_ELIMIT;
+  uint8_t *body = xmalloc(n);
+  protobuf_c_message_pack(inner, body);
+  size_t box_len = bt_seal_box_len(s, n);
+  uint8_t *box = xmalloc(box_len);
   baton__sealed__init(sealed);
   sealed->has_counter = sealed->has_box = 1;
-  sealed->counter = bt_seal_seal(s, reply_to, body, len, box);
+  sealed->counter = bt_seal_seal(s, reply_to, body, n, box);
   if (reply_to != 0) {
     sealed->has_reply_to = 1;
     sealed->reply_to = reply_to;
   }
   sealed->box.data = box;
-  sealed->box.len = bt_seal_box_len(s, len);
+  sealed->box.len = box_len;
+  free(body); /* the clear text: freed at once */
   return 0;
+}
+
+/* Packs the outer message that carries sealed into *out, and frees the box. */
+static void pack_outer(const ProtobufCMessage *outer, Baton__Sealed *sealed, uint8_t **out,
+                       size_t *len) {
+  *len = protobuf_c_message_get_packed_size(outer);
+  *out = xmalloc(*len);
+  protobuf_c_message_pack(outer, *out);
+  free(sealed->box.data);
 }
 
 int bt_seal_pack_request(bt_seal_t *s, uint64_t session, const Baton__AgentRequest *inner,
                          size_t max_bytes, uint8_t **out, size_t *len) {
-  size_t n = baton__agent_request__get_packed_size(inner);
-  if (n + BT_SEAL_OVERHEAD > max_bytes)
-    return BT_ELIMIT;
-  uint8_t *body = xmalloc(n);
-  baton__agent_request__pack(inner, body);
   Baton__Sealed sealed;
-  seal_body(s, 0, body, n, &sealed);
-  free(body); /* clear text of the request: freed at once */
+  int rc = seal_message(s, 0, &inner->base, max_bytes, &sealed);
+  if (rc != 0)
+    return rc;
   Baton__AgentRequest outer = BATON__AGENT_REQUEST__INIT;
   outer.has_version = 1;
   outer.version = BATON__PROTOCOL_VERSION__PROTOCOL_VERSION_CURRENT;
@@ -169,32 +183,22 @@ int bt_seal_pack_request(bt_seal_t *s, uint64_t session, const Baton__AgentReque
   outer.session = session;
   outer.body_case = BATON__AGENT_REQUEST__BODY_SEALED;
   outer.sealed = &sealed;
-  *len = baton__agent_request__get_packed_size(&outer);
-  *out = xmalloc(*len);
-  baton__agent_request__pack(&outer, *out);
-  free(sealed.box.data);
+  pack_outer(&outer.base, &sealed, out, len);
   return 0;
 }
 
 int bt_seal_pack_reply(bt_seal_t *s, uint64_t reply_to, const Baton__AgentReply *inner,
                        size_t max_bytes, uint8_t **out, size_t *len) {
-  size_t n = baton__agent_reply__get_packed_size(inner);
-  if (n + BT_SEAL_OVERHEAD > max_bytes)
-    return BT_ELIMIT;
-  uint8_t *body = xmalloc(n);
-  baton__agent_reply__pack(inner, body);
   Baton__Sealed sealed;
-  seal_body(s, reply_to, body, n, &sealed);
-  free(body);
+  int rc = seal_message(s, reply_to, &inner->base, max_bytes, &sealed);
+  if (rc != 0)
+    return rc;
   Baton__AgentReply outer = BATON__AGENT_REPLY__INIT;
   outer.has_version = 1;
   outer.version = BATON__PROTOCOL_VERSION__PROTOCOL_VERSION_CURRENT;
   outer.body_case = BATON__AGENT_REPLY__BODY_SEALED;
   outer.sealed = &sealed;
-  *len = baton__agent_reply__get_packed_size(&outer);
-  *out = xmalloc(*len);
-  baton__agent_reply__pack(&outer, *out);
-  free(sealed.box.data);
+  pack_outer(&outer.base, &sealed, out, len);
   return 0;
 }
 
