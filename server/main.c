@@ -8,6 +8,7 @@
 #include "bt_log.h"
 #include "bt_user.h"
 #include "cfg.h"
+#include "lease.h"
 #include "pgembed.h"
 #include "shell.h"
 #include "store.h"
@@ -39,6 +40,11 @@ static const char usage[] =
     "BATON_METRICS, BATON_ADMIN_TOKEN), then the config file, then defaults;\n"
     "--set sets any key of the config file (see deploy/baton.conf).\n"
     "\n"
+    "Several batond may share one database: one leads (holds the leader lease and\n"
+    "binds its endpoints), the others wait as standbys and take over when it stops\n"
+    "renewing (keys leader_lease, standby_poll). A broker that lost the lease to\n"
+    "another exits with status 75 (restart it: it comes back a standby).\n"
+    "\n"
     "--user NAME (root only; env BATON_USER, key user): once the embedded\n"
     "PostgreSQL is up (it then runs as NAME too) and the sockets are bound, batond\n"
     "hands DATA_DIR and the control socket to NAME and switches to it for good.\n"
@@ -50,12 +56,25 @@ static const char usage[] =
     "not parse changes nothing. `batonctl config set` changes the running broker\n"
     "only, not the file: the next SIGHUP re-reads the file, and the file wins.\n";
 
+/* A broker that finds another one took the leader lease exits with this
+ * (EX_TEMPFAIL): its supervisor restarts it, and it comes back a standby. */
+#define EXIT_LOST_LEADERSHIP 75
+
 typedef struct {
   uv_loop_t loop;
   uv_signal_t sig_term, sig_int, sig_hup;
+  bt_lease_t *lease;
   bt_shell_t *shell;
   int signals;
   bool stopping;
+  int exit_code;
+  int64_t epoch;
+  /* what the shell is made of once this broker leads */
+  const bt_config_t *cfg;
+  const char *dsn;
+  const char *control;
+  const char *holder;
+  const bt_user_t *user;
   /* the command line, read again on SIGHUP */
   int argc;
   char **argv;
@@ -63,12 +82,23 @@ typedef struct {
 
 static void on_signal_closed(uv_handle_t *h) { (void)h; }
 
-static void on_stopped(void *arg) {
-  app_t *app = arg;
-  app->shell = NULL;
+static void close_signals(app_t *app) {
   uv_close((uv_handle_t *)&app->sig_term, on_signal_closed);
   uv_close((uv_handle_t *)&app->sig_int, on_signal_closed);
   uv_close((uv_handle_t *)&app->sig_hup, on_signal_closed);
+}
+
+static void on_lease_closed(void *arg) {
+  app_t *app = arg;
+  app->lease = NULL;
+  close_signals(app);
+}
+
+/* The shell is gone: give the lease up (a standby takes over at once). */
+static void on_stopped(void *arg) {
+  app_t *app = arg;
+  app->shell = NULL;
+  bt_lease_stop(app->lease, on_lease_closed, app);
 }
 
 static void on_signal(uv_signal_t *s, int signum) {
@@ -80,8 +110,31 @@ static void on_signal(uv_signal_t *s, int signum) {
   }
   bt_log_info("signal received: stopping", "signal=%d", signum);
   app->stopping = true;
+  app->exit_code = 0;
   if (app->shell)
     bt_shell_stop(app->shell, on_stopped, app);
+  else if (app->lease)
+    bt_lease_stop(app->lease, on_lease_closed, app); /* a standby */
+}
+
+/* Another broker leads now. Nothing of this one may be written any more (the
+ * store's fence refuses it anyway), nothing is waiting that was acknowledged,
+ * and the new leader rebuilds from the database: leave at once, the way a
+ * crash would, without flushing or handing anything back. */
+static void on_lost(void *arg, const char *why) {
+  app_t *app = arg;
+  bt_log_error("lost leadership: stepping down", "epoch=%lld reason=%s exit=%d",
+               (long long)app->epoch, BT_Q(why), EXIT_LOST_LEADERSHIP);
+  _exit(EXIT_LOST_LEADERSHIP);
+}
+
+static void check_lease(void *arg) {
+  app_t *app = arg;
+  bt_lease_check(app->lease);
+}
+
+static void on_fenced(void *arg) {
+  on_lost(arg, "a write was refused: another broker holds the leader lease");
 }
 
 /* Creates the data directory when it does not exist: owner-only, except that
@@ -277,6 +330,34 @@ static void raise_fd_limit(void) {
   }
 }
 
+/* This broker holds the leader lease: load the state, bind, serve. */
+static void on_leader(void *arg, int64_t epoch, const char *previous) {
+  app_t *app = arg;
+  app->epoch = epoch;
+  if (app->stopping)
+    return; /* a signal came first; the lease is being given up */
+  bt_shell_lead_t lead = {.epoch = epoch, .holder = app->holder, .previous = previous,
+                          .fenced = on_fenced, .check = check_lease, .arg = app};
+  if (bt_shell_new(&app->loop, app->cfg, app->dsn, app->control, &lead, &app->shell) != 0) {
+    app->shell = NULL;
+    app->stopping = true;
+    bt_lease_stop(app->lease, on_lease_closed, app);
+    return;
+  }
+  /* Everything that may need root is open: the embedded cluster, the agent
+   * endpoint, the metrics port and the control socket. */
+  const bt_user_t *user = app->user;
+  if (user->uid != 0 &&
+      ((strncmp(app->control, "tcp://", 6) != 0 && give_to(user, app->control) != 0) ||
+       drop_privileges(user) != 0)) {
+    app->stopping = true;
+    bt_shell_stop(app->shell, on_stopped, app);
+    return;
+  }
+  bt_log_info("batond serving", "version=%s agents=%s control=%s epoch=%lld",
+              BATON_VERSION, BT_Q(app->cfg->agents), BT_Q(app->control), (long long)epoch);
+}
+
 int main(int argc, char **argv) {
   bt_config_t cfg;
   bt_cfg_init(&cfg);
@@ -334,6 +415,11 @@ int main(int argc, char **argv) {
       goto out;
     dsn = bt_pg_dsn(pg);
   }
+  /* Every session of this broker carries its name, so a standby that takes
+   * over from it can end them (server/lead/lease.c). */
+  char holder[64];
+  bt_lease_holder_name(holder, sizeof holder);
+  setenv("PGAPPNAME", holder, 1);
   unsigned applied = 0;
   if ((rc = bt_store_migrate(dsn, &applied)) != 0) {
     bt_log_error("could not apply migrations", "error=%s", bt_strerror(rc));
@@ -351,6 +437,12 @@ int main(int argc, char **argv) {
 
   app_t app;
   memset(&app, 0, sizeof app);
+  app.cfg = &cfg;
+  app.dsn = dsn;
+  app.control = control;
+  app.user = &user;
+  app.holder = holder;
+  app.exit_code = 1;
   uv_loop_init(&app.loop);
   uv_signal_init(&app.loop, &app.sig_term);
   uv_signal_init(&app.loop, &app.sig_int);
@@ -358,36 +450,20 @@ int main(int argc, char **argv) {
   app.sig_term.data = app.sig_int.data = app.sig_hup.data = &app;
   app.argc = argc;
   app.argv = argv;
-  if (bt_shell_new(&app.loop, &cfg, dsn, control, &app.shell) != 0) {
-    /* Let whatever was opened close, then leave. */
-    uv_close((uv_handle_t *)&app.sig_term, on_signal_closed);
-    uv_close((uv_handle_t *)&app.sig_int, on_signal_closed);
-    uv_close((uv_handle_t *)&app.sig_hup, on_signal_closed);
-    uv_run(&app.loop, UV_RUN_DEFAULT);
-    uv_loop_close(&app.loop);
-    goto out;
-  }
-  /* Everything that may need root is open: the embedded cluster, the agent
-   * endpoint, the metrics port and the control socket. */
-  if (user.uid != 0 &&
-      ((strncmp(control, "tcp://", 6) != 0 && give_to(&user, control) != 0) ||
-       drop_privileges(&user) != 0)) {
-    app.stopping = true;
-    bt_shell_stop(app.shell, on_stopped, &app);
-    uv_run(&app.loop, UV_RUN_DEFAULT);
-    uv_loop_close(&app.loop);
-    goto out;
-  }
   uv_signal_start(&app.sig_term, on_signal, SIGTERM);
   uv_signal_start(&app.sig_int, on_signal, SIGINT);
   uv_signal_start(&app.sig_hup, on_hup, SIGHUP);
-  bt_log_info("batond serving", "version=%s agents=%s control=%s", BATON_VERSION,
-              BT_Q(cfg.agents), BT_Q(control));
+  bt_lease_opts_t lo = {.lease_ms = cfg.leader_lease_ms,
+                        .standby_poll_ms = cfg.standby_poll_ms,
+                        .holder = holder};
+  static const bt_lease_events_t lev = {.acquired = on_leader, .lost = on_lost};
+  if (bt_lease_start(&app.loop, dsn, &lo, &lev, &app, &app.lease) != 0)
+    close_signals(&app);
   uv_run(&app.loop, UV_RUN_DEFAULT);
   if (uv_loop_close(&app.loop) != 0)
     bt_log_warn("handles left open at exit", NULL);
   bt_log_info("batond stopped", NULL);
-  exit_code = 0;
+  exit_code = app.exit_code;
 out:
   if (pg != NULL && bt_pg_stop(pg) != 0)
     exit_code = 1;

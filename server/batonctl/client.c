@@ -19,6 +19,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,7 +65,26 @@ static const char *unix_path(const char *endpoint) {
   return strncmp(endpoint, "unix://", 7) == 0 ? endpoint + 7 : endpoint;
 }
 
-int bt_cli_endpoint_check(const char *endpoint, char *err, size_t errlen) {
+static int endpoint_check_one(const char *endpoint, char *err, size_t errlen);
+
+int bt_cli_endpoint_check(const char *endpoints, char *err, size_t errlen) {
+  for (const char *p = endpoints;;) {
+    char one[512];
+    size_t l = strcspn(p, ",");
+    if (l >= sizeof one) {
+      snprintf(err, errlen, "bad control endpoint \"%.*s...\": too long", 40, p);
+      return BT_EINVAL;
+    }
+    memcpy(one, p, l);
+    one[l] = '\0';
+    int rv = endpoint_check_one(one, err, errlen);
+    if (rv != 0 || p[l] == '\0')
+      return rv;
+    p += l + 1;
+  }
+}
+
+static int endpoint_check_one(const char *endpoint, char *err, size_t errlen) {
   if (strncmp(endpoint, "tcp://", 6) == 0) {
     char host[256], port[16];
     if (split_tcp(endpoint, host, sizeof host, port, sizeof port) != 0) {
@@ -85,14 +105,15 @@ int bt_cli_endpoint_check(const char *endpoint, char *err, size_t errlen) {
   return 0;
 }
 
-void bt_cli_conn_init(bt_cli_conn_t *c, const char *endpoint,
+void bt_cli_conn_init(bt_cli_conn_t *c, const char *endpoints,
                       const char *admin_token, int timeout_ms) {
   memset(c, 0, sizeof *c);
-  c->endpoint = endpoint;
+  c->endpoints = endpoints;
+  c->endpoint = endpoints;
   c->admin_token = admin_token;
   c->timeout_ms = timeout_ms > 0 ? timeout_ms : BT_CLI_DEFAULT_TIMEOUT_MS;
   c->fd = -1;
-  c->tcp = strncmp(endpoint, "tcp://", 6) == 0;
+  c->tcp = strncmp(endpoints, "tcp://", 6) == 0;
 }
 
 void bt_cli_conn_close(bt_cli_conn_t *c) {
@@ -101,9 +122,27 @@ void bt_cli_conn_close(bt_cli_conn_t *c) {
   c->fd = -1;
 }
 
-static int unreachable(const bt_cli_conn_t *c, int err) {
-  bt_cli_errorf("cannot reach the broker at %s: %s (is batond running?)", c->endpoint,
-                strerror(err));
+/* A failed connect: said at once with one endpoint; with several, kept until
+ * every one has failed (one that answers makes the others' failures moot). */
+__attribute__((format(printf, 2, 3))) static void conn_errorf(bt_cli_conn_t *c,
+                                                              const char *fmt, ...) {
+  char line[600];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(line, sizeof line, fmt, ap);
+  va_end(ap);
+  if (strchr(c->endpoints, ',') == NULL) {
+    bt_cli_errorf("%s", line);
+    return;
+  }
+  size_t used = strlen(c->connect_errors);
+  snprintf(c->connect_errors + used, sizeof c->connect_errors - used, "%s%s",
+           used ? "\n" : "", line);
+}
+
+static int unreachable(bt_cli_conn_t *c, int err) {
+  conn_errorf(c, "cannot reach the broker at %s: %s (is batond running?)", c->endpoint,
+              strerror(err));
   return BT_CLI_EXIT_UNREACHABLE;
 }
 
@@ -113,7 +152,7 @@ static int connect_unix(bt_cli_conn_t *c) {
   memset(&sa, 0, sizeof sa);
   sa.sun_family = AF_UNIX;
   if (*path == '\0' || strlen(path) >= sizeof sa.sun_path) {
-    bt_cli_errorf("control socket path is empty or too long: %s", c->endpoint);
+    conn_errorf(c, "control socket path is empty or too long: %s", c->endpoint);
     return BT_CLI_EXIT_UNREACHABLE;
   }
   memcpy(sa.sun_path, path, strlen(path) + 1);
@@ -165,7 +204,7 @@ static int connect_with_timeout(int fd, const struct sockaddr *sa, socklen_t len
 static int connect_tcp(bt_cli_conn_t *c) {
   char host[256], port[16];
   if (split_tcp(c->endpoint, host, sizeof host, port, sizeof port) != 0) {
-    bt_cli_errorf("bad control endpoint %s (want tcp://HOST:PORT)", c->endpoint);
+    conn_errorf(c, "bad control endpoint %s (want tcp://HOST:PORT)", c->endpoint);
     return BT_CLI_EXIT_UNREACHABLE;
   }
   struct addrinfo hints, *res = NULL;
@@ -174,7 +213,7 @@ static int connect_tcp(bt_cli_conn_t *c) {
   hints.ai_socktype = SOCK_STREAM;
   int gai = getaddrinfo(host, port, &hints, &res);
   if (gai != 0) {
-    bt_cli_errorf("cannot reach the broker at %s: %s", c->endpoint, gai_strerror(gai));
+    conn_errorf(c, "cannot reach the broker at %s: %s", c->endpoint, gai_strerror(gai));
     return BT_CLI_EXIT_UNREACHABLE;
   }
   int err = ECONNREFUSED;
@@ -197,6 +236,38 @@ static int connect_tcp(bt_cli_conn_t *c) {
   if (c->fd < 0)
     return unreachable(c, err);
   return BT_CLI_EXIT_OK;
+}
+
+/* Connects to the first of the endpoints that accepts (a standby broker binds
+ * nothing, so only the active one does). */
+static int connect_any(bt_cli_conn_t *c) {
+  int rc = BT_CLI_EXIT_UNREACHABLE;
+  c->connect_errors[0] = '\0';
+  for (const char *p = c->endpoints;;) {
+    size_t l = strcspn(p, ",");
+    if (l < sizeof c->endpoint_buf) {
+      memcpy(c->endpoint_buf, p, l);
+      c->endpoint_buf[l] = '\0';
+      c->endpoint = c->endpoint_buf;
+      c->tcp = strncmp(c->endpoint, "tcp://", 6) == 0;
+      rc = c->tcp ? connect_tcp(c) : connect_unix(c);
+      if (rc == BT_CLI_EXIT_OK)
+        return rc;
+    }
+    if (p[l] == '\0')
+      break;
+    p += l + 1;
+  }
+  /* Every one failed: say why for each, one line apiece. */
+  for (char *line = c->connect_errors, *nl; *line != '\0'; line = nl + 1) {
+    nl = strchr(line, '\n');
+    if (nl != NULL)
+      *nl = '\0';
+    bt_cli_errorf("%s", line);
+    if (nl == NULL)
+      break;
+  }
+  return rc;
 }
 
 /* Waits until fd is ready for events. Returns 0, ETIMEDOUT or an errno. */
@@ -272,11 +343,8 @@ int bt_cli_conn_roundtrip(bt_cli_conn_t *c, Baton__CtlRequest *req,
                           Baton__CtlReply **out) {
   int rc;
   *out = NULL;
-  if (c->fd < 0) {
-    rc = c->tcp ? connect_tcp(c) : connect_unix(c);
-    if (rc != BT_CLI_EXIT_OK)
-      return rc;
-  }
+  if (c->fd < 0 && (rc = connect_any(c)) != BT_CLI_EXIT_OK)
+    return rc;
 
   req->has_version = 1;
   req->version = BATON__PROTOCOL_VERSION__PROTOCOL_VERSION_CURRENT;

@@ -26,19 +26,27 @@
 #define BT_CLI_DEFAULT_TIMEOUT_MS 30000
 
 typedef struct {
-  const char *endpoint;    /* borrowed */
+  /* Several brokers on one database (one active, the others standbys that
+   * bind nothing): endpoints is a comma-separated list, and the first that
+   * accepts a connection is the one used (endpoint, tcp). */
+  const char *endpoints;   /* borrowed */
+  const char *endpoint;    /* the one connected or being tried */
+  char endpoint_buf[512];
+  char connect_errors[2048]; /* several endpoints: why each failed, a line each */
   const char *admin_token; /* borrowed; sent only on TCP */
   int timeout_ms;
   int fd; /* -1 while not connected */
   bool tcp;
 } bt_cli_conn_t;
 
-/* Checks an endpoint's syntax without connecting: "tcp://HOST:PORT" (HOST may
- * be [v6]), "unix://PATH" or a PATH that fits a sockaddr_un. Returns 0, or
- * BT_EINVAL with the reason in err. */
+/* Checks the syntax of a comma-separated list of endpoints without
+ * connecting: each "tcp://HOST:PORT" (HOST may be [v6]), "unix://PATH" or a
+ * PATH that fits a sockaddr_un. Returns 0, or BT_EINVAL with the reason in
+ * err. */
 int bt_cli_endpoint_check(const char *endpoint, char *err, size_t errlen);
 
-/* Prepares a connection; nothing is opened yet. Borrows both strings. */
+/* Prepares a connection to one of endpoints (a comma-separated list); nothing
+ * is opened yet. Borrows both strings. */
 void bt_cli_conn_init(bt_cli_conn_t *c, const char *endpoint,
                       const char *admin_token, int timeout_ms);
 

@@ -32,7 +32,7 @@ static int call(bt_cli_t *cli, Baton__CtlRequest *req, const char *what, size_t 
   if (rc != BT_CLI_EXIT_OK)
     return rc;
   if (want != 0 && (*reply)->config->n_entries != want) {
-    bt_cli_errorf("unexpected reply from the broker at %s (%zu entries)", cli->control,
+    bt_cli_errorf("unexpected reply from the broker at %s (%zu entries)", cli->conn.endpoint,
                   (*reply)->config->n_entries);
     baton__ctl_reply__free_unpacked(*reply, NULL);
     return BT_CLI_EXIT_UNREACHABLE;

@@ -61,7 +61,9 @@ static void print_top_help(FILE *f) {
     fprintf(f, "  %-*s  %s\n", w, c->name, c->summary);
   fprintf(f, "  %-*s  %s\n", w, "help COMMAND", "show a command's usage and options");
   fputs("\nGlobal options (before or after the command):\n"
-        "  --control PATH|tcp://HOST:PORT  the broker's control endpoint\n"
+        "  --control PATH|tcp://HOST:PORT  the broker's control endpoint, or\n"
+        "                       several separated by commas (brokers sharing one\n"
+        "                       database: the first that answers is used)\n"
         "                       (env BATON_CONTROL; default " DEFAULT_CONTROL ")\n"
         "  --json               print exactly one JSON document on stdout\n"
         "  --admin-token TOKEN  token for a tcp:// endpoint (env "

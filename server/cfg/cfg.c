@@ -56,6 +56,11 @@ const bt_cfg_key_t bt_cfg_keys[] = {
      "how long an idle agent's poll waits for work", RESTART},
     {"restart_grace", BT_CFG_DURATION, "10s", 0, 3600 * MS, OFF(restart_grace_ms), NULL,
      "after a broker restart, how long agents have to report the work they hold", RESTART},
+    {"leader_lease", BT_CFG_DURATION, "4s", 400, 600 * MS, OFF(leader_lease_ms), NULL,
+     "brokers sharing a database: a leader that has not renewed its lease this long "
+     "is replaced by a standby (renewed every quarter of it)", RESTART},
+    {"standby_poll", BT_CFG_DURATION, "500ms", 50, 60 * MS, OFF(standby_poll_ms), NULL,
+     "how often a standby broker checks whether it may take over", RESTART},
     {"retry_base", BT_CFG_DURATION, "1s", 0, 3600 * MS, OFF(retry_base_ms), NULL,
      "backoff after the first failed attempt (doubles each time, ±20% jitter)", BT_CFG_RUNTIME},
     {"retry_max", BT_CFG_DURATION, "60s", 0, 24 * 3600 * MS, OFF(retry_max_ms), NULL,

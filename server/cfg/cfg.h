@@ -36,6 +36,8 @@ typedef struct {
   uint32_t lease_ms;
   uint32_t poll_ms;
   uint32_t restart_grace_ms;
+  uint32_t leader_lease_ms;
+  uint32_t standby_poll_ms;
   /* retries */
   uint32_t retry_base_ms;
   uint32_t retry_max_ms;

@@ -525,6 +525,8 @@ static void c_rejected(void *arg, const char *action, const char *detail) {
 
 static void on_tick(uv_timer_t *t) {
   bt_shell_t *sh = t->data;
+  if (sh->lead_check != NULL)
+    sh->lead_check(sh->lead_arg);
   bt_now_t n = bt_shell__now();
   /* An agent waiting for a commit cannot report in: do not take that for
    * silence (test_database_outage_loses_nothing). */
@@ -766,7 +768,8 @@ void bt_shell_stop(bt_shell_t *sh, void (*on_stopped)(void *arg), void *arg) {
 }
 
 int bt_shell_new(uv_loop_t *loop, const bt_config_t *cfg, const char *dsn,
-                 const char *control_path, bt_shell_t **out) {
+                 const char *control_path, const bt_shell_lead_t *lead,
+                 bt_shell_t **out) {
   bt_shell_t *sh = calloc(1, sizeof *sh);
   if (sh == NULL)
     abort();
@@ -800,8 +803,24 @@ int bt_shell_new(uv_loop_t *loop, const bt_config_t *cfg, const char *dsn,
   so.op_timeout_ms = cfg->store_timeout_ms;
   so.on_commit = on_store_commit;
   so.commit_arg = sh;
+  if (lead != NULL) {
+    sh->lead_check = lead->check;
+    sh->lead_arg = lead->arg;
+    so.epoch = lead->epoch;
+    so.on_fenced = lead->fenced;
+    so.fenced_arg = lead->arg;
+  }
   bt_store_new(loop, dsn, &so, on_store_flush, sh, &sh->store);
   bt_store_new(loop, dsn, &so, on_store_flush, sh, &sh->store_submit);
+  if (lead != NULL && lead->epoch != 0) {
+    /* Governance: who led, from when (the first write of this epoch). */
+    char subject[32], detail[200];
+    snprintf(subject, sizeof subject, "epoch:%lld", (long long)lead->epoch);
+    snprintf(detail, sizeof detail, "holder=%s previous=%s",
+             lead->holder ? lead->holder : "",
+             lead->previous && lead->previous[0] ? lead->previous : "none");
+    bt_store_audit(sh->store, bt_wall_ms(), "broker", "broker.leader", subject, detail);
+  }
 
   bt_xp_opts_t xo;
   bt_xp_opts_default(&xo);

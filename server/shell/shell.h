@@ -15,12 +15,29 @@
 
 typedef struct bt_shell bt_shell_t;
 
+/* Broker HA: this broker's leader epoch and what to do when a write finds
+ * another broker took the lease (called once, on the loop). */
+typedef struct {
+  int64_t epoch;   /* fences every transaction; 0 = none */
+  const char *holder;   /* this broker's name in broker_lease (audited) */
+  const char *previous; /* the holder before this one, "" for none (audited) */
+  void (*fenced)(void *arg);
+  /* Called before every decision tick (may be NULL). After a stall (a
+   * SIGSTOP, a frozen VM) the core's clock-driven decisions — agents silent,
+   * leases expired — come due at once; a broker whose lease lapsed meanwhile
+   * must step down here, before it makes (and logs) any of them. */
+  void (*check)(void *arg);
+  void *arg;
+} bt_shell_lead_t;
+
 /* Creates the core, loads state from dsn (blocking, before the loop serves),
- * opens the store, the agent endpoint and the control socket. Returns 0 or a
- * negative code (logged); on failure everything created is closed again and the
- * caller should run the loop until it is empty. */
+ * opens the store, the agent endpoint and the control socket. lead may be
+ * NULL (no fencing). Returns 0 or a negative code (logged); on failure
+ * everything created is closed again and the caller should run the loop until
+ * it is empty. */
 int bt_shell_new(uv_loop_t *loop, const bt_config_t *cfg, const char *dsn,
-                 const char *control_path, bt_shell_t **out);
+                 const char *control_path, const bt_shell_lead_t *lead,
+                 bt_shell_t **out);
 
 /* SIGHUP: loaded is the configuration read again (defaults, file,
  * environment, flags; borrowed). Every runtime key that differs from the live

@@ -27,6 +27,8 @@
 
 struct bt_shell {
   uv_loop_t *loop;
+  void (*lead_check)(void *arg); /* bt_shell_lead_t.check; NULL = none */
+  void *lead_arg;
   bt_config_t cfg; /* the live configuration (shell_config.c owns it) */
   bt_core_t *core;
   bt_store_t *store;

@@ -38,6 +38,9 @@ void bt_store_opts_default(bt_store_opts_t *o) {
   o->op_timeout_ms = 15000;
   o->on_commit = NULL;
   o->commit_arg = NULL;
+  o->epoch = 0;
+  o->on_fenced = NULL;
+  o->fenced_arg = NULL;
 }
 
 /* --- operations ------------------------------------------------------------ */
@@ -116,6 +119,8 @@ int bt_store__map_error(const PGresult *r) {
     return BT_EDBRETRY; /* serialization failure, deadlock: try again */
   if (strcmp(code, "23505") == 0)
     return BT_ECONFLICT;
+  if (strcmp(code, "BTFEN") == 0)
+    return BT_EFENCED; /* baton_fence: another broker is the leader */
   if (strncmp(code, "08", 2) == 0 || strncmp(code, "57P", 3) == 0 ||
       strcmp(code, "53300") == 0)
     return BT_EDBDOWN; /* connection, shutdown, too many connections */
@@ -376,7 +381,7 @@ static void lose_connection(bt_store_t *st, const char *why) {
     st->fly_head = seg->next;
     for (bt_store_op_t *op = seg->head; op;) {
       bt_store_op_t *next = op->next;
-      if (op->prepare || op->carrier) {
+      if (op->prepare || op->carrier || op->fence) {
         bt_store__op_free(op);
       } else {
         op_clear_results(op);
@@ -436,6 +441,27 @@ static void cursor_skip_empty(bt_store_seg_t *seg) {
   }
 }
 
+/* Another broker took the leader lease: this segment rolled back, and so
+ * will everything after it. Its operations go back to the queue, where they
+ * stay unsent (none was acknowledged; a close fails them). */
+static void fenced(bt_store_t *st, bt_store_seg_t *seg) {
+  bt_store__merge_unwind(seg);
+  bt_store_op_t *tail = NULL;
+  for (bt_store_op_t *op = seg->head; op; op = op->next) {
+    op_clear_results(op);
+    tail = op;
+  }
+  requeue_front(st, seg->head, tail, seg->n_ops);
+  free(seg);
+  if (st->fenced)
+    return;
+  st->fenced = true;
+  bt_log_error("write refused: another broker holds the leader lease",
+               "epoch=%lld operations=%zu", (long long)st->opts.epoch, st->n_pending);
+  if (st->opts.on_fenced != NULL)
+    st->opts.on_fenced(st->opts.fenced_arg);
+}
+
 static void segment_done(bt_store_t *st, bt_store_seg_t *seg) {
   st->fly_head = seg->next;
   if (st->fly_head == NULL)
@@ -483,6 +509,22 @@ static void segment_done(bt_store_t *st, bt_store_seg_t *seg) {
     free(seg);
     return;
   }
+
+  /* The fence at its head is the engine's own: never replayed. */
+  bt_store_op_t *fence = NULL;
+  if (seg->head != NULL && seg->head->fence) {
+    fence = seg->head;
+    seg->head = fence->next;
+    if (seg->tail == fence)
+      seg->tail = NULL;
+  }
+  if (fence != NULL && fence->status == BT_EFENCED) {
+    bt_store__op_free(fence);
+    fenced(st, seg);
+    return;
+  }
+  if (fence != NULL)
+    bt_store__op_free(fence);
 
   /* A statement failed and the whole segment rolled back. Alone, the op fails
    * (or retries a transient error); with others, everyone is replayed alone so
@@ -684,15 +726,26 @@ static bool fill_segment(bt_store_t *st, bt_store_seg_t *seg) {
   return st->mq_n == 0 || send_merged(st, seg);
 }
 
+/* Heads a segment with the leader-epoch check (sql.def FENCE). Not counted in
+ * n_ops: it belongs to no caller. */
+static bool send_fence(bt_store_t *st, bt_store_seg_t *seg) {
+  bt_store_op_t *op = bt_store__op_new(NULL, NULL, NULL);
+  op->fence = true;
+  bt_pgp_i64(bt_store__op_stmt(op, BT_SQL_FENCE), st->opts.epoch);
+  seg_link(seg, op);
+  return send_op(st, op);
+}
+
 /* Sends queued operations as segments while the pipeline has room. */
 static void flush_pending(bt_store_t *st) {
   bool sent = false;
-  while (st->state == BT_ST_READY && st->pend_head != NULL &&
+  while (st->state == BT_ST_READY && !st->fenced && st->pend_head != NULL &&
          st->n_inflight < st->opts.pipeline_depth) {
     bt_store_seg_t *seg = calloc(1, sizeof *seg);
     if (seg == NULL)
       abort();
-    bool ok = fill_segment(st, seg);
+    bool ok = st->opts.epoch == 0 || send_fence(st, seg);
+    ok = ok && fill_segment(st, seg);
     fly_push(st, seg); /* on failure lose_connection replays what is in flight */
     if (!ok || !PQpipelineSync(st->conn)) {
       lose_connection(st, PQerrorMessage(st->conn));
@@ -769,8 +822,9 @@ static void maybe_finish_close(bt_store_t *st) {
     return;
   if (st->state != BT_ST_STOPPING) {
     /* Wait while there is something to commit and a way to commit it. */
-    bool can_write = st->state == BT_ST_READY || st->state == BT_ST_PREPARING ||
-                     st->state == BT_ST_CONNECTING;
+    bool can_write = !st->fenced && (st->state == BT_ST_READY ||
+                                     st->state == BT_ST_PREPARING ||
+                                     st->state == BT_ST_CONNECTING);
     if (can_write && bt_store_backlog(st) > 0)
       return;
     st->state = BT_ST_STOPPING;

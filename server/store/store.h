@@ -45,6 +45,13 @@ typedef struct {
    * statements, nor for segments lost with the connection. Borrows commit_arg. */
   void (*on_commit)(void *commit_arg, double seconds);
   void *commit_arg;
+  /* Broker HA: the leader epoch every transaction is fenced with (0 = none).
+   * When a transaction finds another epoch in broker_lease, nothing more is
+   * sent (what waits is never acknowledged; a close fails it with
+   * BT_ESHUTDOWN) and on_fenced is called, once, on the loop. */
+  int64_t epoch;
+  void (*on_fenced)(void *fenced_arg);
+  void *fenced_arg;
 } bt_store_opts_t;
 
 void bt_store_opts_default(bt_store_opts_t *o);

@@ -28,6 +28,7 @@ struct bt_store_op {
   bool merged;   /* in the segment, its row sent inside a carrier's statement */
   bool absorbed; /* a start folded into its attempt's finish: no row of its own */
   bool carrier;  /* the engine's own: carries merged rows; extra = their ops */
+  bool fence;    /* the engine's own: the leader-epoch check heading a segment */
   uint8_t round;
   uint32_t merge_attempt;
   uint64_t merge_key; /* the package */
@@ -87,6 +88,7 @@ struct bt_store {
   uint32_t n_inflight;
   bool ever_up;  /* connected at least once */
   bool down;     /* was up, lost, not back yet */
+  bool fenced;   /* another broker is the leader: send nothing more */
   uint32_t backoff_ms;
   uint64_t down_since_ms;
   bool closing;

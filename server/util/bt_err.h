@@ -23,7 +23,8 @@
   X(ESTALE, "stale attempt")                                                   \
   X(ESTATE, "not allowed in the current state")                                \
   X(ECONFIG, "invalid configuration")                                          \
-  X(ESHUTDOWN, "shutting down")
+  X(ESHUTDOWN, "shutting down")                                               \
+  X(EFENCED, "another broker holds the leader lease")
 
 enum {
   BT__ERR_FIRST = BT_ERR_BASE,

@@ -60,9 +60,10 @@ import traceback
 import urllib.request
 
 __all__ = [
-    "Abort", "Agent", "Broker", "CtlError", "HarnessError", "PgServer", "Proc",
-    "ProcessExited", "PsqlError", "TestEnv", "WaitTimeout", "binary",
-    "build_dir", "free_port", "main", "processes_in", "test", "wait_for",
+    "Abort", "Agent", "Broker", "BrokerGroup", "CtlError", "HarnessError",
+    "PgServer", "Proc", "ProcessExited", "PsqlError", "TestEnv", "WaitTimeout",
+    "binary", "build_dir", "free_port", "main", "processes_in", "run_batonctl",
+    "test", "wait_for",
 ]
 
 IS_ROOT = os.geteuid() == 0
@@ -774,6 +775,63 @@ class PgServer:
 
 # ---- Baton processes ---------------------------------------------------------------------
 
+def run_batonctl(control: str, *args, batonctl: str | None = None,
+                 admin_token: str | None = None, ctl_log: str | None = None,
+                 json: bool = True, check: bool = True, timeout: float = 30.0,
+                 input: str | None = None, extra_env: dict | None = None):
+    """Runs `batonctl --control CONTROL [--json] ARGS…` (CONTROL may name
+    several endpoints, comma-separated). Returns (rc, the parsed JSON document
+    (or stdout text when json=False), stderr); rc is None on a timeout.
+    check=True raises CtlError on a non-zero exit or unparsable JSON. The call
+    is appended to ctl_log when given. extra_env: more environment for
+    batonctl (e.g. BATON_CTL_TIMEOUT)."""
+    argv = [batonctl or binary("batonctl"), "--control", control]
+    if json:
+        argv.append("--json")
+    argv += [str(a) for a in args]
+    # Through the environment, so the token stays out of the ctl log.
+    ctl_env = None
+    if admin_token is not None or extra_env:
+        ctl_env = dict(os.environ, **(extra_env or {}))
+        if admin_token is not None:
+            ctl_env["BATON_ADMIN_TOKEN"] = admin_token
+    try:
+        r = subprocess.run(argv, capture_output=True, text=True,
+                           timeout=timeout, input=input, env=ctl_env,
+                           stdin=None if input is not None else subprocess.DEVNULL)
+        rc, out, err = r.returncode, r.stdout, r.stderr
+    except subprocess.TimeoutExpired as e:
+        rc, out, err = None, e.stdout or "", f"timed out after {timeout:g}s"
+        if isinstance(out, bytes):
+            out = out.decode("utf-8", "replace")
+    if ctl_log:
+        os.makedirs(os.path.dirname(ctl_log), exist_ok=True)
+        with open(ctl_log, "a") as f:
+            f.write(f"$ {' '.join(argv[1:])}\nrc={rc}\n{out[-4000:]}"
+                    f"{'' if out.endswith(chr(10)) or not out else chr(10)}"
+                    f"{err[-2000:]}\n")
+    if rc is None:
+        if check:
+            raise CtlError(f"batonctl {' '.join(map(str, args))}: {err}",
+                           rc, out, err)
+        return rc, out, err
+    parsed = out
+    if json and out.strip():
+        try:
+            parsed = _json.loads(out)
+        except ValueError as e:
+            if check:
+                raise CtlError(f"batonctl {' '.join(map(str, args))}: stdout "
+                               f"is not one JSON document ({e}): {out[:500]!r}",
+                               rc, out, err) from None
+    elif json:
+        parsed = None
+    if check and rc != 0:
+        raise CtlError(f"batonctl {' '.join(map(str, args))} exited {rc}: "
+                       f"{err.strip()[:2000]}", rc, out, err)
+    return rc, parsed, err
+
+
 class Broker(Proc):
     """batond per CONTRACT.md, on free ports, against a given database:
         batond serve --db DSN --data-dir DIR --agents tcp://127.0.0.1:PORT
@@ -847,48 +905,31 @@ class Broker(Proc):
         parsed JSON document (or stdout text when json=False), stderr).
         check=True raises CtlError on a non-zero exit or unparsable JSON.
         Every call is recorded in logs/NAME-ctl.log."""
-        argv = [self.batonctl or binary("batonctl"), "--control", self.control]
-        if json:
-            argv.append("--json")
-        argv += [str(a) for a in args]
-        # Through the environment, so the token stays out of the ctl log.
-        ctl_env = None
-        if self.admin_token is not None:
-            ctl_env = dict(os.environ, BATON_ADMIN_TOKEN=self.admin_token)
-        try:
-            r = subprocess.run(argv, capture_output=True, text=True,
-                               timeout=timeout, input=input, env=ctl_env,
-                               stdin=None if input is not None else subprocess.DEVNULL)
-            rc, out, err = r.returncode, r.stdout, r.stderr
-        except subprocess.TimeoutExpired as e:
-            rc, out, err = None, e.stdout or "", f"timed out after {timeout:g}s"
-            if isinstance(out, bytes):
-                out = out.decode("utf-8", "replace")
-        os.makedirs(os.path.dirname(self.ctl_log), exist_ok=True)
-        with open(self.ctl_log, "a") as f:
-            f.write(f"$ {' '.join(argv[1:])}\nrc={rc}\n{out[-4000:]}"
-                    f"{'' if out.endswith(chr(10)) or not out else chr(10)}"
-                    f"{err[-2000:]}\n")
-        if rc is None:
-            if check:
-                raise CtlError(f"batonctl {' '.join(map(str, args))}: {err}",
-                               rc, out, err)
-            return rc, out, err
-        parsed = out
-        if json and out.strip():
-            try:
-                parsed = _json.loads(out)
-            except ValueError as e:
-                if check:
-                    raise CtlError(f"batonctl {' '.join(map(str, args))}: stdout "
-                                   f"is not one JSON document ({e}): {out[:500]!r}",
-                                   rc, out, err) from None
-        elif json:
-            parsed = None
-        if check and rc != 0:
-            raise CtlError(f"batonctl {' '.join(map(str, args))} exited {rc}: "
-                           f"{err.strip()[:2000]}", rc, out, err)
-        return rc, parsed, err
+        return run_batonctl(self.control, *args, batonctl=self.batonctl,
+                            admin_token=self.admin_token, ctl_log=self.ctl_log,
+                            json=json, check=check, timeout=timeout, input=input)
+
+    # -- high availability (several batond on one database)
+
+    def launch(self) -> "Broker":
+        """Starts batond without waiting for it to answer (a standby binds
+        nothing until it takes over, so start() would wait in vain)."""
+        if self.make_data_dir:
+            os.makedirs(self.data_dir, exist_ok=True)
+        super().start()
+        return self
+
+    STANDBY_LOG = r'msg="standby: another broker holds the leader lease"'
+
+    def start_standby(self, timeout: float = 30.0):
+        """launch(), then waits for the standby log line; returns its match."""
+        self.launch()
+        return self.wait_for_log(self.STANDBY_LOG, timeout)
+
+    def answers(self, timeout: float = 3.0) -> bool:
+        """True when `batonctl stats` on this broker's own control endpoint
+        exits 0 within timeout."""
+        return self.ctl("stats", check=False, timeout=timeout)[0] == 0
 
     def metrics_text(self, timeout: float = 5.0) -> str:
         """The Prometheus text of GET /metrics."""
@@ -910,6 +951,60 @@ class Broker(Proc):
         return default
 
 
+class BrokerGroup:
+    """Several batond on one database (broker high availability), driven as
+    one: ctl() runs `batonctl --control A,B,…` (the first endpoint that
+    answers), and an Agent given a group (env.agent(broker=group) or
+    brokers=group) connects to every member's agent endpoint. Duck-types the
+    parts of Broker that the fixtures use (ctl, control, batonctl)."""
+
+    def __init__(self, brokers, name: str = "ha", log_dir: str | None = None):
+        self.members = list(brokers)
+        if not self.members:
+            raise HarnessError("a BrokerGroup needs at least one broker")
+        self.name = name
+        first = self.members[0]
+        self.batonctl = first.batonctl
+        self.admin_token = first.admin_token
+        self.ctl_log = os.path.join(log_dir or os.path.dirname(first.ctl_log),
+                                    f"{name}-ctl.log")
+
+    def __iter__(self):
+        return iter(self.members)
+
+    def __len__(self) -> int:
+        return len(self.members)
+
+    def __repr__(self):
+        return f"<BrokerGroup {[b.name for b in self.members]}>"
+
+    @property
+    def control(self) -> str:
+        return ",".join(b.control for b in self.members)
+
+    @property
+    def agents_endpoints(self) -> list[str]:
+        return [b.agents_endpoint for b in self.members]
+
+    def ctl(self, *args, json: bool = True, check: bool = True,
+            timeout: float = 30.0, input: str | None = None,
+            extra_env: dict | None = None):
+        """batonctl --control A,B,… (see Broker.ctl); logs to NAME-ctl.log."""
+        return run_batonctl(self.control, *args, batonctl=self.batonctl,
+                            admin_token=self.admin_token, ctl_log=self.ctl_log,
+                            json=json, check=check, timeout=timeout, input=input,
+                            extra_env=extra_env)
+
+    def running(self) -> list["Broker"]:
+        return [b for b in self.members if b.running]
+
+    def log_paths(self) -> list[str]:
+        paths = [self.ctl_log]
+        for b in self.members:
+            paths += b.log_paths()
+        return paths
+
+
 class Agent(Proc):
     """baton-agent per CONTRACT.md. The secret goes through BATON_SECRET so it
     stays out of ps. handlers: {capability: command}, or (cap, cmd) pairs, or
@@ -920,7 +1015,7 @@ class Agent(Proc):
                  extra_args=(), extra_env: dict | None = None,
                  binary_path: str | None = None):
         if isinstance(brokers, (str, Broker)):
-            brokers = [brokers]
+            brokers = [brokers]  # a BrokerGroup iterates over its members
         endpoints = [b.agents_endpoint if isinstance(b, Broker) else b for b in brokers]
         self.vendor = vendor
         self.agent_name = name or f"{vendor}-agent"
@@ -1098,7 +1193,8 @@ class TestEnv:
 
     def agent(self, vendor: str, secret: str, broker: Broker | None = None,
               start: bool = True, **kw) -> Agent:
-        """A baton-agent connected to broker (default: the latest one)."""
+        """A baton-agent connected to broker (default: the latest one; a
+        BrokerGroup: every member's endpoint)."""
         brokers = kw.pop("brokers", None) or broker or self._latest_broker()
         a = self._adopt(Agent(self.tmp, brokers, vendor, secret, **kw))
         return a.start() if start else a

@@ -1,4 +1,8 @@
-# server/store's engine against a real PostgreSQL (pgembed): merged writes.
-bt_add_unit_test(NAME test_store_merge SOURCES test_store_merge.c
+# server/store's engine against a real PostgreSQL (pgembed): merged writes, and
+# the leader fence of broker HA. store_fixture.c: the cluster and the loop.
+bt_add_unit_test(NAME test_store_merge SOURCES test_store_merge.c store_fixture.c
+                 LIBS bt_store bt_pgembed bt_util PkgConfig::LIBPQ PkgConfig::LIBUV
+                 TIMEOUT 120)
+bt_add_unit_test(NAME test_store_fence SOURCES test_store_fence.c store_fixture.c
                  LIBS bt_store bt_pgembed bt_util PkgConfig::LIBPQ PkgConfig::LIBUV
                  TIMEOUT 120)

@@ -21,50 +21,14 @@
 #include <cmocka.h>
 
 #include "bt_err.h"
-#include "pgembed.h"
-#include "store.h"
+#include "store_fixture.h"
 
-#include <ftw.h>
-#include <sys/stat.h>
-#include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 #include <uv.h>
 
-static char root[64];
-static bt_pg_t *pg;
-static const char *dsn;
 static int64_t clock_at = 1790000000000LL; /* ms since the epoch, moves 1 ms a write */
-
-/* --- blocking SQL for setting up and checking --------------------------------- */
-
-static PGresult *sql(const char *q) {
-  PGconn *c = PQconnectdb(dsn);
-  if (PQstatus(c) != CONNECTION_OK)
-    fail_msg("connect: %s", PQerrorMessage(c));
-  PGresult *r = PQexec(c, q);
-  ExecStatusType st = PQresultStatus(r);
-  if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK)
-    fail_msg("%s: %s", q, PQresultErrorMessage(r));
-  PQfinish(c);
-  return r;
-}
-
-static void exec_sql(const char *q) { PQclear(sql(q)); }
-
-/* The first column of the first row as text ("" for no row or NULL). */
-static char *text_of(const char *q) {
-  static char buf[512];
-  PGresult *r = sql(q);
-  snprintf(buf, sizeof buf, "%s",
-           PQntuples(r) > 0 && !PQgetisnull(r, 0, 0) ? PQgetvalue(r, 0, 0) : "");
-  PQclear(r);
-  return buf;
-}
-
-static long num_of(const char *q) { return atol(text_of(q)); }
 
 static void add_package(uint64_t id) {
   char q[512];
@@ -73,35 +37,12 @@ static void add_package(uint64_t id) {
            " state, attempt, submitted_at, updated_at)"
            " VALUES (%llu, 'cap', 'x', 0, 3, 'queued', 0, now(), now())",
            (unsigned long long)id);
-  exec_sql(q);
+  fx_exec(q);
 }
 
 /* --- the store on a loop -------------------------------------------------------- */
 
-typedef struct {
-  int calls;
-  int status;
-} done_t;
-
-static void on_done(void *arg, int status) {
-  done_t *d = arg;
-  d->calls++;
-  d->status = status;
-}
-
-static uv_loop_t loop;
 static bt_store_t *st;
-
-static void run_until(bool (*cond)(void *), void *arg) {
-  for (int i = 0; i < 20000 && !cond(arg); i++)
-    uv_run(&loop, UV_RUN_ONCE);
-  assert_true(cond(arg));
-}
-
-static bool store_up(void *arg) {
-  (void)arg;
-  return bt_store_is_up(st);
-}
 
 static bool all_done(void *arg) {
   (void)arg;
@@ -119,10 +60,10 @@ static bt_action_t act(uint64_t pkg, uint32_t attempt) {
   return a;
 }
 
-static void assign(uint64_t pkg, uint32_t attempt, done_t *d) {
+static void assign(uint64_t pkg, uint32_t attempt, fx_done_t *d) {
   bt_action_t a = act(pkg, attempt);
   a.kind = BT_ACT_ASSIGN;
-  bt_store_assign(st, &a, on_done, d);
+  bt_store_assign(st, &a, fx_on_done, d);
 }
 
 static void start(uint64_t pkg, uint32_t attempt) {
@@ -132,7 +73,7 @@ static void start(uint64_t pkg, uint32_t attempt) {
 }
 
 static void finish(uint64_t pkg, uint32_t attempt, bt_outcome_t outcome,
-                   bt_pkg_state_t next, const char *result, done_t *d) {
+                   bt_pkg_state_t next, const char *result, fx_done_t *d) {
   bt_action_t a = act(pkg, attempt);
   a.kind = BT_ACT_FINISH;
   a.outcome = outcome;
@@ -140,57 +81,27 @@ static void finish(uint64_t pkg, uint32_t attempt, bt_outcome_t outcome,
   a.data = result;
   a.len = result ? strlen(result) : 0;
   a.retry_at = next == BT_PKG_QUEUED ? a.at + 10 : 0;
-  bt_store_finish(st, &a, "vendor-a", "agent-1", on_done, d);
+  bt_store_finish(st, &a, "vendor-a", "agent-1", fx_on_done, d);
 }
 
 static int setup(void **state) {
   (void)state;
-  snprintf(root, sizeof root, "/tmp/bt-store-merge-XXXXXX");
-  if (mkdtemp(root) == NULL)
+  if (fx_start("store-merge") != 0)
     return -1;
-  chmod(root, 0711); /* as root the cluster runs as another user */
-  bt_pg_opts_t o = {.data_dir = root};
-  if (bt_pg_start(&o, &pg) != 0)
-    return -1;
-  dsn = bt_pg_dsn(pg);
-  unsigned applied = 0;
-  if (bt_store_migrate(dsn, &applied) != 0)
-    return -1;
-  exec_sql("INSERT INTO vendors (id, name, region, model, capabilities, capacity, cost,"
-           " weight, auth_key, created_at, updated_at) VALUES (1, 'vendor-a', 'EU',"
-           " 'onshore', '{cap}', 10, 1, 1, decode(repeat('00', 32), 'hex'), now(), now())");
-  exec_sql("INSERT INTO agents (id, vendor_id, name, capabilities, slots, first_seen_at,"
-           " last_seen_at) VALUES (1, 1, 'agent-1', '{cap}', 4, now(), now())");
-  uv_loop_init(&loop);
-  bt_store_opts_t so;
-  bt_store_opts_default(&so);
-  if (bt_store_new(&loop, dsn, &so, NULL, NULL, &st) != 0)
-    return -1;
-  run_until(store_up, NULL);
-  return 0;
-}
-
-static void on_closed(void *arg) { *(bool *)arg = true; }
-
-static bool flag_set(void *arg) { return *(bool *)arg; }
-
-static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *f) {
-  (void)sb, (void)flag, (void)f;
-  remove(p);
+  fx_exec("INSERT INTO vendors (id, name, region, model, capabilities, capacity, cost,"
+          " weight, auth_key, created_at, updated_at) VALUES (1, 'vendor-a', 'EU',"
+          " 'onshore', '{cap}', 10, 1, 1, decode(repeat('00', 32), 'hex'), now(), now())");
+  fx_exec("INSERT INTO agents (id, vendor_id, name, capabilities, slots, first_seen_at,"
+          " last_seen_at) VALUES (1, 1, 'agent-1', '{cap}', 4, now(), now())");
+  st = fx_store_open(NULL);
   return 0;
 }
 
 static int teardown(void **state) {
   (void)state;
-  if (st != NULL) {
-    bool closed = false;
-    bt_store_close(st, on_closed, &closed);
-    run_until(flag_set, &closed);
-    uv_loop_close(&loop);
-  }
-  bt_pg_stop(pg);
-  if (getenv("BATON_KEEP_TMP") == NULL)
-    nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+  if (st != NULL)
+    fx_store_close(st);
+  fx_stop();
   return 0;
 }
 
@@ -200,7 +111,7 @@ static void test_store_merge_whole_life_in_one_segment(void **state) {
   (void)state;
   for (uint64_t id = 100; id < 110; id++)
     add_package(id);
-  done_t d[32];
+  fx_done_t d[32];
   memset(d, 0, sizeof d);
   /* Package 100's whole life, queued in one turn, interleaved with nine other
    * packages' assign + start + finish, and an audit row in the middle. */
@@ -219,32 +130,32 @@ static void test_store_merge_whole_life_in_one_segment(void **state) {
   finish(100, 2, BT_OUTCOME_COMPLETED, BT_PKG_COMPLETED, "second", &d[22]);
   /* Package 110: the same life with nothing between its attempts but
    * other packages' writes (only the rounds keep its order). */
-  done_t e[4];
+  fx_done_t e[4];
   memset(e, 0, sizeof e);
   add_package(110);
   assign(110, 1, &e[0]);
-  run_until(all_done, NULL);
+  fx_run_until(all_done, NULL);
   start(110, 1);
   finish(110, 1, BT_OUTCOME_TRANSIENT, BT_PKG_QUEUED, NULL, &e[1]);
   assign(110, 2, &e[2]);
   finish(110, 2, BT_OUTCOME_COMPLETED, BT_PKG_COMPLETED, "late", &e[3]);
-  run_until(all_done, NULL);
+  fx_run_until(all_done, NULL);
   for (int i = 0; i < 4; i++) {
     assert_int_equal(e[i].calls, 1);
     assert_int_equal(e[i].status, 0);
   }
-  assert_string_equal(text_of("SELECT state || '/' || attempt || '/' || "
+  assert_string_equal(fx_text("SELECT state || '/' || attempt || '/' || "
                               "convert_from(result, 'UTF8') FROM work_packages "
                               "WHERE id = 110"),
                       "completed/2/late");
-  assert_string_equal(text_of("SELECT string_agg(attempt || ':' || outcome || ':' ||"
+  assert_string_equal(fx_text("SELECT string_agg(attempt || ':' || outcome || ':' ||"
                               " (started_at IS NOT NULL), ',' ORDER BY attempt)"
                               " FROM attempts WHERE package_id = 110"),
                       "1:transient:true,2:completed:false");
   /* The requeue of attempt 1 set the retry time before attempt 2 was
    * assigned; the other way round the requeue would find attempt 2 and do
    * nothing, and not_before_at would be empty. */
-  assert_string_equal(text_of("SELECT not_before_at IS NOT NULL FROM work_packages"
+  assert_string_equal(fx_text("SELECT not_before_at IS NOT NULL FROM work_packages"
                               " WHERE id = 110"),
                       "t");
   for (int i = 0; i < 23; i++) {
@@ -257,28 +168,28 @@ static void test_store_merge_whole_life_in_one_segment(void **state) {
   }
   assert_int_equal(d[0].calls + d[10].calls + d[11].calls + d[22].calls, 4);
 
-  assert_string_equal(text_of("SELECT state || '/' || attempt || '/' || "
+  assert_string_equal(fx_text("SELECT state || '/' || attempt || '/' || "
                               "convert_from(result, 'UTF8') FROM work_packages "
                               "WHERE id = 100"),
                       "completed/2/second");
-  assert_string_equal(text_of("SELECT string_agg(attempt || ':' || outcome || ':' ||"
+  assert_string_equal(fx_text("SELECT string_agg(attempt || ':' || outcome || ':' ||"
                               " (started_at IS NOT NULL), ',' ORDER BY attempt)"
                               " FROM attempts WHERE package_id = 100"),
                       "1:failed:true,2:completed:true");
-  assert_int_equal(num_of("SELECT count(*) FROM work_packages WHERE id BETWEEN 101 AND 109"
+  assert_int_equal(fx_num("SELECT count(*) FROM work_packages WHERE id BETWEEN 101 AND 109"
                           " AND state = 'completed' AND attempt = 1"),
                    9);
-  assert_int_equal(num_of("SELECT count(*) FROM attempts WHERE package_id BETWEEN 101"
+  assert_int_equal(fx_num("SELECT count(*) FROM attempts WHERE package_id BETWEEN 101"
                           " AND 109 AND outcome = 'completed' AND started_at IS NOT NULL"
                           " AND started_at <= ended_at"),
                    9);
   /* One attempt.<outcome> row per finished attempt, and the audit row that
    * was queued between package 100's attempts sits between their rows. */
-  assert_int_equal(num_of("SELECT count(*) FROM audit_events WHERE action LIKE 'attempt.%'"
+  assert_int_equal(fx_num("SELECT count(*) FROM audit_events WHERE action LIKE 'attempt.%'"
                           " AND subject IN (SELECT 'package:' || g FROM"
                           " generate_series(100, 109) g)"),
                    11);
-  assert_string_equal(text_of("SELECT string_agg(action, ',' ORDER BY id) FROM audit_events"
+  assert_string_equal(fx_text("SELECT string_agg(action, ',' ORDER BY id) FROM audit_events"
                               " WHERE subject = 'package:100'"),
                       "attempt.failed,test.marker,attempt.completed");
 }
@@ -287,18 +198,18 @@ static void test_store_merge_bad_row_fails_alone(void **state) {
   (void)state;
   for (uint64_t id = 200; id < 205; id++)
     add_package(id);
-  done_t d[5];
+  fx_done_t d[5];
   memset(d, 0, sizeof d);
   for (uint64_t id = 200; id < 205; id++)
     assign(id, 1, &d[id - 200]);
-  run_until(all_done, NULL);
+  fx_run_until(all_done, NULL);
   memset(d, 0, sizeof d);
   /* Five finishes in one statement; package 202's outcome breaks the CHECK
    * on attempts.outcome (BT_OUTCOME__COUNT is named "unknown"). */
   for (uint64_t id = 200; id < 205; id++)
     finish(id, 1, id == 202 ? BT_OUTCOME__COUNT : BT_OUTCOME_COMPLETED,
            BT_PKG_COMPLETED, "ok", &d[id - 200]);
-  run_until(all_done, NULL);
+  fx_run_until(all_done, NULL);
   for (int i = 0; i < 5; i++) {
     assert_int_equal(d[i].calls, 1);
     if (i == 2)
@@ -306,10 +217,10 @@ static void test_store_merge_bad_row_fails_alone(void **state) {
     else
       assert_int_equal(d[i].status, 0);
   }
-  assert_int_equal(num_of("SELECT count(*) FROM work_packages WHERE id BETWEEN 200 AND 204"
+  assert_int_equal(fx_num("SELECT count(*) FROM work_packages WHERE id BETWEEN 200 AND 204"
                           " AND state = 'completed'"),
                    4);
-  assert_string_equal(text_of("SELECT state FROM work_packages WHERE id = 202"), "assigned");
+  assert_string_equal(fx_text("SELECT state FROM work_packages WHERE id = 202"), "assigned");
 }
 
 int main(void) {

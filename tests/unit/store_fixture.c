@@ -1,0 +1,106 @@
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "store_fixture.h"
+
+#include "pgembed.h"
+
+#include <ftw.h>
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+
+uv_loop_t fx_loop;
+const char *fx_dsn;
+static char root[64];
+static bt_pg_t *pg;
+
+int fx_start(const char *name) {
+  snprintf(root, sizeof root, "/tmp/bt-%s-XXXXXX", name);
+  if (mkdtemp(root) == NULL)
+    return -1;
+  chmod(root, 0711); /* as root the cluster runs as another user */
+  bt_pg_opts_t o = {.data_dir = root};
+  if (bt_pg_start(&o, &pg) != 0)
+    return -1;
+  fx_dsn = bt_pg_dsn(pg);
+  unsigned applied = 0;
+  if (bt_store_migrate(fx_dsn, &applied) != 0)
+    return -1;
+  uv_loop_init(&fx_loop);
+  return 0;
+}
+
+static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *f) {
+  (void)sb, (void)flag, (void)f;
+  remove(p);
+  return 0;
+}
+
+void fx_stop(void) {
+  uv_loop_close(&fx_loop);
+  bt_pg_stop(pg);
+  if (getenv("BATON_KEEP_TMP") == NULL)
+    nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static PGresult *sql(const char *q) {
+  PGconn *c = PQconnectdb(fx_dsn);
+  if (PQstatus(c) != CONNECTION_OK)
+    fail_msg("connect: %s", PQerrorMessage(c));
+  PGresult *r = PQexec(c, q);
+  ExecStatusType st = PQresultStatus(r);
+  if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK)
+    fail_msg("%s: %s", q, PQresultErrorMessage(r));
+  PQfinish(c);
+  return r;
+}
+
+void fx_exec(const char *q) { PQclear(sql(q)); }
+
+const char *fx_text(const char *q) {
+  static char buf[512];
+  PGresult *r = sql(q);
+  snprintf(buf, sizeof buf, "%s",
+           PQntuples(r) > 0 && !PQgetisnull(r, 0, 0) ? PQgetvalue(r, 0, 0) : "");
+  PQclear(r);
+  return buf;
+}
+
+long fx_num(const char *q) { return atol(fx_text(q)); }
+
+void fx_run_until(bool (*cond)(void *), void *arg) {
+  for (int i = 0; i < 20000 && !cond(arg); i++)
+    uv_run(&fx_loop, UV_RUN_ONCE);
+  assert_true(cond(arg));
+}
+
+void fx_on_done(void *arg, int status) {
+  fx_done_t *d = arg;
+  d->calls++;
+  d->status = status;
+}
+
+static bool store_up(void *arg) { return bt_store_is_up(arg); }
+
+bt_store_t *fx_store_open(const bt_store_opts_t *opts) {
+  bt_store_t *st = NULL;
+  assert_int_equal(bt_store_new(&fx_loop, fx_dsn, opts, NULL, NULL, &st), 0);
+  fx_run_until(store_up, st);
+  return st;
+}
+
+static void on_closed(void *arg) { *(bool *)arg = true; }
+
+static bool flag_set(void *arg) { return *(bool *)arg; }
+
+void fx_store_close(bt_store_t *st) {
+  bool closed = false;
+  bt_store_close(st, on_closed, &closed);
+  fx_run_until(flag_set, &closed);
+}

@@ -1,0 +1,46 @@
+/*
+ * A real PostgreSQL (pgembed, migrated) and a loop for tests of server/store:
+ * blocking SQL to set up and check rows, and stores opened on the loop.
+ * One cluster per test program (initdb takes a few seconds).
+ */
+#ifndef BT_TEST_STORE_FIXTURE_H
+#define BT_TEST_STORE_FIXTURE_H
+
+#include "store.h"
+
+#include <stdbool.h>
+#include <uv.h>
+
+extern uv_loop_t fx_loop;
+extern const char *fx_dsn;
+
+/* Starts the cluster (in a temp dir named after name), applies the
+ * migrations and opens the loop. Returns 0 or -1. */
+int fx_start(const char *name);
+/* Stops the cluster and removes its directory (kept with BATON_KEEP_TMP). */
+void fx_stop(void);
+
+/* Blocking SQL on a connection of its own; fails the test on an error. */
+void fx_exec(const char *q);
+/* The first column of the first row as text ("" for no row or NULL); the
+ * buffer is static. */
+const char *fx_text(const char *q);
+long fx_num(const char *q);
+
+/* A write's or barrier's outcome, for bt_store_cb: how often it was called
+ * and the last status. */
+typedef struct {
+  int calls;
+  int status;
+} fx_done_t;
+void fx_on_done(void *arg, int status);
+
+/* Runs the loop until cond(arg) holds; fails the test if it never does. */
+void fx_run_until(bool (*cond)(void *), void *arg);
+
+/* Opens a store (opts NULL: defaults) and runs the loop until it is up. */
+bt_store_t *fx_store_open(const bt_store_opts_t *opts);
+/* Closes it and runs the loop until it is freed. */
+void fx_store_close(bt_store_t *st);
+
+#endif
