@@ -30,6 +30,7 @@ DEB_PACKAGES=(
   postgresql-15 postgresql-client-15
   python3 procps util-linux
   clang libclang-rt-dev
+  systemd man-db groff-base  # tests/package: systemd-analyze verify, man -l, groff
 )
 
 install_deps() {
