@@ -622,6 +622,11 @@ static void render_metrics(void *arg, bt_met_buf_t *b) {
                   (double)st.vendors_by_state[s]);
   bt_met_family(b, "baton_agents_connected", "gauge", "Agents with a live session.");
   bt_met_sample(b, "baton_agents_connected", NULL, NULL, (double)st.agents_connected);
+  /* Only the leader serves metrics (standbys bind nothing): a change of this
+   * value on the scraped address is a takeover. */
+  bt_met_family(b, "baton_leader_epoch", "gauge",
+                "The leader epoch this broker serves under (raised by one at every takeover).");
+  bt_met_sample(b, "baton_leader_epoch", NULL, NULL, (double)sh->epoch);
 
   bt_met_family(b, "baton_submits_total", "counter",
                 "New packages accepted (committed; a known idempotency key is not counted).");
@@ -805,6 +810,7 @@ int bt_shell_new(uv_loop_t *loop, const bt_config_t *cfg, const char *dsn,
   so.commit_arg = sh;
   if (lead != NULL) {
     sh->lead_check = lead->check;
+    sh->epoch = lead->epoch;
     sh->lead_arg = lead->arg;
     so.epoch = lead->epoch;
     so.on_fenced = lead->fenced;

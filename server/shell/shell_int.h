@@ -28,6 +28,7 @@
 struct bt_shell {
   uv_loop_t *loop;
   void (*lead_check)(void *arg); /* bt_shell_lead_t.check; NULL = none */
+  int64_t epoch;                 /* the leader epoch (0 = not fenced) */
   void *lead_arg;
   bt_config_t cfg; /* the live configuration (shell_config.c owns it) */
   bt_core_t *core;

@@ -266,6 +266,7 @@ def test_metrics_after_completions_failure_and_handoff(env):
         "baton_vendor_failed_total": "counter",
         "baton_assignment_latency_seconds": "histogram",
         "baton_store_commit_seconds": "histogram", "baton_store_backlog": "gauge",
+        "baton_leader_epoch": "gauge",
     }
     for name, typ in families.items():
         assert name in fams, f"family {name} missing"
@@ -282,6 +283,9 @@ def test_metrics_after_completions_failure_and_handoff(env):
     assert value(fams, "baton_packages", state="dead") == 1
     assert value(fams, "baton_packages_waiting") == 1  # slow: only acme may take it
     assert value(fams, "baton_agents_connected") == 2
+    # The one broker on this database leads, under the epoch in broker_lease.
+    assert value(fams, "baton_leader_epoch") == int(env.pg.scalar(
+        "SELECT epoch FROM broker_lease")) >= 1
 
     # Per vendor.
     states = ("active", "degraded", "failed", "draining", "suspended")
