@@ -243,7 +243,8 @@ static int take_over(bt_lease_t *l, PGconn *c, const char *old_epoch, const char
     ok = false;
   }
   if (!ok) {
-    const char *why = PQerrorMessage(c);
+    char why[200]; /* copied: the ROLLBACK below replaces the connection's message */
+    snprintf(why, sizeof why, "%s", PQerrorMessage(c));
     bool lock_wait = strcmp(state, "55P03") == 0 || strcmp(state, "57014") == 0;
     PQclear(r);
     PQclear(PQexec(c, "ROLLBACK"));

@@ -74,9 +74,23 @@ const char *fx_text(const char *q) {
 
 long fx_num(const char *q) { return atol(fx_text(q)); }
 
+static void on_deadline(uv_timer_t *t) { *(bool *)t->data = true; }
+
+static void on_deadline_closed(uv_handle_t *h) { (void)h; }
+
+/* Bounded in time, not in loop turns: a turn may wait a second for the
+ * store's timer, and a failing test should fail in seconds (and stop its
+ * cluster in the teardown), not hang until ctest kills it. */
 void fx_run_until(bool (*cond)(void *), void *arg) {
-  for (int i = 0; i < 20000 && !cond(arg); i++)
+  bool expired = false;
+  uv_timer_t deadline;
+  uv_timer_init(&fx_loop, &deadline);
+  deadline.data = &expired;
+  uv_timer_start(&deadline, on_deadline, 20000, 0);
+  while (!cond(arg) && !expired)
     uv_run(&fx_loop, UV_RUN_ONCE);
+  uv_close((uv_handle_t *)&deadline, on_deadline_closed);
+  uv_run(&fx_loop, UV_RUN_NOWAIT); /* the close callback, before deadline goes */
   assert_true(cond(arg));
 }
 
