@@ -65,23 +65,36 @@ static const char *unix_path(const char *endpoint) {
   return strncmp(endpoint, "unix://", 7) == 0 ? endpoint + 7 : endpoint;
 }
 
+/* Copies the endpoint at p (up to the next comma) into buf; *fits is false
+ * when it is too long for it. Returns where the next one starts, or NULL
+ * after the last. */
+static const char *take_endpoint(const char *p, char *buf, size_t len, bool *fits) {
+  size_t l = strcspn(p, ",");
+  *fits = l < len;
+  if (*fits) {
+    memcpy(buf, p, l);
+    buf[l] = '\0';
+  }
+  return p[l] == '\0' ? NULL : p + l + 1;
+}
+
 static int endpoint_check_one(const char *endpoint, char *err, size_t errlen);
 
 int bt_cli_endpoint_check(const char *endpoints, char *err, size_t errlen) {
-  for (const char *p = endpoints;;) {
+  for (const char *p = endpoints; p != NULL;) {
     char one[512];
-    size_t l = strcspn(p, ",");
-    if (l >= sizeof one) {
-      snprintf(err, errlen, "bad control endpoint \"%.*s...\": too long", 40, p);
+    bool fits;
+    const char *at = p;
+    p = take_endpoint(p, one, sizeof one, &fits);
+    if (!fits) {
+      snprintf(err, errlen, "bad control endpoint \"%.*s...\": too long", 40, at);
       return BT_EINVAL;
     }
-    memcpy(one, p, l);
-    one[l] = '\0';
     int rv = endpoint_check_one(one, err, errlen);
-    if (rv != 0 || p[l] == '\0')
+    if (rv != 0)
       return rv;
-    p += l + 1;
   }
+  return 0;
 }
 
 static int endpoint_check_one(const char *endpoint, char *err, size_t errlen) {
@@ -243,20 +256,16 @@ static int connect_tcp(bt_cli_conn_t *c) {
 static int connect_any(bt_cli_conn_t *c) {
   int rc = BT_CLI_EXIT_UNREACHABLE;
   c->connect_errors[0] = '\0';
-  for (const char *p = c->endpoints;;) {
-    size_t l = strcspn(p, ",");
-    if (l < sizeof c->endpoint_buf) {
-      memcpy(c->endpoint_buf, p, l);
-      c->endpoint_buf[l] = '\0';
-      c->endpoint = c->endpoint_buf;
-      c->tcp = strncmp(c->endpoint, "tcp://", 6) == 0;
-      rc = c->tcp ? connect_tcp(c) : connect_unix(c);
-      if (rc == BT_CLI_EXIT_OK)
-        return rc;
-    }
-    if (p[l] == '\0')
-      break;
-    p += l + 1;
+  for (const char *p = c->endpoints; p != NULL;) {
+    bool fits;
+    p = take_endpoint(p, c->endpoint_buf, sizeof c->endpoint_buf, &fits);
+    if (!fits)
+      continue; /* bt_cli_endpoint_check refused it already */
+    c->endpoint = c->endpoint_buf;
+    c->tcp = strncmp(c->endpoint, "tcp://", 6) == 0;
+    rc = c->tcp ? connect_tcp(c) : connect_unix(c);
+    if (rc == BT_CLI_EXIT_OK)
+      return rc;
   }
   /* Every one failed: say why for each, one line apiece. */
   for (char *line = c->connect_errors, *nl; *line != '\0'; line = nl + 1) {

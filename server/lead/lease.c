@@ -44,7 +44,6 @@
 #define BOOL_OID 16
 
 struct bt_lease {
-  uv_loop_t *loop;
   uv_async_t async; /* the thread's reports */
   uv_timer_t watch; /* the leader's own deadline */
   int open_handles;
@@ -152,9 +151,11 @@ static bool nap(bt_lease_t *l, uint32_t ms) {
   return stop;
 }
 
-static bool sqlstate_is(const PGresult *r, const char *code) {
-  const char *s = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-  return s != NULL && strcmp(s, code) == 0;
+/* A lock wait that timed out (lock_timeout, statement_timeout): not a
+ * broken connection, only a round to try again. */
+static bool is_lock_wait(const char *sqlstate) {
+  return sqlstate != NULL &&
+         (strcmp(sqlstate, "55P03") == 0 || strcmp(sqlstate, "57014") == 0);
 }
 
 /* Ends the sessions of a leader whose lease expired. */
@@ -245,7 +246,7 @@ static int take_over(bt_lease_t *l, PGconn *c, const char *old_epoch, const char
   if (!ok) {
     char why[200]; /* copied: the ROLLBACK below replaces the connection's message */
     snprintf(why, sizeof why, "%s", PQerrorMessage(c));
-    bool lock_wait = strcmp(state, "55P03") == 0 || strcmp(state, "57014") == 0;
+    bool lock_wait = is_lock_wait(state);
     PQclear(r);
     PQclear(PQexec(c, "ROLLBACK"));
     if (PQstatus(c) != CONNECTION_OK) {
@@ -278,7 +279,7 @@ static int try_acquire(bt_lease_t *l, PGconn *c) {
   PGresult *r = PQexec(c, "UPDATE broker_lease SET standby_seen_at = clock_timestamp()"
                           " RETURNING epoch, holder, expires_at < clock_timestamp()");
   if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
-    bool lock_wait = sqlstate_is(r, "55P03") || sqlstate_is(r, "57014");
+    bool lock_wait = is_lock_wait(PQresultErrorField(r, PG_DIAG_SQLSTATE));
     if (!lock_wait)
       report_error(l, "could not read the leader lease",
                    PQntuples(r) == 0 && PQresultStatus(r) == PGRES_TUPLES_OK
@@ -537,7 +538,6 @@ int bt_lease_start(uv_loop_t *loop, const char *dsn, const bt_lease_opts_t *opts
   bt_lease_t *l = calloc(1, sizeof *l);
   if (l == NULL)
     abort();
-  l->loop = loop;
   l->dsn = strdup(dsn);
   if (l->dsn == NULL)
     abort();

@@ -441,18 +441,27 @@ static void cursor_skip_empty(bt_store_seg_t *seg) {
   }
 }
 
+/* Puts the operations of a segment that rolled back (its carriers unwound)
+ * back at the head of the queue, in order, and frees the segment. isolate:
+ * each is sent alone next time. */
+static void requeue_segment(bt_store_t *st, bt_store_seg_t *seg, bool isolate) {
+  bt_store_op_t *tail = NULL;
+  for (bt_store_op_t *op = seg->head; op; op = op->next) {
+    op_clear_results(op);
+    if (isolate)
+      op->isolate = true;
+    tail = op;
+  }
+  requeue_front(st, seg->head, tail, seg->n_ops);
+  free(seg);
+}
+
 /* Another broker took the leader lease: this segment rolled back, and so
  * will everything after it. Its operations go back to the queue, where they
  * stay unsent (none was acknowledged; a close fails them). */
 static void fenced(bt_store_t *st, bt_store_seg_t *seg) {
   bt_store__merge_unwind(seg);
-  bt_store_op_t *tail = NULL;
-  for (bt_store_op_t *op = seg->head; op; op = op->next) {
-    op_clear_results(op);
-    tail = op;
-  }
-  requeue_front(st, seg->head, tail, seg->n_ops);
-  free(seg);
+  requeue_segment(st, seg, false);
   if (st->fenced)
     return;
   st->fenced = true;
@@ -546,14 +555,7 @@ static void segment_done(bt_store_t *st, bt_store_seg_t *seg) {
     free(seg);
     return;
   }
-  bt_store_op_t *tail = seg->head;
-  for (bt_store_op_t *op = seg->head; op; op = op->next) {
-    op_clear_results(op);
-    op->isolate = true;
-    tail = op;
-  }
-  requeue_front(st, seg->head, tail, seg->n_ops);
-  free(seg);
+  requeue_segment(st, seg, true);
 }
 
 /* Reads every result that is ready. Returns false when the connection died. */
