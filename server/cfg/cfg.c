@@ -85,6 +85,10 @@ const bt_cfg_key_t bt_cfg_keys[] = {
     {"store_pipeline_depth", BT_CFG_UINT, "2", 1, 64, OFF(store_pipeline_depth), NULL,
      "transactions in flight to PostgreSQL at once (2: the next is sent while one "
      "commits, so the backend never waits for the broker; 1: one at a time)", RESTART},
+    {"store_lanes", BT_CFG_UINT, "2", 1, 8, OFF(store_lanes), NULL,
+     "connections that package writes are spread over by package id (a package's "
+     "writes keep their order on one), so PostgreSQL runs them on several cores",
+     RESTART},
     {"store_segment_ops", BT_CFG_UINT, "4096", 1, 1000000, OFF(store_segment_ops), NULL,
      "most writes in one transaction", RESTART},
     {"store_timeout", BT_CFG_DURATION, "15s", 1000, 3600 * MS, OFF(store_timeout_ms),

@@ -64,7 +64,7 @@ void bt_ctl__audit(bt_ctl_t *ctl, bt_ctl_req_t *req, const Baton__AuditQuery *m)
   f.package_id = m->has_package_id ? m->package_id : 0;
   f.since_at = m->has_since_at ? m->since_at : 0;
   f.limit = m->has_limit ? m->limit : BT_CTL_DEFAULT_AUDIT;
-  bt_store_list_audit(ctl->store, &f, on_audit, bt_ctl__read_new(ctl, req));
+  bt_store_list_audit(ctl->lanes->lane[0], &f, on_audit, bt_ctl__read_new(ctl, req));
 }
 
 /* --- scorecard ---------------------------------------------------------------- */
@@ -120,5 +120,5 @@ void bt_ctl__scorecard(bt_ctl_t *ctl, bt_ctl_req_t *req, const Baton__ScorecardQ
       return;
     vendor_id = v->id;
   }
-  bt_store_scorecard(ctl->store, vendor_id, on_scorecard, bt_ctl__read_new(ctl, req));
+  bt_store_scorecard(ctl->lanes->lane[0], vendor_id, on_scorecard, bt_ctl__read_new(ctl, req));
 }

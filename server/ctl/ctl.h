@@ -81,10 +81,12 @@ typedef struct {
 } bt_ctl_ops_t;
 
 /* Listens on path. A stale socket file of a dead broker is removed; a live one
- * is an error. core and store are borrowed for the life of the control socket.
+ * is an error. core and lanes are borrowed for the life of the control socket:
+ * a one-package read goes to that package's lane, so it comes after the
+ * package's writes; a list read goes to lane 0 and sees what is committed.
  * Returns 0 or a negative code with the error logged. */
 int bt_ctl_new(uv_loop_t *loop, const char *path, const bt_ctl_opts_t *opts,
-               bt_core_t *core, bt_store_t *store, const bt_ctl_ops_t *ops, void *arg,
+               bt_core_t *core, const bt_lanes_t *lanes, const bt_ctl_ops_t *ops, void *arg,
                bt_ctl_t **out);
 
 /* Stops taking requests (the listener closes, connections stop reading) while

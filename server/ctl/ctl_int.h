@@ -68,7 +68,7 @@ struct bt_ctl {
   uv_loop_t *loop;
   bt_ctl_opts_t opts;
   bt_core_t *core;
-  bt_store_t *store;
+  const bt_lanes_t *lanes; /* the shell's; see bt_ctl_new */
   bt_ctl_ops_t ops;
   void *arg;
   bt_ctl_stream_t listener;

@@ -64,5 +64,5 @@ void bt_ctl__handoffs(bt_ctl_t *ctl, bt_ctl_req_t *req, const Baton__HandoffQuer
   f.package_id = m->has_package_id ? m->package_id : 0;
   f.since_at = m->has_since_at ? m->since_at : 0;
   f.limit = m->has_limit ? m->limit : BT_CTL_MAX_HANDOFFS;
-  bt_store_list_handoffs(ctl->store, &f, on_handoffs, bt_ctl__read_new(ctl, req));
+  bt_store_list_handoffs(ctl->lanes->lane[0], &f, on_handoffs, bt_ctl__read_new(ctl, req));
 }

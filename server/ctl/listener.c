@@ -443,7 +443,7 @@ static void on_sweep(uv_timer_t *t) {
 }
 
 int bt_ctl_new(uv_loop_t *loop, const char *path, const bt_ctl_opts_t *opts,
-               bt_core_t *core, bt_store_t *store, const bt_ctl_ops_t *ops, void *arg,
+               bt_core_t *core, const bt_lanes_t *lanes, const bt_ctl_ops_t *ops, void *arg,
                bt_ctl_t **out) {
   bt_ctl_t *ctl = calloc(1, sizeof *ctl);
   if (ctl == NULL)
@@ -454,7 +454,7 @@ int bt_ctl_new(uv_loop_t *loop, const char *path, const bt_ctl_opts_t *opts,
   else
     bt_ctl_opts_default(&ctl->opts);
   ctl->core = core;
-  ctl->store = store;
+  ctl->lanes = lanes;
   ctl->ops = *ops;
   ctl->arg = arg;
   bt_idmap_init(&ctl->reqs);

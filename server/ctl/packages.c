@@ -377,7 +377,7 @@ void bt_ctl__package_show(bt_ctl_t *ctl, bt_ctl_req_t *req, const Baton__Package
     bt_ctl__fail(ctl, req, BT_EINVAL, "package id required");
     return;
   }
-  bt_store_get_package(ctl->store, m->id, on_show, pending_new(ctl, req, m->id));
+  bt_store_get_package(bt_lanes_for(ctl->lanes, m->id), m->id, on_show, pending_new(ctl, req, m->id));
 }
 
 void bt_ctl__package_list(bt_ctl_t *ctl, bt_ctl_req_t *req, const Baton__PackageQuery *m) {
@@ -399,7 +399,7 @@ void bt_ctl__package_list(bt_ctl_t *ctl, bt_ctl_req_t *req, const Baton__Package
   }
   f.capability = m->capability;
   f.limit = m->has_limit && m->limit > 0 ? (m->limit > 10000 ? 10000 : m->limit) : 100;
-  bt_store_list_packages(ctl->store, &f, on_show, pending_new(ctl, req, 0));
+  bt_store_list_packages(ctl->lanes->lane[0], &f, on_show, pending_new(ctl, req, 0));
 }
 
 /* --- result --------------------------------------------------------------------- */
@@ -441,7 +441,7 @@ void bt_ctl__result(bt_ctl_t *ctl, bt_ctl_req_t *req, const Baton__PackageRef *m
     bt_ctl__fail(ctl, req, BT_EINVAL, "package id required");
     return;
   }
-  bt_store_get_result(ctl->store, m->id, on_result, pending_new(ctl, req, m->id));
+  bt_store_get_result(bt_lanes_for(ctl->lanes, m->id), m->id, on_result, pending_new(ctl, req, m->id));
 }
 
 /* --- wait ------------------------------------------------------------------------- */
@@ -515,5 +515,5 @@ void bt_ctl__wait(bt_ctl_t *ctl, bt_ctl_req_t *req, const Baton__WaitQuery *m) {
   w->ctl = ctl;
   w->token = req->token;
   w->asked = m->n_ids;
-  bt_store_count_states(ctl->store, m->ids, m->n_ids, on_counts, w);
+  bt_store_count_states(ctl->lanes->lane[0], m->ids, m->n_ids, on_counts, w);
 }

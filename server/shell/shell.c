@@ -211,7 +211,8 @@ static void finish(bt_shell_t *sh, const bt_action_t *a, ctx_t *c) {
   const bt_core_vendor_t *v = bt_core_vendor(sh->core, a->vendor_id);
   bt_agent_view_t g;
   const char *agent = bt_core_agent_view(sh->core, a->agent_id, &g) == 0 ? g.name : NULL;
-  bt_store_finish(sh->store, a, v ? v->name : NULL, agent, on_finish_committed, c);
+  bt_store_finish(bt_lanes_for(&sh->lanes, a->package_id), a, v ? v->name : NULL, agent,
+                  on_finish_committed, c);
 }
 
 void bt_shell__apply(bt_shell_t *sh) {
@@ -241,7 +242,7 @@ void bt_shell__apply(bt_shell_t *sh) {
       bt_pkg_view_t v;
       if (bt_core_package_view(sh->core, a->package_id, &v) == 0) {
         log_package(sh, a->package_id, v.state, 0, 0, a->by_admin ? " by=admin" : NULL);
-        bt_store_package_update(sh->store, &v, a->at);
+        bt_store_package_update(bt_lanes_for(&sh->lanes, a->package_id), &v, a->at);
       }
       break;
     }
@@ -258,15 +259,15 @@ void bt_shell__apply(bt_shell_t *sh) {
     case BT_ACT_ASSIGN: {
       ctx_t *c = ctx_new(sh, a);
       c->applied_ns = uv_hrtime();
-      bt_store_assign(sh->store, a, on_assign_committed, c);
+      bt_store_assign(bt_lanes_for(&sh->lanes, a->package_id), a, on_assign_committed, c);
       break;
     }
     case BT_ACT_START:
       log_package(sh, a->package_id, BT_PKG_RUNNING, a->attempt, a->agent_id, NULL);
-      bt_store_start(sh->store, a);
+      bt_store_start(bt_lanes_for(&sh->lanes, a->package_id), a);
       break;
     case BT_ACT_PROGRESS:
-      bt_store_progress(sh->store, a);
+      bt_store_progress(bt_lanes_for(&sh->lanes, a->package_id), a);
       break;
     case BT_ACT_FINISH:
       log_finish(sh, a);
@@ -284,7 +285,7 @@ void bt_shell__apply(bt_shell_t *sh) {
                   bt_handoff_reason_name(a->reason));
       if ((int)a->reason >= 0 && (int)a->reason < N_HANDOFF_REASONS)
         sh->stats.handoffs[a->reason]++;
-      bt_store_handoff(sh->store, a);
+      bt_store_handoff(bt_lanes_for(&sh->lanes, a->package_id), a);
       break;
     }
     case BT_ACT_ACK_RESULT:
@@ -294,7 +295,7 @@ void bt_shell__apply(bt_shell_t *sh) {
           last_finish->attempt == a->attempt && last_finish->agent_id == a->agent_id)
         last_finish->ack = true;
       else
-        bt_store_barrier(sh->store, on_ack_ready, ctx_new(sh, a));
+        bt_lanes_barrier(&sh->lanes, on_ack_ready, ctx_new(sh, a));
       break;
     case BT_ACT_CANCEL:
       bt_xp_cancel(sh->xp, a->agent_id, a->package_id, a->attempt);
@@ -427,7 +428,7 @@ static void h_rejected(void *arg, const char *action, const char *vendor, const 
 
 static int c_vendor_add(void *arg, const bt_vendor_spec_t *spec, uint64_t token) {
   bt_shell_t *sh = arg;
-  if (bt_store_is_down(sh->store))
+  if (bt_lanes_down(&sh->lanes))
     return BT_EDBDOWN;
   bt_now_t t = bt_shell__now();
   uint64_t id;
@@ -487,14 +488,14 @@ static void on_submit_store_barrier(void *arg, int status) {
     on_inserted(arg, status, NULL, 0);
     return;
   }
-  bt_store_barrier(c->sh->store, on_submit_barrier, c);
+  bt_lanes_barrier(&c->sh->lanes, on_submit_barrier, c);
 }
 
 static int c_submit(void *arg, const bt_pkg_spec_t *specs, size_t n, uint64_t token) {
   bt_shell_t *sh = arg;
   if (sh->store == NULL || sh->store_submit == NULL)
     return BT_ESHUTDOWN; /* closing: a connection still open could ask */
-  if (bt_store_is_down(sh->store) || bt_store_is_down(sh->store_submit))
+  if (bt_lanes_down(&sh->lanes) || bt_store_is_down(sh->store_submit))
     return BT_EDBDOWN;
   bt_now_t t = bt_shell__now();
   submit_ctx_t *c = xmalloc(sizeof *c + n * sizeof c->results[0]);
@@ -530,7 +531,7 @@ static void on_tick(uv_timer_t *t) {
   bt_now_t n = bt_shell__now();
   /* An agent waiting for a commit cannot report in: do not take that for
    * silence (test_database_outage_loses_nothing). */
-  bt_core_hold_leases(sh->core, bt_store_stalled_ms(sh->store, n.ms) > STORE_STALL_MS, &n);
+  bt_core_hold_leases(sh->core, bt_lanes_stalled_ms(&sh->lanes, n.ms) > STORE_STALL_MS, &n);
   uint64_t next = bt_core_tick(sh->core, &n, &sh->acts);
   bt_shell__apply(sh);
   uint64_t wait = next > n.ms ? next - n.ms : 1;
@@ -673,7 +674,7 @@ static void render_metrics(void *arg, bt_met_buf_t *b) {
   bt_met_family(b, "baton_store_backlog", "gauge",
                 "Database writes and reads queued or in flight.");
   bt_met_sample(b, "baton_store_backlog", NULL, NULL,
-                (sh->store ? (double)bt_store_backlog(sh->store) : 0) +
+                (sh->store ? (double)bt_lanes_backlog(&sh->lanes) : 0) +
                     (sh->store_submit ? (double)bt_store_backlog(sh->store_submit) : 0));
 }
 
@@ -708,7 +709,7 @@ static void tick_closed(uv_handle_t *h) { part_closed(h->data); }
 
 static void hours_closed(uv_handle_t *h) { part_closed(h->data); }
 
-/* The store is drained: now the control socket may go (its last answers were
+/* Every lane is drained: now the control socket may go (its last answers were
  * written by the store's callbacks). */
 static void store_closed(void *arg) {
   bt_shell_t *sh = arg;
@@ -720,13 +721,13 @@ static void store_closed(void *arg) {
 }
 
 /* The submit connection is drained: its last callbacks may have written
- * through the main one (a persisted package routed at once), so that one
- * closes after it. */
+ * through the lanes (a persisted package routed at once), so they close after
+ * it. */
 static void submit_store_closed(void *arg) {
   bt_shell_t *sh = arg;
   sh->store_submit = NULL;
   if (sh->store)
-    bt_store_close(sh->store, store_closed, sh);
+    bt_lanes_close(&sh->lanes, store_closed, sh);
   else
     store_closed(sh);
 }
@@ -816,7 +817,10 @@ int bt_shell_new(uv_loop_t *loop, const bt_config_t *cfg, const char *dsn,
     so.on_fenced = lead->fenced;
     so.fenced_arg = lead->arg;
   }
-  bt_store_new(loop, dsn, &so, on_store_flush, sh, &sh->store);
+  bt_lanes_init(&sh->lanes, cfg->store_lanes);
+  for (size_t i = 0; i < sh->lanes.n; i++)
+    bt_store_new(loop, dsn, &so, on_store_flush, sh, &sh->lanes.lane[i]);
+  sh->store = sh->lanes.lane[0];
   bt_store_new(loop, dsn, &so, on_store_flush, sh, &sh->store_submit);
   if (lead != NULL && lead->epoch != 0) {
     /* Governance: who led, from when (the first write of this epoch). */
@@ -866,7 +870,7 @@ int bt_shell_new(uv_loop_t *loop, const bt_config_t *cfg, const char *dsn,
                                      .rejected = c_rejected,
                                      .config = bt_shell__config,
                                      .config_set = bt_shell__config_set};
-    rv = bt_ctl_new(loop, control_path, &co, sh->core, sh->store, &ops, sh, &sh->ctl);
+    rv = bt_ctl_new(loop, control_path, &co, sh->core, &sh->lanes, &ops, sh, &sh->ctl);
   }
   if (rv == 0 && cfg->metrics != NULL && cfg->metrics[0] != '\0')
     rv = bt_met_new(loop, cfg->metrics, render_metrics, sh, &sh->met);

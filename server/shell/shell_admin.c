@@ -50,7 +50,7 @@ static const char *const vendor_op_names[] = {"drain", "suspend", "resume", "fai
 
 int bt_shell__vendor_op(void *arg, uint64_t vendor_id, bt_vendor_op_t op, uint64_t token) {
   bt_shell_t *sh = arg;
-  if (bt_store_is_down(sh->store))
+  if (bt_lanes_down(&sh->lanes))
     return BT_EDBDOWN;
   bt_now_t t = bt_shell__now();
   int rc = bt_core_vendor_op(sh->core, vendor_id, op, &t, &sh->acts);
@@ -63,7 +63,7 @@ int bt_shell__vendor_op(void *arg, uint64_t vendor_id, bt_vendor_op_t op, uint64
               vendor_op_names[op], bt_vendor_state_name(v->state));
   op_ctx_t *c = ctx_new(sh, token, vendor_id, v->state);
   bt_shell__apply(sh);
-  bt_store_barrier(sh->store, on_vendor_done, c);
+  bt_lanes_barrier(&sh->lanes, on_vendor_done, c);
   return 0;
 }
 
@@ -128,13 +128,13 @@ static void on_key_committed(void *arg, int status) {
                 "vendor=%s vendor_id=%" PRIu64 " sessions_ended=%u",
                 BT_Q(vendor_name(sh, c->vendor_id)), c->vendor_id, ended);
   bt_shell__apply(sh);
-  bt_store_barrier(sh->store, on_rotated, c);
+  bt_lanes_barrier(&sh->lanes, on_rotated, c);
 }
 
 int bt_shell__vendor_rotate_secret(void *arg, uint64_t vendor_id, const uint8_t key[32],
                                    uint64_t token) {
   bt_shell_t *sh = arg;
-  if (bt_store_is_down(sh->store))
+  if (bt_lanes_down(&sh->lanes))
     return BT_EDBDOWN;
   bt_now_t t = bt_shell__now();
   int rc = bt_core_vendor_rotate_key(sh->core, vendor_id, key, token, &t, &sh->acts);
@@ -167,7 +167,7 @@ static void on_package_done(void *arg, int status) {
 /* Answers once what came before is committed. */
 static void answer_after_commit(bt_shell_t *sh, uint64_t token, uint64_t id,
                                 bt_pkg_state_t state) {
-  bt_store_barrier(sh->store, on_package_done, ctx_new(sh, token, id, state));
+  bt_lanes_barrier(&sh->lanes, on_package_done, ctx_new(sh, token, id, state));
 }
 
 /* The row of a package that is not open: retry revives a dead or cancelled
@@ -205,7 +205,7 @@ static const char *const pkg_op_names[] = {"cancel", "retry", "reassign"};
 int bt_shell__package_op(void *arg, uint64_t package_id, bt_pkg_op_t op,
                          uint64_t to_vendor_id, uint64_t token) {
   bt_shell_t *sh = arg;
-  if (bt_store_is_down(sh->store))
+  if (bt_lanes_down(&sh->lanes))
     return BT_EDBDOWN;
   bt_now_t t = bt_shell__now();
   bt_pkg_state_t state = BT_PKG_QUEUED;
@@ -214,7 +214,7 @@ int bt_shell__package_op(void *arg, uint64_t package_id, bt_pkg_op_t op,
     /* Finished (or never was): only the store knows; retry revives it. */
     op_ctx_t *c = ctx_new(sh, token, package_id, BT_PKG_QUEUED);
     c->op = op;
-    bt_store_package_row(sh->store, package_id, on_row, c);
+    bt_store_package_row(bt_lanes_for(&sh->lanes, package_id), package_id, on_row, c);
     return 0;
   }
   switch (op) {

@@ -130,7 +130,7 @@ int bt_shell__config_set(void *arg, const char *key, const char *value, uint64_t
     return BT_ESTATE;
   }
   /* The change is acknowledged only with its audit row committed. */
-  if (bt_store_is_down(sh->store)) {
+  if (bt_lanes_down(&sh->lanes)) {
     snprintf(err, err_len, "store unavailable; %s was not changed, retry later", k->name);
     return BT_EDBDOWN;
   }
@@ -157,7 +157,7 @@ int bt_shell__config_set(void *arg, const char *key, const char *value, uint64_t
   char now_v[VALUE_MAX];
   bt_cfg_get(&sh->cfg, k->name, now_v, sizeof now_v);
   record(sh, "config.set", k->name, c->previous, now_v);
-  bt_store_barrier(sh->store, on_set_committed, c);
+  bt_lanes_barrier(&sh->lanes, on_set_committed, c);
   return 0;
 }
 

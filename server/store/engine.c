@@ -819,6 +819,19 @@ static void on_handle_closed(uv_handle_t *h) {
   maybe_finish_close(st);
 }
 
+/* Fails what waits to be sent; none of it was acknowledged. A callback may
+ * queue more, which fails in turn. */
+static void fail_pending(bt_store_t *st) {
+  while (st->pend_head) {
+    bt_store_op_t *op = st->pend_head;
+    st->pend_head = op->next;
+    if (st->pend_head == NULL)
+      st->pend_tail = NULL;
+    st->n_pending--;
+    op_finish(st, op, BT_ESHUTDOWN);
+  }
+}
+
 static void maybe_finish_close(bt_store_t *st) {
   if (!st->closing)
     return;
@@ -847,13 +860,7 @@ static void maybe_finish_close(bt_store_t *st) {
     }
     st->fly_tail = NULL;
     st->n_inflight = 0;
-    while (st->pend_head) {
-      bt_store_op_t *op = st->pend_head;
-      st->pend_head = op->next;
-      op_finish(st, op, BT_ESHUTDOWN);
-    }
-    st->pend_tail = NULL;
-    st->n_pending = 0;
+    fail_pending(st);
     unwatch(st);
     if (st->conn) {
       PQfinish(st->conn);
@@ -867,6 +874,9 @@ static void maybe_finish_close(bt_store_t *st) {
   }
   if (st->open_handles > 0)
     return;
+  /* Queued while the handles closed, by a callback of another store (lanes:
+   * a commit on one lane may write to any other). */
+  fail_pending(st);
   void (*cb)(void *) = st->on_closed;
   void *arg = st->closed_arg;
   bt_store__merge_close(st);

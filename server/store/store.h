@@ -136,6 +136,40 @@ void bt_store_audit(bt_store_t *st, int64_t at, const char *actor, const char *a
 /* cb fires once everything queued before it is committed (no SQL of its own). */
 void bt_store_barrier(bt_store_t *st, bt_store_cb cb, void *arg);
 
+/* --- lanes -------------------------------------------------------------------
+ * One connection runs its transactions one after another, so one PostgreSQL
+ * backend (one core) does all of its work. Lanes are several stores on the
+ * same database among which package writes are spread by package id: a
+ * package's writes all go to the same lane, so they keep their order, and the
+ * backends of different lanes run side by side. Lane 0 also carries everything
+ * that is not about one package (vendors, agents, audit rows, list reads).
+ * Nothing orders two lanes: a write that must wait for another lane's waits
+ * for a barrier on all of them. */
+#define BT_STORE_MAX_LANES 8
+typedef struct {
+  bt_store_t *lane[BT_STORE_MAX_LANES];
+  size_t n;    /* 1..BT_STORE_MAX_LANES */
+  size_t open; /* lane[open..n-1] are closed (bt_lanes_close) */
+  void (*on_closed)(void *arg);
+  void *closed_arg;
+} bt_lanes_t;
+
+/* n lanes (out of range: 1), none created yet: the caller fills lane[]. */
+void bt_lanes_init(bt_lanes_t *l, size_t n);
+/* The lane a package's writes and single-package reads go to. */
+bt_store_t *bt_lanes_for(const bt_lanes_t *l, uint64_t package_id);
+/* cb fires once everything queued on every lane before it is committed, with
+ * the first failure among them (0 if none). */
+void bt_lanes_barrier(const bt_lanes_t *l, bt_store_cb cb, void *arg);
+/* bt_store_is_down of any lane; the longest bt_store_stalled_ms; the sum of
+ * bt_store_backlog. */
+bool bt_lanes_down(const bt_lanes_t *l);
+uint64_t bt_lanes_stalled_ms(const bt_lanes_t *l, uint64_t now_ms);
+size_t bt_lanes_backlog(const bt_lanes_t *l);
+/* Closes every lane (bt_store_close: queued writes are committed first), the
+ * last first and lane 0 at the end; on_closed fires once all are freed. */
+void bt_lanes_close(bt_lanes_t *l, void (*on_closed)(void *arg), void *arg);
+
 /* --- reads ------------------------------------------------------------------- */
 
 typedef struct {
