@@ -191,8 +191,9 @@ static int load_agents(PGconn *c, bt_core_t *core) {
   PGresult *r = query(c,
                       "SELECT id, vendor_id, name, capabilities, slots, last_seen_at"
                       " FROM agents WHERE last_seen_at > now() - interval '1 day'"
-                      " OR id IN (SELECT agent_id FROM work_packages"
-                      "           WHERE state IN ('assigned', 'running'))"
+                      " OR id IN (SELECT agent_id FROM packages_now"
+                      "           WHERE completed_at IS NULL"
+                      "           AND state IN ('assigned', 'running'))"
                       " ORDER BY id",
                       0, NULL, NULL, NULL);
   if (r == NULL)
@@ -236,8 +237,9 @@ static int load_packages(PGconn *c, bt_core_t *core, uint64_t *loaded) {
             " (SELECT count(*) FROM attempts t WHERE t.package_id = w.id"
             "   AND t.outcome = 'lost'),"
             " w.only_vendor"
-            /* completed_at IS NULL: the open-packages index (0003) */
-            " FROM work_packages w WHERE w.completed_at IS NULL"
+            /* completed_at IS NULL: the open-packages index (0003); the
+             * view folds each one's open attempt in (0006) */
+            " FROM packages_now w WHERE w.completed_at IS NULL"
             " AND w.state IN ('queued', 'assigned', 'running')"
             " ORDER BY w.id",
             0, NULL, NULL, NULL);

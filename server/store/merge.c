@@ -36,7 +36,7 @@ static const int kind_stmt[] = {BT_SQL_PACKAGES_INSERT, BT_SQL_ASSIGN, BT_SQL_ST
 /* A package with more writes than this in one segment closes the rounds. */
 #define MAX_ROUNDS 16
 /* FINISH's last column: the start time of a folded start. */
-#define FINISH_STARTED_PARAM 11
+#define FINISH_STARTED_PARAM 13
 
 struct bt_store_last {
   uint64_t key;

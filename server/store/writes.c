@@ -310,7 +310,9 @@ void bt_store_finish(bt_store_t *st, const bt_action_t *a, const char *vendor,
   one_ts(p, a->retry_at);
   one_text(p, vendor ? vendor : "?");
   one_text(p, agent ? agent : "?");
-  one_ts(p, 0); /* BT_STORE_FINISH_STARTED: set by the engine when it folds a start in */
+  one_i64(p, (int64_t)a->vendor_id);
+  one_i64(p, (int64_t)a->agent_id);
+  one_ts(p, 0); /* FINISH_STARTED_PARAM: set by the engine when it folds a start in */
   bt_store__enqueue(st, op);
 }
 

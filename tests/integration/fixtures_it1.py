@@ -163,12 +163,12 @@ def wait_all(broker: Broker, timeout: float = 120.0) -> dict:
 
 def db_packages(pg) -> dict:
     """{id: (state, payload, result, attempt, vendor name, agent name)} of
-    every row of work_packages (payload and result decoded as UTF-8, result
-    None when NULL)."""
+    every package as packages_now shows it (its open attempt folded in;
+    payload and result decoded as UTF-8, result None when NULL)."""
     rows = pg.psql(
         "SELECT p.id, p.state, convert_from(p.payload, 'UTF8'), "
         "       convert_from(p.result, 'UTF8'), p.attempt, v.name, a.name "
-        "FROM work_packages p LEFT JOIN vendors v ON v.id = p.vendor_id "
+        "FROM packages_now p LEFT JOIN vendors v ON v.id = p.vendor_id "
         "LEFT JOIN agents a ON a.id = p.agent_id ORDER BY p.id")
     return {int(r[0]): r[1:] for r in rows}
 
@@ -229,7 +229,7 @@ def check_all_completed(pg, expected_payloads: dict | None = None,
 
 def count_states(pg) -> dict:
     return {s: int(n) for s, n in
-            pg.psql("SELECT state, count(*) FROM work_packages GROUP BY state")}
+            pg.psql("SELECT state, count(*) FROM packages_now GROUP BY state")}
 
 
 def check_package_show(broker: Broker, pid: int, payload: str, db_row) -> dict:

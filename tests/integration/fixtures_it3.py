@@ -175,7 +175,7 @@ def db_assignments(pg, ids=None) -> dict:
         "       array_to_string(p.prefer, ','), array_to_string(p.avoid, ','), "
         "       pv.name, t.attempt, t.outcome, v.name, v.region, "
         "       array_to_string(v.certs, ','), v.cost "
-        "FROM work_packages p JOIN attempts t ON t.package_id = p.id "
+        "FROM packages_now p JOIN attempts t ON t.package_id = p.id "
         "JOIN vendors v ON v.id = t.vendor_id "
         "LEFT JOIN vendors pv ON pv.id = p.vendor_id "
         f"{where} ORDER BY p.id, t.attempt")
@@ -220,7 +220,7 @@ def db_times(pg, ids) -> dict:
         "       extract(epoch FROM p.not_before_at), "
         "       extract(epoch FROM t.assigned_at), extract(epoch FROM t.started_at), "
         "       extract(epoch FROM t.ended_at), p.state "
-        "FROM work_packages p LEFT JOIN attempts t "
+        "FROM packages_now p LEFT JOIN attempts t "
         "  ON t.package_id = p.id AND t.attempt = 1 "
         "WHERE p.id IN (" + ",".join(map(str, ids)) + ") ORDER BY p.id")
 

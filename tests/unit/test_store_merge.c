@@ -220,7 +220,14 @@ static void test_store_merge_bad_row_fails_alone(void **state) {
   assert_int_equal(fx_num("SELECT count(*) FROM work_packages WHERE id BETWEEN 200 AND 204"
                           " AND state = 'completed'"),
                    4);
-  assert_string_equal(fx_text("SELECT state FROM work_packages WHERE id = 202"), "assigned");
+  /* Its attempt is still open: the package row is as submitted (an
+   * assignment writes attempts only), and packages_now folds the attempt in. */
+  assert_string_equal(fx_text("SELECT state || '/' || attempt FROM work_packages"
+                              " WHERE id = 202"),
+                      "queued/0");
+  assert_string_equal(fx_text("SELECT state || '/' || attempt || '/' || agent_id"
+                              " FROM packages_now WHERE id = 202"),
+                      "assigned/1/1");
 }
 
 int main(void) {
