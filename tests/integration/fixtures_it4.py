@@ -50,6 +50,23 @@ printf '%s\n' "$out" > "$BT_IT4_DIR/out/$BATON_PACKAGE_ID-$BATON_ATTEMPT-$1"
 printf '%s\n' "$out"
 """
 
+# `work-first.sh AGENT N SLOW FAST`: WORK_SH sleeping SLOW seconds for the
+# first N handler runs of AGENT in the scenario (a token is claimed with an
+# atomic mkdir, so also across a restart of the agent), FAST seconds for every
+# later one. For a scenario that needs its first packages in flight across a
+# fault but not the ones after it.
+WORK_FIRST_SH = r"""#!/bin/sh
+# Baton continuity test handler (written by fixtures_it4.py).
+i=1
+while [ "$i" -le "$2" ]; do
+    if mkdir "$BT_IT4_DIR/slow-token-$1-$i" 2>/dev/null; then
+        exec /bin/sh "$BT_IT4_DIR/work.sh" "$1" "$3"
+    fi
+    i=$((i + 1))
+done
+exec /bin/sh "$BT_IT4_DIR/work.sh" "$1" "$4"
+"""
+
 
 def sh_quote(*words) -> str:
     return " ".join(shlex.quote(str(w)) for w in words)
@@ -73,6 +90,10 @@ class World:
         self.dir = env.tmp
         os.makedirs(env.path("out"), exist_ok=True)
         self.work_sh = self.script("work.sh", WORK_SH)
+        self.work_first_sh = self.script("work-first.sh", WORK_FIRST_SH)
+        # Before the agents are stopped (one waits for its running handlers),
+        # and again after (for any started meanwhile).
+        env.add_cleanup(self._kill_handlers, "handler processes", first=True)
         env.add_cleanup(self._kill_handlers, "handler processes")
 
     # -- handlers
@@ -97,6 +118,11 @@ class World:
             pid, att, agent = name.split("-", 2)
             out[(int(pid), int(att), agent)] = os.path.getmtime(self.env.path("out", name))
         return out
+
+    def work_first(self, agent: str, n: int, slow: float, fast: float) -> str:
+        """The handler command of WORK_FIRST_SH for agent: its first n handler
+        runs sleep slow seconds, the later ones fast."""
+        return sh_quote("/bin/sh", self.work_first_sh, agent, n, slow, fast)
 
     def _kill_handlers(self) -> None:
         try:
@@ -135,11 +161,12 @@ class World:
         return v
 
     def agent(self, vendor: str, name: str, handler: str, slots: int = 2,
-              wait: bool = True) -> Agent:
-        """Starts an agent of vendor running handler for CAPABILITY."""
+              wait: bool = True, extra_args=()) -> Agent:
+        """Starts an agent of vendor running handler for CAPABILITY
+        (extra_args: more baton-agent options)."""
         a = self.env.agent(vendor=vendor, secret=self.vendors[vendor]["secret"],
                            broker=self.broker, name=name, slots=slots,
-                           handlers={CAPABILITY: handler},
+                           handlers={CAPABILITY: handler}, extra_args=extra_args,
                            extra_env={"BT_IT4_DIR": self.dir})
         self.agents[name] = a
         if wait:
@@ -224,11 +251,11 @@ def db_handoffs(pg) -> list:
 
 
 def db_packages(pg) -> dict:
-    """{id: dict(state, attempt, vendor, agent, result)} of every package
-    (result decoded as UTF-8, None when NULL)."""
+    """{id: dict(state, attempt, vendor, agent, result)} of every package as
+    packages_now shows it (result decoded as UTF-8, None when NULL)."""
     rows = pg.psql(
         "SELECT p.id, p.state, p.attempt, v.name, a.name, convert_from(p.result, 'UTF8') "
-        "FROM work_packages p LEFT JOIN vendors v ON v.id = p.vendor_id "
+        "FROM packages_now p LEFT JOIN vendors v ON v.id = p.vendor_id "
         "LEFT JOIN agents a ON a.id = p.agent_id ORDER BY p.id")
     return {int(r[0]): dict(state=r[1], attempt=int(r[2]), vendor=r[3], agent=r[4],
                             result=r[5]) for r in rows}
