@@ -16,8 +16,9 @@
 -- What the broker reads (package show and list, wait, recovery) and what an
 -- operator should query for a package's current state, vendor and agent.
 -- The open attempt is a LATERAL probe of attempts' primary key per package
--- (OFFSET 0 keeps it one: flattened into a join, a generic plan could scan
--- the whole table), and is only looked for while the package is open.
+-- (LIMIT keeps it one: flattened into a join, a generic plan could scan the
+-- whole table), only while the package is open: the attempt after the row's
+-- (this version) or the row's own (an earlier version's open attempt).
 CREATE VIEW packages_now AS
 SELECT w.id, w.idem_key, w.capability, w.payload, w.priority, w.deadline_at,
        w.not_before_at, w.regions, w.certs, w.max_cost, w.prefer, w.avoid,
@@ -36,6 +37,7 @@ LEFT JOIN LATERAL (
     SELECT a.attempt, a.vendor_id, a.agent_id, a.assigned_at, a.started_at
     FROM attempts a
     WHERE w.completed_at IS NULL AND a.package_id = w.id
-      AND a.attempt = w.attempt + 1 AND a.ended_at IS NULL
-    OFFSET 0
+      AND a.attempt >= w.attempt AND a.attempt <= w.attempt + 1
+      AND a.ended_at IS NULL
+    ORDER BY a.attempt DESC LIMIT 1
 ) t ON true;

@@ -230,10 +230,47 @@ static void test_store_merge_bad_row_fails_alone(void **state) {
                       "assigned/1/1");
 }
 
+/* A database upgraded with work in flight: an earlier version wrote the open
+ * attempt into the package row too (state 'assigned', attempt 1). It reads
+ * the same through packages_now, and this version's start, progress and
+ * finish still apply to it. */
+static void test_store_merge_attempt_open_before_0006(void **state) {
+  (void)state;
+  add_package(300);
+  fx_exec("UPDATE work_packages SET state = 'assigned', attempt = 1, vendor_id = 1,"
+          " agent_id = 1 WHERE id = 300");
+  fx_exec("INSERT INTO attempts (package_id, attempt, vendor_id, agent_id, assigned_at)"
+          " VALUES (300, 1, 1, 1, now())");
+  assert_string_equal(fx_text("SELECT state || '/' || attempt || '/' || vendor_id"
+                              " FROM packages_now WHERE id = 300"),
+                      "assigned/1/1");
+  fx_done_t d = {0};
+  start(300, 1);
+  bt_action_t p = act(300, 1);
+  p.kind = BT_ACT_PROGRESS;
+  p.progress = 40;
+  bt_store_progress(st, &p);
+  fx_run_until(all_done, NULL);
+  assert_string_equal(fx_text("SELECT state || '/' || progress FROM packages_now"
+                              " WHERE id = 300"),
+                      "running/40");
+  finish(300, 1, BT_OUTCOME_COMPLETED, BT_PKG_COMPLETED, "old", &d);
+  fx_run_until(all_done, NULL);
+  assert_int_equal(d.status, 0);
+  assert_string_equal(fx_text("SELECT state || '/' || attempt || '/' || agent_id || '/' ||"
+                              " convert_from(result, 'UTF8') FROM packages_now"
+                              " WHERE id = 300"),
+                      "completed/1/1/old");
+  assert_string_equal(fx_text("SELECT outcome || '/' || (started_at IS NOT NULL)"
+                              " FROM attempts WHERE package_id = 300"),
+                      "completed/true");
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_store_merge_whole_life_in_one_segment),
       cmocka_unit_test(test_store_merge_bad_row_fails_alone),
+      cmocka_unit_test(test_store_merge_attempt_open_before_0006),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
