@@ -33,8 +33,9 @@ Rules it keeps so `ctest -j2` is safe and failures are debuggable:
 
 Environment: BATON_BUILD_DIR (binaries), BATON_KEEP_TMP=1 (keep temp dirs
 even on success), BATON_TEST_TMPDIR (where temp dirs go), BATON_PG_BINDIR
-(PostgreSQL binaries), BATON_TEST_FILTER (run only tests whose name contains
-it; command line arguments do the same).
+(PostgreSQL binaries), BATON_TEST_PG_TEMPLATE=0 (run initdb for every
+cluster instead of copying a shared never-started one), BATON_TEST_FILTER
+(run only tests whose name contains it; command line arguments do the same).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ import atexit
 import csv
 import ctypes
 import glob
+import hashlib
 import inspect
 import io
 import json as _json
@@ -590,8 +592,61 @@ class PgServer:
 
     # -- lifecycle
 
+    def _initdb(self, data_dir: str) -> None:
+        """initdb (trust auth, UTF8, C.UTF-8) into data_dir, logging to our log."""
+        with open(self.log_path, "ab") as log:
+            log.write(f"=== harness: initdb {data_dir}\n".encode())
+            log.flush()
+            r = subprocess.run(
+                [self._bin("initdb"), "-D", data_dir, *self._initdb_args()],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd="/",
+                env=_pg_env(), timeout=120, **self._as_user_kw())
+        if r.returncode != 0:
+            raise HarnessError(f"initdb failed ({r.returncode})\n"
+                               + _format_tails([self.log_path]))
+
+    def _initdb_args(self) -> list[str]:
+        return ["-U", self.user, "-E", "UTF8", "--locale=C.UTF-8", "--auth=trust"]
+
+    def _template(self) -> str | None:
+        """The data dir of a never-started cluster that initdb made with our
+        binaries, arguments and OS user, shared by every test on this machine
+        (under BATON_TEST_TMPDIR or the temp dir): initdb takes seconds, a
+        copy a fraction of one. Made once, by whichever test gets there
+        first, in a scratch dir renamed into place whole. None when disabled
+        (BATON_TEST_PG_TEMPLATE=0) or when the temp dir is not writable."""
+        if os.environ.get("BATON_TEST_PG_TEMPLATE", "1") == "0":
+            return None
+        st = os.stat(self._bin("initdb"))
+        key = "|".join(["1", os.path.realpath(self.bindir), str(st.st_size),
+                        str(st.st_mtime_ns), self.os_user, *self._initdb_args()])
+        digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+        base = os.environ.get("BATON_TEST_TMPDIR") or tempfile.gettempdir()
+        final = os.path.join(base, f"bt-pgtemplate-{digest}")
+        data = os.path.join(final, "data")
+        if os.path.exists(os.path.join(data, "PG_VERSION")):
+            return data
+        try:
+            stage = tempfile.mkdtemp(prefix=f"bt-pgtemplate-{digest}-", dir=base)
+        except OSError:
+            return None
+        try:
+            if IS_ROOT:
+                os.chmod(stage, 0o711)  # the postgres OS user writes inside
+            os.makedirs(os.path.join(stage, "data"), mode=0o700)
+            self._give(os.path.join(stage, "data"))
+            self._initdb(os.path.join(stage, "data"))
+            try:
+                os.rename(stage, final)
+            except OSError:
+                pass  # another test made it first: use theirs
+        finally:
+            shutil.rmtree(stage, ignore_errors=True)
+        return data if os.path.exists(os.path.join(data, "PG_VERSION")) else None
+
     def init(self) -> "PgServer":
-        """initdb (trust auth, UTF8, C.UTF-8) and our settings. Returns self."""
+        """initdb (trust auth, UTF8, C.UTF-8; a copy of _template() when there
+        is one) and our settings. Returns self."""
         if os.path.exists(os.path.join(self.data_dir, "PG_VERSION")):
             return self
         os.makedirs(self.log_dir, exist_ok=True)
@@ -599,17 +654,18 @@ class PgServer:
         os.makedirs(self.socket_dir, mode=0o700, exist_ok=True)
         self._give(self.base)
         self._give(self.socket_dir)
-        with open(self.log_path, "ab") as log:
-            log.write(b"=== harness: initdb\n")
-            log.flush()
-            r = subprocess.run(
-                [self._bin("initdb"), "-D", self.data_dir, "-U", self.user,
-                 "-E", "UTF8", "--locale=C.UTF-8", "--auth=trust"],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd="/",
-                env=_pg_env(), timeout=120, **self._as_user_kw())
-        if r.returncode != 0:
-            raise HarnessError(f"initdb failed ({r.returncode})\n"
-                               + _format_tails([self.log_path]))
+        template = self._template()
+        if template is None:
+            self._initdb(self.data_dir)
+        else:
+            with open(self.log_path, "ab") as log:
+                log.write(f"=== harness: initdb: a copy of {template}\n".encode())
+            # cp -a keeps the modes and, as root, the postgres OS user's ownership.
+            r = subprocess.run(["cp", "-a", template, self.data_dir],
+                               capture_output=True, text=True, timeout=120)
+            if r.returncode != 0:
+                raise HarnessError(f"copying the initdb template failed "
+                                   f"({r.returncode}): {r.stderr.strip()}")
         # Network and paths only; durability stays at its defaults.
         conf = {
             "listen_addresses": "'127.0.0.1'",
@@ -1056,6 +1112,7 @@ class TestEnv:
         self.failed = False
         self._outer: TestEnv | None = None
         self._cleanups: list = []
+        self._first_cleanups: list = []
 
     def __enter__(self) -> "TestEnv":
         base = os.environ.get("BATON_TEST_TMPDIR") or tempfile.gettempdir()
@@ -1096,10 +1153,15 @@ class TestEnv:
         return False
 
     def teardown(self) -> list[str]:
-        """Stops every process (newest first), runs the add_cleanup()
-        functions, then stops PostgreSQL; returns what went wrong (strays),
-        never raises."""
+        """Runs the add_cleanup(first=True) functions, stops every process
+        (newest first), runs the other add_cleanup() functions, then stops
+        PostgreSQL; returns what went wrong (strays), never raises."""
         problems = []
+        for what, fn in reversed(self._first_cleanups):
+            try:
+                fn()
+            except BaseException as e:  # noqa: BLE001 - keep tearing down
+                problems.append(f"cleanup {what}: {e}")
         for p in reversed(self.procs):
             try:
                 p.stop(timeout=10)
@@ -1157,12 +1219,16 @@ class TestEnv:
     def port(self) -> int:
         return free_port()
 
-    def add_cleanup(self, fn, what: str | None = None) -> None:
+    def add_cleanup(self, fn, what: str | None = None, first: bool = False) -> None:
         """Runs fn() at teardown, after every process of the env is stopped
         and before its PostgreSQL is (newest first; a failure is reported as
         a teardown problem). For what the harness cannot see, such as the
-        postmaster batond's embedded default leaves after a kill -9."""
-        self._cleanups.append((what or getattr(fn, "__name__", repr(fn)), fn))
+        postmaster batond's embedded default leaves after a kill -9.
+        first=True: before the processes are stopped instead, e.g. to kill
+        the handlers a test left running, which an agent asked to stop would
+        otherwise wait for until its stop timeout (then a SIGKILL)."""
+        entry = (what or getattr(fn, "__name__", repr(fn)), fn)
+        (self._first_cleanups if first else self._cleanups).append(entry)
 
     def _adopt(self, p: Proc) -> Proc:
         self.procs.append(p)

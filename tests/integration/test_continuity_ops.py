@@ -31,7 +31,7 @@ trap '' TERM
 cat >/dev/null
 while :; do sleep 1; done
 """
-KILL_GRACE_S = 5.0  # baton-agent's default --kill-grace
+KILL_GRACE_S = 2.0  # baton-agent's --kill-grace here (the default is 5 s)
 
 # Writes a checkpoint, then works "forever".
 FIRST_SH = r"""#!/bin/sh
@@ -76,7 +76,8 @@ def test_cancel_running_package_kills_its_handler(env):
     stubborn = w.script("stubborn.sh", STUBBORN_SH)
     # exec: the handler process itself is the script (no `sh -c` around it
     # that SIGTERM would end).
-    w.agent("acme", "acme-1", "exec " + sh_quote("/bin/sh", stubborn), slots=1)
+    w.agent("acme", "acme-1", "exec " + sh_quote("/bin/sh", stubborn), slots=1,
+            extra_args=["--kill-grace", f"{KILL_GRACE_S:g}s"])
     w.agents["acme-1"].check_running()
     pid = w.submit_one("cancel")
     wait_running(env.pg, "acme-1", 1)

@@ -35,7 +35,9 @@ def test_vendor_loses_every_agent(env):
     for vendor, region, names in agents:
         w.vendor(vendor, region)
         for n in names:
-            w.agent(vendor, n, w.work(n, 2), slots=2, wait=False)
+            # Each agent's first two runs take 2 s, so alpha's are still
+            # running at the kill; later ones 0.5 s.
+            w.agent(vendor, n, w.work_first(n, 2, 2, 0.5), slots=2, wait=False)
     w.wait_connected([n for _, _, names in agents for n in names])
     ids = w.submit(12, "vf")
     wait_running(env.pg, "alpha-1", 1)
@@ -176,8 +178,10 @@ def test_residency_holds_under_failover(env):
     w = World(env, broker)
     w.vendor("eu", "EU-DE")
     w.vendor("us", "US")
-    eu1 = w.agent("eu", "eu-1", w.work("eu-1", 2), slots=2, wait=False)
-    w.agent("us", "us-1", w.work("us-1", 2), slots=2, wait=False)
+    # Each agent's first two runs take 2 s, so eu-1's are still running at
+    # the kill; later ones (eu-1's after its restart) 0.5 s.
+    eu1 = w.agent("eu", "eu-1", w.work_first("eu-1", 2, 2, 0.5), slots=2, wait=False)
+    w.agent("us", "us-1", w.work_first("us-1", 2, 2, 0.5), slots=2, wait=False)
     w.wait_connected(["eu-1", "us-1"])
     eu_ids = w.submit(4, "eu", region=EU)
     any_ids = w.submit(4, "any")

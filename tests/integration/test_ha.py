@@ -277,8 +277,10 @@ def test_sigstopped_leader_is_fenced_and_steps_down(env):
     w = World(env, group)
     w.vendor("acme", "EU-DE")
     w.vendor("globex", "IN")
+    # The four packages in flight across the stop (two on each agent) take
+    # 8 s each; the ones submitted afterwards 0.5 s.
     for name, vendor in (("acme-1", "acme"), ("globex-1", "globex")):
-        w.agent(vendor, name, w.work(name, 8.0), slots=2, wait=False)
+        w.agent(vendor, name, w.work_first(name, 2, 8.0, 0.5), slots=2, wait=False)
     w.wait_connected(list(w.agents))
     ids = w.submit(4, "long")
     wait_for(lambda: len(open_attempts(env.pg, "acme-1"))

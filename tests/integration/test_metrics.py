@@ -210,6 +210,7 @@ def test_metrics_after_completions_failure_and_handoff(env):
     with open(handler, "w") as f:
         f.write(HANDLER_SH)
     os.chmod(handler, 0o755)
+    env.add_cleanup(lambda: _kill_handlers(env), "handler processes", first=True)
     env.add_cleanup(lambda: _kill_handlers(env), "handler processes")
 
     secrets = {}

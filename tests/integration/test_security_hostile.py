@@ -46,8 +46,12 @@ def ctl_fail(broker, *args, **kw):
 
 @test(timeout=60)
 def test_limits_have_clear_errors(env):
+    # Each oversized result below fails the vendor's probe and opens its
+    # circuit breaker; a short cooldown lets the next agent get work without
+    # waiting out the default one (twice that after a failed probe).
     broker = env.broker(extra_args=["--set", "max_payload_bytes=64k", "--set", "max_batch=5",
-                                    "--set", "max_agents_per_vendor=1"])
+                                    "--set", "max_agents_per_vendor=1",
+                                    "--set", "breaker_cooldown=1s"])
     v, agent = vendor_with_agent(env, broker, vendor="acme", capability="upper",
                                  slots=2, handler="tr a-z A-Z")
 
