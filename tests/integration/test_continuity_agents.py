@@ -23,8 +23,8 @@ import time
 from harness import main, test, wait_for
 from fixtures_it1 import wait_ids
 from fixtures_it4 import (LEASE_S, World, check_continuity, db_attempts, db_audit,
-                          elapsed, log_lines, open_attempts, sh_quote, summary,
-                          wait_handoffs, wait_running)
+                          db_handoffs, elapsed, log_lines, open_attempts, sh_quote,
+                          summary, wait_handoffs, wait_running)
 
 DETECT_BOUND_S = 8.0  # kill -> handoff row; the lease is 3 s
 HEARTBEAT_S = 1.0  # the broker's default heartbeat
@@ -62,9 +62,12 @@ def test_agent_kill9_hands_off_its_work(env):
 
     wait_ids(broker, ids, timeout=40)
     r = check_continuity(env, w, reasons={"agent-lost"})
+    # Read again now that all is done: at detection a row may not have learnt
+    # yet whom its package went to (to_vendor is set by the next assignment).
+    final = {(h["package"], h["attempt"]): h for h in db_handoffs(env.pg)}
     for a in held:
         pid = a["package"]
-        h = rows[(pid, a["attempt"])]
+        h = final[(pid, a["attempt"])]
         assert h["reason"] == "agent-lost" and h["from_vendor"] == "acme", h
         p = r["packages"][pid]
         assert p["agent"] != "acme-1", (pid, p, r["by_package"][pid])
