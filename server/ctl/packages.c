@@ -377,7 +377,8 @@ void bt_ctl__package_show(bt_ctl_t *ctl, bt_ctl_req_t *req, const Baton__Package
     bt_ctl__fail(ctl, req, BT_EINVAL, "package id required");
     return;
   }
-  bt_store_get_package(bt_lanes_for(ctl->lanes, m->id), m->id, on_show, pending_new(ctl, req, m->id));
+  bt_store_get_package(bt_lanes_for(ctl->lanes, m->id), m->id, on_show,
+                       pending_new(ctl, req, m->id));
 }
 
 void bt_ctl__package_list(bt_ctl_t *ctl, bt_ctl_req_t *req, const Baton__PackageQuery *m) {
@@ -441,7 +442,8 @@ void bt_ctl__result(bt_ctl_t *ctl, bt_ctl_req_t *req, const Baton__PackageRef *m
     bt_ctl__fail(ctl, req, BT_EINVAL, "package id required");
     return;
   }
-  bt_store_get_result(bt_lanes_for(ctl->lanes, m->id), m->id, on_result, pending_new(ctl, req, m->id));
+  bt_store_get_result(bt_lanes_for(ctl->lanes, m->id), m->id, on_result,
+                      pending_new(ctl, req, m->id));
 }
 
 /* --- wait ------------------------------------------------------------------------- */
