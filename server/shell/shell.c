@@ -194,7 +194,7 @@ static void audit(bt_shell_t *sh, const bt_action_t *a) {
     snprintf(detail, sizeof detail, "vendor_id=%" PRIu64 " region=%s", a->vendor_id,
              a->text3 ? a->text3 : "");
   }
-  bt_store_audit(sh->store, a->at, actor, a->text, subject, detail);
+  bt_store_audit(sh->lanes.lane[0], a->at, actor, a->text, subject, detail);
 }
 
 /* The core audits a report for an attempt that is no longer current (a result,
@@ -226,7 +226,7 @@ void bt_shell__apply(bt_shell_t *sh) {
     case BT_ACT_PERSIST_VENDOR: {
       ctx_t *c = ctx_new(sh, a);
       c->package_id = a->vendor_id;
-      bt_store_put_vendor(sh->store, sh->core, bt_core_vendor(sh->core, a->vendor_id),
+      bt_store_put_vendor(sh->lanes.lane[0], sh->core, bt_core_vendor(sh->core, a->vendor_id),
                           a->at, true, on_vendor_committed, c);
       break;
     }
@@ -235,7 +235,7 @@ void bt_shell__apply(bt_shell_t *sh) {
       bt_log(v->state == BT_VENDOR_ACTIVE ? BT_LOG_INFO : BT_LOG_WARN, "vendor state",
              "vendor=%s state=%s reason=%s", BT_Q(v->name), bt_vendor_state_name(v->state),
              BT_Q(v->state_reason));
-      bt_store_vendor_state(sh->store, v, a->at);
+      bt_store_vendor_state(sh->lanes.lane[0], v, a->at);
       break;
     }
     case BT_ACT_PACKAGE_UPDATE: {
@@ -250,7 +250,7 @@ void bt_shell__apply(bt_shell_t *sh) {
       hello_ctx_t *c = xmalloc(sizeof *c);
       c->sh = sh;
       c->session = sh->hello_session;
-      bt_store_put_agent(sh->store, sh->core, a->agent_id, sh->hello_software, a->at,
+      bt_store_put_agent(sh->lanes.lane[0], sh->core, a->agent_id, sh->hello_software, a->at,
                          on_agent_committed, c);
       break;
     }
@@ -421,7 +421,7 @@ static void h_rejected(void *arg, const char *action, const char *vendor, const 
   bt_shell_t *sh = arg;
   char subject[300];
   snprintf(subject, sizeof subject, "agent:%s/%s", vendor, agent);
-  bt_store_audit(sh->store, bt_wall_ms(), "agent", action, subject, detail);
+  bt_store_audit(sh->lanes.lane[0], bt_wall_ms(), "agent", action, subject, detail);
 }
 
 /* --- control handlers ------------------------------------------------------------------ */
@@ -484,7 +484,7 @@ static void on_submit_barrier(void *arg, int status) {
  * (main connection) may still be on its way: answer once both are through. */
 static void on_submit_store_barrier(void *arg, int status) {
   submit_ctx_t *c = arg;
-  if (status != 0 || c->sh->store == NULL) {
+  if (status != 0 || c->sh->lanes.lane[0] == NULL) {
     on_inserted(arg, status, NULL, 0);
     return;
   }
@@ -493,7 +493,7 @@ static void on_submit_store_barrier(void *arg, int status) {
 
 static int c_submit(void *arg, const bt_pkg_spec_t *specs, size_t n, uint64_t token) {
   bt_shell_t *sh = arg;
-  if (sh->store == NULL || sh->store_submit == NULL)
+  if (sh->lanes.lane[0] == NULL || sh->store_submit == NULL)
     return BT_ESHUTDOWN; /* closing: a connection still open could ask */
   if (bt_lanes_down(&sh->lanes) || bt_store_is_down(sh->store_submit))
     return BT_EDBDOWN;
@@ -519,7 +519,7 @@ static int c_submit(void *arg, const bt_pkg_spec_t *specs, size_t n, uint64_t to
 
 static void c_rejected(void *arg, const char *action, const char *detail) {
   bt_shell_t *sh = arg;
-  bt_store_audit(sh->store, bt_wall_ms(), "control", action, "control-socket", detail);
+  bt_store_audit(sh->lanes.lane[0], bt_wall_ms(), "control", action, "control-socket", detail);
 }
 
 /* --- time ---------------------------------------------------------------------------------- */
@@ -674,7 +674,7 @@ static void render_metrics(void *arg, bt_met_buf_t *b) {
   bt_met_family(b, "baton_store_backlog", "gauge",
                 "Database writes and reads queued or in flight.");
   bt_met_sample(b, "baton_store_backlog", NULL, NULL,
-                (sh->store ? (double)bt_lanes_backlog(&sh->lanes) : 0) +
+                (double)bt_lanes_backlog(&sh->lanes) +
                     (sh->store_submit ? (double)bt_store_backlog(sh->store_submit) : 0));
 }
 
@@ -713,7 +713,6 @@ static void hours_closed(uv_handle_t *h) { part_closed(h->data); }
  * written by the store's callbacks). */
 static void store_closed(void *arg) {
   bt_shell_t *sh = arg;
-  sh->store = NULL;
   if (sh->ctl)
     bt_ctl_close(sh->ctl, part_closed, sh);
   else
@@ -726,7 +725,7 @@ static void store_closed(void *arg) {
 static void submit_store_closed(void *arg) {
   bt_shell_t *sh = arg;
   sh->store_submit = NULL;
-  if (sh->store)
+  if (sh->lanes.lane[0])
     bt_lanes_close(&sh->lanes, store_closed, sh);
   else
     store_closed(sh);
@@ -820,7 +819,6 @@ int bt_shell_new(uv_loop_t *loop, const bt_config_t *cfg, const char *dsn,
   bt_lanes_init(&sh->lanes, cfg->store_lanes);
   for (size_t i = 0; i < sh->lanes.n; i++)
     bt_store_new(loop, dsn, &so, on_store_flush, sh, &sh->lanes.lane[i]);
-  sh->store = sh->lanes.lane[0];
   bt_store_new(loop, dsn, &so, on_store_flush, sh, &sh->store_submit);
   if (lead != NULL && lead->epoch != 0) {
     /* Governance: who led, from when (the first write of this epoch). */
@@ -829,7 +827,7 @@ int bt_shell_new(uv_loop_t *loop, const bt_config_t *cfg, const char *dsn,
     snprintf(detail, sizeof detail, "holder=%s previous=%s",
              lead->holder ? lead->holder : "",
              lead->previous && lead->previous[0] ? lead->previous : "none");
-    bt_store_audit(sh->store, bt_wall_ms(), "broker", "broker.leader", subject, detail);
+    bt_store_audit(sh->lanes.lane[0], bt_wall_ms(), "broker", "broker.leader", subject, detail);
   }
 
   bt_xp_opts_t xo;

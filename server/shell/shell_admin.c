@@ -152,7 +152,7 @@ void bt_shell__vendor_key(bt_shell_t *sh, const bt_action_t *a) {
   if (a->data == NULL || a->len != sizeof c->key)
     abort(); /* the core always sends a whole key */
   memcpy(c->key, a->data, sizeof c->key);
-  bt_store_vendor_key(sh->store, a->vendor_id, c->key, a->at, on_key_committed, c);
+  bt_store_vendor_key(sh->lanes.lane[0], a->vendor_id, c->key, a->at, on_key_committed, c);
 }
 
 /* --- packages -------------------------------------------------------------------- */

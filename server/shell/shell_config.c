@@ -95,7 +95,7 @@ static void record(bt_shell_t *sh, const char *action, const char *key, const ch
   char subject[160], detail[2 * VALUE_MAX + 8];
   snprintf(subject, sizeof subject, "config:%s", key);
   snprintf(detail, sizeof detail, "%s -> %s", old[0] ? old : "\"\"", now_v[0] ? now_v : "\"\"");
-  bt_store_audit(sh->store, bt_wall_ms(), "admin", action, subject, detail);
+  bt_store_audit(sh->lanes.lane[0], bt_wall_ms(), "admin", action, subject, detail);
 }
 
 /* --- config set ------------------------------------------------------------------- */

@@ -33,10 +33,9 @@ struct bt_shell {
   bt_config_t cfg; /* the live configuration (shell_config.c owns it) */
   bt_core_t *core;
   /* The main connections (store.h, "lanes"): a package's writes go to the
-   * lane of its id, everything else to lane 0, which is also `store` (NULL
-   * once the lanes are closed). */
+   * lane of its id, everything else to lane.lane[0] (NULL before the lanes
+   * are opened and once they are closed). */
   bt_lanes_t lanes;
-  bt_store_t *store;
   /* Submits' inserts have a connection of their own: a package is routed,
    * cancelled or changed only once its insert committed (the core refuses
    * the rest while it is unpersisted), so no other write depends on their
