@@ -145,6 +145,19 @@ def agent_sessions(agent) -> int:
 
 # ---- 1. kill -9 of the leader -------------------------------------------------------
 
+def check_held_completed_in_place(env, w, held: dict, when: str) -> dict:
+    """check_continuity with no handoff allowed, and every package held by an
+    agent across the leader change ({package: its open attempt}) completed
+    by that attempt on that agent, its only attempt. Returns the report."""
+    r = check_continuity(env, w, reasons=set())
+    for pid, att in held.items():
+        atts = r["by_package"][pid]
+        assert [(x["attempt"], x["agent"], x["outcome"]) for x in atts] == \
+            [(att["attempt"], att["agent"], "completed")], \
+            f"package {pid} was running on {att['agent']} {when}: {atts}"
+    return r
+
+
 @test(timeout=120)
 def test_kill9_leader_standby_takes_over(env):
     t0 = time.monotonic()
@@ -213,12 +226,7 @@ def test_kill9_leader_standby_takes_over(env):
     more = w.submit(5, "post") + w.submit(2, "post-eu", region=["EU-DE"])
     wait_ids(group, more, timeout=30)
 
-    r = check_continuity(env, w, reasons=set())
-    for pid, att in held.items():
-        atts = r["by_package"][pid]
-        assert [(x["attempt"], x["agent"], x["outcome"]) for x in atts] == \
-            [(att["attempt"], att["agent"], "completed")], \
-            f"package {pid} was running on {att['agent']} at the kill: {atts}"
+    r = check_held_completed_in_place(env, w, held, "at the kill")
     on_b = [x for x in r["attempts"] if x["package"] in more]
     assert len(on_b) == len(more), on_b
     for n, ag in w.agents.items():
@@ -359,12 +367,7 @@ def test_sigstopped_leader_is_fenced_and_steps_down(env):
                              "the lease: " + "; ".join(snapshot_diff(before, after, env.pg))
                              + "\n" + log_lines(a, "lease", "leader", "refused", "fenc"))
 
-    r = check_continuity(env, w, reasons=set())
-    for pid, att in held.items():
-        atts = r["by_package"][pid]
-        assert [(x["attempt"], x["agent"], x["outcome"]) for x in atts] == \
-            [(att["attempt"], att["agent"], "completed")], \
-            f"package {pid} was running on {att['agent']} when A stopped: {atts}"
+    r = check_held_completed_in_place(env, w, held, "when A stopped")
     b.check_running()
     for n, ag in w.agents.items():
         assert ag.running and ag.starts == 1, f"{n} died or restarted\n" + ag.tail(20)

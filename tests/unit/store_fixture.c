@@ -74,6 +74,12 @@ const char *fx_text(const char *q) {
 
 long fx_num(const char *q) { return atol(fx_text(q)); }
 
+long fx_audit_rows(const char *subject) {
+  char q[200];
+  snprintf(q, sizeof q, "SELECT count(*) FROM audit_events WHERE subject = '%s'", subject);
+  return fx_num(q);
+}
+
 static void on_deadline(uv_timer_t *t) { *(bool *)t->data = true; }
 
 static void on_deadline_closed(uv_handle_t *h) { (void)h; }

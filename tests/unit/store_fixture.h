@@ -26,6 +26,8 @@ void fx_exec(const char *q);
  * buffer is static. */
 const char *fx_text(const char *q);
 long fx_num(const char *q);
+/* Rows of audit_events with this subject (the tests write them as markers). */
+long fx_audit_rows(const char *subject);
 
 /* A write's or barrier's outcome, for bt_store_cb: how often it was called
  * and the last status. */

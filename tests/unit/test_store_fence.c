@@ -17,7 +17,6 @@
 #include "bt_err.h"
 #include "store_fixture.h"
 
-#include <stdio.h>
 #include <string.h>
 
 static void on_fenced(void *arg) { ++*(int *)arg; }
@@ -35,12 +34,6 @@ static int teardown(void **state) {
   (void)state;
   fx_stop();
   return 0;
-}
-
-static long audit_rows(const char *subject) {
-  char q[200];
-  snprintf(q, sizeof q, "SELECT count(*) FROM audit_events WHERE subject = '%s'", subject);
-  return fx_num(q);
 }
 
 /* An audit row and a barrier after it: the barrier's callback says whether
@@ -65,7 +58,7 @@ static void test_store_fence_refuses_writes_once_the_epoch_moved_on(void **state
   write_audit(st, "fence:before", &before);
   fx_run_until(called, &before);
   assert_int_equal(before.status, 0);
-  assert_int_equal(audit_rows("fence:before"), 1);
+  assert_int_equal(fx_audit_rows("fence:before"), 1);
 
   /* Another broker takes over. */
   fx_exec("UPDATE broker_lease SET epoch = 8, holder = 'other'");
@@ -85,8 +78,8 @@ static void test_store_fence_refuses_writes_once_the_epoch_moved_on(void **state
   assert_int_equal(after.status, BT_ESHUTDOWN);
   assert_int_equal(later.status, BT_ESHUTDOWN);
   assert_int_equal(fenced, 1);
-  assert_int_equal(audit_rows("fence:after"), 0);
-  assert_int_equal(audit_rows("fence:later"), 0);
+  assert_int_equal(fx_audit_rows("fence:after"), 0);
+  assert_int_equal(fx_audit_rows("fence:later"), 0);
 }
 
 /* A store without an epoch (tests, tools) is not fenced at all. */
@@ -99,7 +92,7 @@ static void test_store_fence_off_without_an_epoch(void **state) {
   fx_run_until(called, &d);
   assert_int_equal(d.status, 0);
   fx_store_close(st);
-  assert_int_equal(audit_rows("fence:none"), 1);
+  assert_int_equal(fx_audit_rows("fence:none"), 1);
 }
 
 int main(void) {

@@ -33,12 +33,6 @@ static int teardown(void **state) {
 
 static bool called(void *arg) { return ((fx_done_t *)arg)->calls > 0; }
 
-static long audit_rows(const char *subject) {
-  char q[200];
-  snprintf(q, sizeof q, "SELECT count(*) FROM audit_events WHERE subject = '%s'", subject);
-  return fx_num(q);
-}
-
 static void audit(bt_store_t *st, const char *subject) {
   bt_store_audit(st, 1790000000000LL, "test", "test.lanes", subject, "");
 }
@@ -120,10 +114,10 @@ static void test_lanes_barrier_waits_for_every_lane(void **state) {
   fx_done_t keyed = {0}, d = {0};
   bt_store_vendor_key(l.lane[2], 77, key, 1790000000000LL, fx_on_done, &keyed);
   bt_lanes_barrier(&l, fx_on_done, &d);
-  for (int i = 0; i < 200 && audit_rows("lanes:0") + audit_rows("lanes:1") < 2; i++)
+  for (int i = 0; i < 200 && fx_audit_rows("lanes:0") + fx_audit_rows("lanes:1") < 2; i++)
     uv_run(&fx_loop, UV_RUN_NOWAIT);
-  assert_int_equal(audit_rows("lanes:0"), 1);
-  assert_int_equal(audit_rows("lanes:1"), 1);
+  assert_int_equal(fx_audit_rows("lanes:0"), 1);
+  assert_int_equal(fx_audit_rows("lanes:1"), 1);
   for (int i = 0; i < 100; i++)
     uv_run(&fx_loop, UV_RUN_NOWAIT);
   assert_int_equal(keyed.calls, 0); /* lane 2 waits for the lock */
@@ -186,11 +180,11 @@ static void test_lanes_close_commits_cross_lane_writes(void **state) {
   fx_run_until(closed, &done);
   assert_int_equal(l.open, 0);
   assert_int_equal(c.fired, 4);
-  assert_int_equal(audit_rows("lanes:close:first"), 3);
+  assert_int_equal(fx_audit_rows("lanes:close:first"), 3);
   for (int id = 0; id < 4; id++) {
     char subject[40];
     snprintf(subject, sizeof subject, "lanes:close:%d", id);
-    assert_int_equal(audit_rows(subject), 4);
+    assert_int_equal(fx_audit_rows(subject), 4);
   }
 }
 
