@@ -89,6 +89,9 @@ const bt_cfg_key_t bt_cfg_keys[] = {
      "connections that package writes are spread over by package id (a package's "
      "writes keep their order on one), so PostgreSQL runs them on several cores",
      RESTART},
+    {"store_submit_lanes", BT_CFG_UINT, "2", 1, 8, OFF(store_submit_lanes), NULL,
+     "connections that large submits (64 packages or more) take turns on, one request "
+     "each; smaller ones batch together on the first", RESTART},
     {"store_segment_ops", BT_CFG_UINT, "4096", 1, 1000000, OFF(store_segment_ops), NULL,
      "most writes in one transaction", RESTART},
     {"store_timeout", BT_CFG_DURATION, "15s", 1000, 3600 * MS, OFF(store_timeout_ms),

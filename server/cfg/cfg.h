@@ -52,6 +52,7 @@ typedef struct {
   /* store */
   uint32_t store_pipeline_depth;
   uint32_t store_lanes;
+  uint32_t store_submit_lanes;
   uint32_t store_segment_ops;
   uint32_t store_timeout_ms;
   /* routing */

@@ -480,8 +480,8 @@ static void on_submit_barrier(void *arg, int status) {
   on_inserted(arg, status, NULL, 0);
 }
 
-/* A known key names a package whose insert (submit connection) or finish
- * (main connection) may still be on its way: answer once both are through. */
+/* A known key names a package whose insert (a submit lane) or finish (a
+ * main lane) may still be on its way: answer once all of them are through. */
 static void on_submit_store_barrier(void *arg, int status) {
   submit_ctx_t *c = arg;
   if (status != 0 || c->sh->lanes.lane[0] == NULL) {
@@ -491,11 +491,24 @@ static void on_submit_store_barrier(void *arg, int status) {
   bt_lanes_barrier(&c->sh->lanes, on_submit_barrier, c);
 }
 
+/* Small submits batch best together on one connection: one transaction and
+ * one commit for all that arrived in a loop turn. A large one keeps a backend
+ * busy for milliseconds (about 15 us a row), so large ones take turns over
+ * the submit lanes and a burst of them runs on several cores (tests/bench:
+ * bulk submits of 1,000 went from 43-59k to 66-94k packages/s with two). */
+#define SUBMIT_SPREAD_MIN 64
+
+static bt_store_t *submit_lane(bt_shell_t *sh, size_t n_new) {
+  if (n_new < SUBMIT_SPREAD_MIN)
+    return sh->submit_lanes.lane[0];
+  return bt_lanes_for(&sh->submit_lanes, sh->submit_turn++);
+}
+
 static int c_submit(void *arg, const bt_pkg_spec_t *specs, size_t n, uint64_t token) {
   bt_shell_t *sh = arg;
-  if (sh->lanes.lane[0] == NULL || sh->store_submit == NULL)
+  if (sh->lanes.lane[0] == NULL || sh->submit_lanes.lane[0] == NULL)
     return BT_ESHUTDOWN; /* closing: a connection still open could ask */
-  if (bt_lanes_down(&sh->lanes) || bt_store_is_down(sh->store_submit))
+  if (bt_lanes_down(&sh->lanes) || bt_lanes_down(&sh->submit_lanes))
     return BT_EDBDOWN;
   bt_now_t t = bt_shell__now();
   submit_ctx_t *c = xmalloc(sizeof *c + n * sizeof c->results[0]);
@@ -510,9 +523,9 @@ static int c_submit(void *arg, const bt_pkg_spec_t *specs, size_t n, uint64_t to
       ids[n_new++] = sh->acts.v[i].package_id;
   bt_shell__apply(sh);
   if (n_new > 0)
-    bt_store_insert_packages(sh->store_submit, sh->core, ids, n_new, on_inserted, c);
+    bt_store_insert_packages(submit_lane(sh, n_new), sh->core, ids, n_new, on_inserted, c);
   else /* only known keys: answer once what they name is committed */
-    bt_store_barrier(sh->store_submit, on_submit_store_barrier, c);
+    bt_lanes_barrier(&sh->submit_lanes, on_submit_store_barrier, c);
   free(ids);
   return 0;
 }
@@ -675,7 +688,7 @@ static void render_metrics(void *arg, bt_met_buf_t *b) {
                 "Database writes and reads queued or in flight.");
   bt_met_sample(b, "baton_store_backlog", NULL, NULL,
                 (double)bt_lanes_backlog(&sh->lanes) +
-                    (sh->store_submit ? (double)bt_store_backlog(sh->store_submit) : 0));
+                    (double)bt_lanes_backlog(&sh->submit_lanes));
 }
 
 static void on_store_commit(void *arg, double seconds) {
@@ -719,12 +732,11 @@ static void store_closed(void *arg) {
     part_closed(sh);
 }
 
-/* The submit connection is drained: its last callbacks may have written
- * through the lanes (a persisted package routed at once), so they close after
- * it. */
+/* The submit lanes are drained: their last callbacks may have written through
+ * the main lanes (a persisted package routed at once), so those close after
+ * them. */
 static void submit_store_closed(void *arg) {
   bt_shell_t *sh = arg;
-  sh->store_submit = NULL;
   if (sh->lanes.lane[0])
     bt_lanes_close(&sh->lanes, store_closed, sh);
   else
@@ -766,8 +778,8 @@ void bt_shell_stop(bt_shell_t *sh, void (*on_stopped)(void *arg), void *arg) {
     bt_xp_close(sh->xp, xp_closed, sh);
   else
     part_closed(sh);
-  if (sh->store_submit)
-    bt_store_close(sh->store_submit, submit_store_closed, sh);
+  if (sh->submit_lanes.lane[0])
+    bt_lanes_close(&sh->submit_lanes, submit_store_closed, sh);
   else
     submit_store_closed(sh);
 }
@@ -819,7 +831,9 @@ int bt_shell_new(uv_loop_t *loop, const bt_config_t *cfg, const char *dsn,
   bt_lanes_init(&sh->lanes, cfg->store_lanes);
   for (size_t i = 0; i < sh->lanes.n; i++)
     bt_store_new(loop, dsn, &so, on_store_flush, sh, &sh->lanes.lane[i]);
-  bt_store_new(loop, dsn, &so, on_store_flush, sh, &sh->store_submit);
+  bt_lanes_init(&sh->submit_lanes, cfg->store_submit_lanes);
+  for (size_t i = 0; i < sh->submit_lanes.n; i++)
+    bt_store_new(loop, dsn, &so, on_store_flush, sh, &sh->submit_lanes.lane[i]);
   if (lead != NULL && lead->epoch != 0) {
     /* Governance: who led, from when (the first write of this epoch). */
     char subject[32], detail[200];

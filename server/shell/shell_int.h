@@ -36,13 +36,16 @@ struct bt_shell {
    * lane of its id, everything else to lane.lane[0] (NULL before the lanes
    * are opened and once they are closed). */
   bt_lanes_t lanes;
-  /* Submits' inserts have a connection of their own: a package is routed,
+  /* Submits' inserts have connections of their own: a package is routed,
    * cancelled or changed only once its insert committed (the core refuses
    * the rest while it is unpersisted), so no other write depends on their
    * order, and a submit's commit need not queue behind the assignments and
-   * results of the main connection. It also lets PostgreSQL use a second
-   * core. */
-  bt_store_t *store_submit;
+   * results of the main connections. Nor does one submit's insert depend on
+   * another's, so large requests take turns over store_submit_lanes
+   * connections (submit_turn; shell.c, submit_lane): a burst of bulk
+   * submits runs on as many PostgreSQL backends. */
+  bt_lanes_t submit_lanes;
+  uint64_t submit_turn;
   bt_xp_t *xp;
   bt_ctl_t *ctl;
   bt_met_t *met;

@@ -3,6 +3,8 @@ gives the same package, before and after it completed, on the command line
 and inside one batch; different keys give different packages. Counted in
 work_packages, not just in what batonctl prints."""
 
+from concurrent.futures import ThreadPoolExecutor
+
 from harness import main, test
 from fixtures_it1 import (CAPABILITY, batch_line, check_all_completed,
                           expected_result, start_fleet, submit_batch,
@@ -107,6 +109,36 @@ def test_same_key_same_package(env):
     after = submit_key(broker, "order-1001", "first payload")
     assert after["id"] == first["id"] and after["state"] == "completed", after
     assert int(pg.scalar("SELECT count(*) FROM work_packages")) == 9
+
+
+@test(timeout=60)
+def test_large_keyed_batches_across_submit_lanes(env):
+    """Submits of 64 packages or more take turns over the submit connections
+    (store_submit_lanes), so two sent at once commit on two backends. Their
+    keys still name one package each: two batches of 100 sharing 50 keys,
+    sent at the same moment, make 150 packages, and both answers give the
+    shared keys the same ids."""
+    broker = env.broker(extra_args=["--set", "store_submit_lanes=2"])
+    pg = env.pg
+    a = write_batch(env.path("a.jsonl"),
+                    [batch_line(f"a{i}", key=f"lane-{i}") for i in range(100)])
+    b = write_batch(env.path("b.jsonl"),
+                    [batch_line(f"b{i}", key=f"lane-{i}") for i in range(50, 150)])
+    with ThreadPoolExecutor(2) as pool:
+        fa, fb = pool.submit(submit_batch, broker, a, 100), pool.submit(submit_batch, broker, b, 100)
+        ids_a, ids_b = fa.result(), fb.result()
+    assert ids_a[50:] == ids_b[:50], "a shared key answered with two packages"
+    assert len(set(ids_a) | set(ids_b)) == 150
+    rows = pg.psql("SELECT idem_key, id FROM work_packages WHERE idem_key LIKE 'lane-%'")
+    by_key = {k: int(i) for k, i in rows}
+    assert len(rows) == len(by_key) == 150, len(rows)
+    assert [by_key[f"lane-{i}"] for i in range(100)] == ids_a
+    assert [by_key[f"lane-{i}"] for i in range(50, 150)] == ids_b
+    # The same two batches again, at once: the same ids, nothing new.
+    with ThreadPoolExecutor(2) as pool:
+        fa, fb = pool.submit(submit_batch, broker, a, 100), pool.submit(submit_batch, broker, b, 100)
+        assert (fa.result(), fb.result()) == (ids_a, ids_b)
+    assert int(pg.scalar("SELECT count(*) FROM work_packages")) == 150
 
 
 if __name__ == "__main__":
