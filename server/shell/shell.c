@@ -444,8 +444,13 @@ typedef struct {
   bt_shell_t *sh;
   uint64_t token;
   size_t n;
+  /* A known key of the request names a package not committed yet: its insert
+   * may be on another submit lane, its finish on a main lane. */
+  bool names_pending;
   bt_submit_result_t results[];
 } submit_ctx_t;
+
+static void on_submit_store_barrier(void *arg, int status);
 
 static void on_inserted(void *arg, int status, const bt_store_inserted_t *rows, size_t n) {
   submit_ctx_t *c = arg;
@@ -471,6 +476,13 @@ static void on_inserted(void *arg, int status, const bt_store_inserted_t *rows, 
           bt_pkg_state_parse(row->existing_state, &r->state) != 0)
         r->state = BT_PKG_COMPLETED;
     }
+  }
+  if (status == 0 && c->names_pending) {
+    /* Its own rows are in; what its known keys name is answered only once
+     * committed too (the same barriers as a submit of known keys alone). */
+    c->names_pending = false;
+    bt_lanes_barrier(&sh->submit_lanes, on_submit_store_barrier, c);
+    return;
   }
   bt_ctl_submitted(sh->ctl, c->token, status, c->results, c->n);
   free(c);
@@ -515,12 +527,16 @@ static int c_submit(void *arg, const bt_pkg_spec_t *specs, size_t n, uint64_t to
   c->sh = sh;
   c->token = token;
   c->n = n;
+  c->names_pending = false;
   bt_core_submit(sh->core, specs, n, token, &t, c->results, &sh->acts);
   uint64_t *ids = xmalloc(n * sizeof *ids);
   size_t n_new = 0;
   for (size_t i = 0; i < sh->acts.n; i++)
     if (sh->acts.v[i].kind == BT_ACT_PERSIST_PACKAGE)
       ids[n_new++] = sh->acts.v[i].package_id;
+  for (size_t i = 0; i < n && n_new > 0; i++) /* (known keys alone: barriers below) */
+    if (c->results[i].duplicate && c->results[i].pending)
+      c->names_pending = true;
   bt_shell__apply(sh);
   if (n_new > 0)
     bt_store_insert_packages(submit_lane(sh, n_new), sh->core, ids, n_new, on_inserted, c);
