@@ -111,6 +111,14 @@ def test_same_key_same_package(env):
     assert int(pg.scalar("SELECT count(*) FROM work_packages")) == 9
 
 
+def submit_at_once(broker, a, b, n):
+    """Batch files a and b (n lines each) through two batonctl processes
+    started together; their answers' ids."""
+    with ThreadPoolExecutor(2) as pool:
+        fa, fb = pool.submit(submit_batch, broker, a, n), pool.submit(submit_batch, broker, b, n)
+        return fa.result(), fb.result()
+
+
 @test(timeout=60)
 def test_large_keyed_batches_across_submit_lanes(env):
     """Submits of 64 packages or more take turns over the submit connections
@@ -124,9 +132,7 @@ def test_large_keyed_batches_across_submit_lanes(env):
                     [batch_line(f"a{i}", key=f"lane-{i}") for i in range(100)])
     b = write_batch(env.path("b.jsonl"),
                     [batch_line(f"b{i}", key=f"lane-{i}") for i in range(50, 150)])
-    with ThreadPoolExecutor(2) as pool:
-        fa, fb = pool.submit(submit_batch, broker, a, 100), pool.submit(submit_batch, broker, b, 100)
-        ids_a, ids_b = fa.result(), fb.result()
+    ids_a, ids_b = submit_at_once(broker, a, b, 100)
     assert ids_a[50:] == ids_b[:50], "a shared key answered with two packages"
     assert len(set(ids_a) | set(ids_b)) == 150
     rows = pg.psql("SELECT idem_key, id FROM work_packages WHERE idem_key LIKE 'lane-%'")
@@ -135,9 +141,7 @@ def test_large_keyed_batches_across_submit_lanes(env):
     assert [by_key[f"lane-{i}"] for i in range(100)] == ids_a
     assert [by_key[f"lane-{i}"] for i in range(50, 150)] == ids_b
     # The same two batches again, at once: the same ids, nothing new.
-    with ThreadPoolExecutor(2) as pool:
-        fa, fb = pool.submit(submit_batch, broker, a, 100), pool.submit(submit_batch, broker, b, 100)
-        assert (fa.result(), fb.result()) == (ids_a, ids_b)
+    assert submit_at_once(broker, a, b, 100) == (ids_a, ids_b)
     assert int(pg.scalar("SELECT count(*) FROM work_packages")) == 150
 
 
