@@ -268,7 +268,7 @@ typedef void (*bt_store_handoffs_cb)(void *arg, int status,
 void bt_store_list_handoffs(bt_store_t *st, const bt_store_handoff_filter_t *f,
                             bt_store_handoffs_cb cb, void *arg);
 
-/* One audit_events row (`batonctl audit`); strings borrowed for the callback. */
+/* One audit event (`batonctl audit`); strings borrowed for the callback. */
 typedef struct {
   uint64_t id;
   int64_t at;

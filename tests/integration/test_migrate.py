@@ -6,7 +6,7 @@ succeed with the schema applied once (the advisory lock)."""
 import os
 import subprocess
 
-from harness import binary, main, test
+from harness import PsqlError, binary, main, test
 
 TABLES = ("vendors", "agents", "work_packages", "attempts", "handoffs",
           "audit_events", "baton_migrations")
@@ -111,6 +111,90 @@ def test_concurrent_migrate_applies_once(env):
         missing = set(TABLES) - tables(pg, db=db)
         assert not missing, (rnd, missing)
         print(f"round {rnd}: applied by each: {applied}", flush=True)
+
+
+@test(timeout=90)
+def test_upgrade_keeps_the_audit_trail(env):
+    """A database made by schema 6 (one audit_events row per event) upgraded
+    to 7 (events in audit_batches, audit_events a view): the old events read
+    as before with their ids, new ones follow with larger ids and the right
+    order in `batonctl audit`, a statement of more than 4096 events is split
+    into batches whose ids do not overlap, and the trail stays append-only."""
+    pg = env.pg
+    db = "upgrade"
+    pg.psql(f"CREATE DATABASE {db}", db="postgres")
+    dsn = f"host={pg.socket_dir} port={pg.port} dbname={db} user={pg.user}"
+    here = os.path.dirname(os.path.abspath(__file__))
+    mig = os.path.join(here, "..", "..", "migrations")
+    old = [(v, n) for v, n in migration_files() if v <= 6]
+    script = ["CREATE TABLE baton_migrations (version integer PRIMARY KEY,"
+              " name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now());"]
+    for v, n in old:
+        script.append(open(os.path.join(mig, f"{v:04d}_{n}.sql")).read())
+        script.append(f"INSERT INTO baton_migrations (version, name) VALUES ({v}, '{n}');")
+    script.append(
+        "INSERT INTO audit_events (at, actor, action, subject, detail) VALUES"
+        " ('2026-01-02T03:04:05Z', 'admin', 'vendor.add', 'vendor:old', 'region=EU'),"
+        " ('2026-01-02T03:04:06Z', 'submitter', 'package.submit', 'package:999999999', ''),"
+        " ('2026-01-02T03:04:07Z', 'agent', 'attempt.completed',"
+        " 'package:999999999',"
+        "  'attempt=1 vendor=old agent=a next=completed');")
+    pg.psql("\n".join(script), db=db)
+    trail = "SELECT id, at, actor, action, subject, detail FROM audit_events ORDER BY id"
+    before = pg.psql(trail, db=db)
+    assert len(before) == 3, before
+
+    rc, log = migrate(env, dsn, "migrate-upgrade")
+    assert rc == 0, log
+    assert log.count("applying migration") == 1 and "version=0007" in log, log
+    assert pg.psql(trail, db=db) == before, "the upgrade changed the old events"
+    assert pg.scalar("SELECT count(*) FROM audit_batches", db=db) == "3"
+
+    # New events, one at a time (vendor add) and merged (a batch submit of
+    # 5000 packages in one request: more than one audit batch).
+    broker = env.broker(db=dsn)
+    broker.ctl("vendor", "add", "newv", "--region", "EU-DE", "--capability", "upper")
+    lines = [f'{{"capability": "upper", "payload": "p{i}"}}' for i in range(5000)]
+    batch = env.path("big.jsonl")
+    with open(batch, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    _, out, _ = broker.ctl("submit", "--batch", batch)
+    assert len(out["ids"]) == 5000, len(out["ids"])
+    sizes = pg.psql("SELECT cardinality(at) FROM audit_batches WHERE action[1] ="
+                    f" 'package.submit' AND id > {before[-1][0]} ORDER BY id", db=db)
+    assert sorted(int(r[0]) for r in sizes) == [904, 4096], sizes
+    ids = [int(r[0]) for r in pg.psql("SELECT id FROM audit_events ORDER BY id", db=db)]
+    actions = dict(pg.psql("SELECT action, count(*) FROM audit_events"
+                           f" WHERE id > {before[-1][0]} GROUP BY 1", db=db))
+    assert actions == {"broker.leader": "1", "vendor.add": "1", "package.submit": "5000"}, \
+        actions
+    assert len(ids) == len(set(ids)) == 3 + 5002, len(ids)
+    assert ids[:3] == [int(r[0]) for r in before], ids[:3]
+    assert min(ids[3:]) > max(ids[:3])
+    subjects = pg.psql("SELECT subject FROM audit_events WHERE action = 'package.submit'"
+                       " AND subject <> 'package:999999999' ORDER BY id", db=db)
+    assert sorted(r[0] for r in subjects) == sorted(f"package:{i}" for i in out["ids"])
+
+    # batonctl audit: the newest N by id, oldest first, across old and new.
+    _, rows, _ = broker.ctl("audit", "--limit", "5004")
+    assert [(r["action"], r["subject"]) for r in rows[:4]] == [
+        ("package.submit", "package:999999999"), ("attempt.completed", "package:999999999"),
+        ("broker.leader", rows[2]["subject"]), ("vendor.add", "vendor:newv")], rows[:4]
+    assert all(r["action"] == "package.submit" for r in rows[4:]), rows[4:7]
+    _, last, _ = broker.ctl("audit", "--limit", "1")
+    assert last == rows[-1:], (last, rows[-1])
+    _, pkg, _ = broker.ctl("audit", "--package", "999999999")
+    assert [r["action"] for r in pkg] == ["package.submit", "attempt.completed"], pkg
+
+    for sql in ("UPDATE audit_batches SET actor = '{mallory}'", "DELETE FROM audit_batches",
+                "TRUNCATE audit_batches", "UPDATE audit_events SET actor = 'mallory'"):
+        try:
+            pg.psql(sql, db=db)
+        except PsqlError:
+            pass
+        else:
+            raise AssertionError(f"{sql} succeeded on the audit trail")
+    assert pg.scalar("SELECT count(*) FROM audit_events", db=db) == str(len(ids))
 
 
 if __name__ == "__main__":
