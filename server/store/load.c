@@ -192,7 +192,7 @@ static int load_agents(PGconn *c, bt_core_t *core) {
                       "SELECT id, vendor_id, name, capabilities, slots, last_seen_at"
                       " FROM agents WHERE last_seen_at > now() - interval '1 day'"
                       " OR id IN (SELECT agent_id FROM packages_now"
-                      "           WHERE completed_at IS NULL"
+                      "           WHERE id IN (SELECT id FROM open_packages)"
                       "           AND state IN ('assigned', 'running'))"
                       " ORDER BY id",
                       0, NULL, NULL, NULL);
@@ -237,9 +237,9 @@ static int load_packages(PGconn *c, bt_core_t *core, uint64_t *loaded) {
             " (SELECT count(*) FROM attempts t WHERE t.package_id = w.id"
             "   AND t.outcome = 'lost'),"
             " w.only_vendor"
-            /* completed_at IS NULL: the open-packages index (0003); the
-             * view folds each one's open attempt in (0006) */
-            " FROM packages_now w WHERE w.completed_at IS NULL"
+            /* open_packages lists them (0008); the view folds each one's
+             * open attempt in (0006) */
+            " FROM packages_now w WHERE w.id IN (SELECT id FROM open_packages)"
             " AND w.state IN ('queued', 'assigned', 'running')"
             " ORDER BY w.id",
             0, NULL, NULL, NULL);
@@ -287,8 +287,11 @@ static int load_counts(PGconn *c, bt_core_t *core) {
                        (uint64_t)bt_pgr_i64(r, 0, 1), (uint64_t)bt_pgr_i64(r, 0, 2));
   PQclear(r);
   r = query(c,
-            "SELECT state, count(*) FROM work_packages"
-            " WHERE state IN ('completed', 'dead', 'cancelled') GROUP BY state",
+            /* A completion is its attempt alone (0008); each package
+             * completes once (fencing), earlier versions' included. */
+            "SELECT 'completed', count(*) FROM attempts WHERE outcome = 'completed'"
+            " UNION ALL SELECT state, count(*) FROM work_packages"
+            " WHERE state IN ('dead', 'cancelled') GROUP BY state",
             0, NULL, NULL, NULL);
   if (r == NULL)
     return BT_EDB;

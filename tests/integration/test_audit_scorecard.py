@@ -177,7 +177,7 @@ def test_audit_and_scorecard_follow_history(env):
         " extract(epoch FROM completed_at - submitted_at) * 1000),"
         " percentile_cont(0.95) WITHIN GROUP (ORDER BY"
         " extract(epoch FROM completed_at - submitted_at) * 1000)"
-        " FROM work_packages WHERE id IN (" + ",".join(map(str, done)) + ")")[0]
+        " FROM packages_now WHERE id IN (" + ",".join(map(str, done)) + ")")[0]
     assert abs(g["turnaround_p50_ms"] - float(want[0])) < 0.01, (g, want)
     assert abs(g["turnaround_p95_ms"] - float(want[1])) < 0.01, (g, want)
     assert (b["completed"], b["failed"], b["handed_off"]) == (0, 2, 0), b

@@ -107,7 +107,7 @@ def test_hung_agent_results_are_stale(env):
     print("continuity: acme-1 stopped; handed off after "
           + ", ".join(f"{h['at'] - t_stop:.2f}s" for h in rows.values())
           + "; completed on " + ", ".join(
-              env.pg.scalar(f"SELECT a.name FROM work_packages p JOIN agents a ON "
+              env.pg.scalar(f"SELECT a.name FROM packages_now p JOIN agents a ON "
                             f"a.id = p.agent_id WHERE p.id = {i}") for i in ids),
           flush=True)
     # Its handlers have finished by now (they run in their own session).

@@ -196,7 +196,7 @@ def test_residency_holds_under_failover(env):
 
     # EU work waits, visibly, and never ran on the US vendor.
     open_eu = [i for i in eu_ids
-               if env.pg.scalar(f"SELECT state FROM work_packages WHERE id = {i}")
+               if env.pg.scalar(f"SELECT state FROM packages_now WHERE id = {i}")
                != "completed"]
     assert open_eu, "all EU work completed before the kill"
     reasons = {}

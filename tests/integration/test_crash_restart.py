@@ -22,7 +22,7 @@ TOTAL = 2000
 
 
 def completed(pg):
-    return int(pg.scalar("SELECT count(*) FROM work_packages WHERE state = 'completed'"))
+    return int(pg.scalar("SELECT count(*) FROM packages_now WHERE state = 'completed'"))
 
 
 def in_flight(states):

@@ -60,7 +60,7 @@ def test_embedded_lifecycle(env):
     wait_agents(broker, ["acme-1"])
     first = run_one(broker, "hello from the embedded default")
     rows = embedded_psql(dsn, f"SELECT state, convert_from(result, 'UTF8') "
-                              f"FROM work_packages WHERE id = {first}")
+                              f"FROM packages_now WHERE id = {first}")
     assert rows == [["completed", "HELLO FROM THE EMBEDDED DEFAULT"]], rows
 
     # SIGTERM: batond exits 0 and takes its postgres with it.
@@ -106,7 +106,7 @@ def test_embedded_lifecycle(env):
     wait_agents(broker, ["acme-1"])
     run_one(broker, "after kill -9")
     dsn = embedded_dsn(broker)
-    assert embedded_psql(dsn, "SELECT count(*) FROM work_packages "
+    assert embedded_psql(dsn, "SELECT count(*) FROM packages_now "
                               "WHERE state = 'completed'") == [["3"]]
 
     # Finally a clean stop again leaves nothing behind.

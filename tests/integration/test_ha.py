@@ -244,12 +244,13 @@ def test_kill9_leader_standby_takes_over(env):
 # ---- 2. SIGSTOP of the leader: fencing ------------------------------------------------
 
 SNAPSHOT_SQL = {
-    "work_packages": "SELECT id, state, attempt, vendor_id, agent_id, progress, "
-                     "md5(coalesce(result, ''::bytea)), updated_at, completed_at "
-                     "FROM work_packages ORDER BY id",
+    "packages_now": "SELECT id, state, attempt, vendor_id, agent_id, progress, "
+                    "md5(coalesce(result, ''::bytea)), updated_at, completed_at "
+                    "FROM packages_now ORDER BY id",
     "attempts": "SELECT package_id, attempt, vendor_id, agent_id, assigned_at, "
-                "started_at, ended_at, outcome, exit_code FROM attempts "
+                "started_at, ended_at, outcome, exit_code, md5(result) FROM attempts "
                 "ORDER BY package_id, attempt",
+    "open_packages": "SELECT id FROM open_packages ORDER BY id",
     "handoffs": "SELECT count(*), max(id) FROM handoffs",
     "audit_events": "SELECT count(*), max(id) FROM audit_events",
     "vendors": "SELECT id, state, state_reason, updated_at FROM vendors ORDER BY id",

@@ -13,7 +13,7 @@ from fixtures_it1 import (CAPABILITY, batch_line, check_all_completed,
 
 def rows_with_key(pg, key):
     return pg.psql("SELECT id, convert_from(payload, 'UTF8'), state "
-                   f"FROM work_packages WHERE idem_key = '{key}'")
+                   f"FROM packages_now WHERE idem_key = '{key}'")
 
 
 def submit_key(broker, key, payload):

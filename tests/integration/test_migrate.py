@@ -113,6 +113,25 @@ def test_concurrent_migrate_applies_once(env):
         print(f"round {rnd}: applied by each: {applied}", flush=True)
 
 
+def database_at_schema_6(env, db, sql):
+    """A new database db with migrations 1-6 applied and recorded as batond
+    would have, then sql run on it; returns (db, its DSN)."""
+    pg = env.pg
+    pg.psql(f"CREATE DATABASE {db}", db="postgres")
+    dsn = f"host={pg.socket_dir} port={pg.port} dbname={db} user={pg.user}"
+    here = os.path.dirname(os.path.abspath(__file__))
+    mig = os.path.join(here, "..", "..", "migrations")
+    script = ["CREATE TABLE baton_migrations (version integer PRIMARY KEY,"
+              " name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now());"]
+    for v, n in migration_files():
+        if v <= 6:
+            script.append(open(os.path.join(mig, f"{v:04d}_{n}.sql")).read())
+            script.append(f"INSERT INTO baton_migrations (version, name) VALUES ({v}, '{n}');")
+    script.append(sql)
+    pg.psql("\n".join(script), db=db)
+    return db, dsn
+
+
 @test(timeout=90)
 def test_upgrade_keeps_the_audit_trail(env):
     """A database made by schema 6 (one audit_events row per event) upgraded
@@ -121,32 +140,22 @@ def test_upgrade_keeps_the_audit_trail(env):
     order in `batonctl audit`, a statement of more than 4096 events is split
     into batches whose ids do not overlap, and the trail stays append-only."""
     pg = env.pg
-    db = "upgrade"
-    pg.psql(f"CREATE DATABASE {db}", db="postgres")
-    dsn = f"host={pg.socket_dir} port={pg.port} dbname={db} user={pg.user}"
-    here = os.path.dirname(os.path.abspath(__file__))
-    mig = os.path.join(here, "..", "..", "migrations")
-    old = [(v, n) for v, n in migration_files() if v <= 6]
-    script = ["CREATE TABLE baton_migrations (version integer PRIMARY KEY,"
-              " name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now());"]
-    for v, n in old:
-        script.append(open(os.path.join(mig, f"{v:04d}_{n}.sql")).read())
-        script.append(f"INSERT INTO baton_migrations (version, name) VALUES ({v}, '{n}');")
-    script.append(
+    db, dsn = database_at_schema_6(
+        env, "upgrade",
         "INSERT INTO audit_events (at, actor, action, subject, detail) VALUES"
         " ('2026-01-02T03:04:05Z', 'admin', 'vendor.add', 'vendor:old', 'region=EU'),"
         " ('2026-01-02T03:04:06Z', 'submitter', 'package.submit', 'package:999999999', ''),"
         " ('2026-01-02T03:04:07Z', 'agent', 'attempt.completed',"
         " 'package:999999999',"
         "  'attempt=1 vendor=old agent=a next=completed');")
-    pg.psql("\n".join(script), db=db)
     trail = "SELECT id, at, actor, action, subject, detail FROM audit_events ORDER BY id"
     before = pg.psql(trail, db=db)
     assert len(before) == 3, before
 
     rc, log = migrate(env, dsn, "migrate-upgrade")
     assert rc == 0, log
-    assert log.count("applying migration") == 1 and "version=0007" in log, log
+    assert log.count("applying migration") == len(migration_files()) - 6, log
+    assert "version=0007" in log, log
     assert pg.psql(trail, db=db) == before, "the upgrade changed the old events"
     assert pg.scalar("SELECT count(*) FROM audit_batches", db=db) == "3"
 
@@ -195,6 +204,47 @@ def test_upgrade_keeps_the_audit_trail(env):
         else:
             raise AssertionError(f"{sql} succeeded on the audit trail")
     assert pg.scalar("SELECT count(*) FROM audit_events", db=db) == str(len(ids))
+
+
+@test(timeout=90)
+def test_upgrade_keeps_package_states(env):
+    """Packages written by schema 6 read the same through packages_now after
+    the upgrade to 8 (completions in attempts, open_packages): one completed
+    (its end in the package row), one queued, one whose attempt is open. The
+    open two are listed as open, and a broker started on the database loads
+    them and counts the completed one."""
+    pg = env.pg
+    t0 = "'2026-01-02T03:04:05Z'"
+    db, dsn = database_at_schema_6(
+        env, "upgrade_pkgs",
+        "INSERT INTO vendors (id, name, region, model, capabilities, capacity, cost,"
+        " weight, auth_key, created_at, updated_at) VALUES (1, 'oldv', 'EU', 'onshore',"
+        f" '{{upper}}', 10, 1, 1, decode(repeat('00', 32), 'hex'), {t0}, {t0});"
+        "INSERT INTO agents (id, vendor_id, name, capabilities, slots, first_seen_at,"
+        f" last_seen_at) VALUES (1, 1, 'a1', '{{upper}}', 4, {t0}, {t0});"
+        "INSERT INTO work_packages (id, capability, payload, priority, max_attempts, state,"
+        " attempt, vendor_id, agent_id, result, submitted_at, updated_at, completed_at)"
+        f" VALUES (1, 'upper', 'one', 0, 3, 'completed', 1, 1, 1, 'ONE', {t0}, {t0}, {t0}),"
+        f" (2, 'upper', 'two', 0, 3, 'queued', 0, NULL, NULL, NULL, {t0}, {t0}, NULL),"
+        f" (3, 'upper', 'three', 0, 3, 'queued', 0, NULL, NULL, NULL, {t0}, {t0}, NULL);"
+        "INSERT INTO attempts (package_id, attempt, vendor_id, agent_id, assigned_at,"
+        f" started_at, ended_at, outcome) VALUES (1, 1, 1, 1, {t0}, {t0}, {t0}, 'completed'),"
+        f" (3, 1, 1, 1, {t0}, {t0}, NULL, NULL);")
+    now = ("SELECT id, state, attempt, vendor_id, agent_id, convert_from(result, 'UTF8'),"
+           " completed_at FROM packages_now ORDER BY id")
+    before = pg.psql(now, db=db)
+    assert [r[1] for r in before] == ["completed", "queued", "running"], before
+
+    rc, log = migrate(env, dsn, "migrate-upgrade")
+    assert rc == 0 and "version=0008" in log, log
+    assert pg.psql(now, db=db) == before, "the upgrade changed what packages_now says"
+    assert pg.psql("SELECT id FROM open_packages ORDER BY id", db=db) == [("2",), ("3",)]
+
+    broker = env.broker(db=dsn)
+    _, stats, _ = broker.ctl("stats")
+    assert (stats["completed"], stats["queued"], stats["running"]) == (1, 1, 1), stats
+    _, one, _ = broker.ctl("package", "show", "1")
+    assert (one["state"], one["result_bytes"]) == ("completed", 3), one
 
 
 if __name__ == "__main__":

@@ -35,8 +35,9 @@ static void add_package(uint64_t id) {
   snprintf(q, sizeof q,
            "INSERT INTO work_packages (id, capability, payload, priority, max_attempts,"
            " state, attempt, submitted_at, updated_at)"
-           " VALUES (%llu, 'cap', 'x', 0, 3, 'queued', 0, now(), now())",
-           (unsigned long long)id);
+           " VALUES (%llu, 'cap', 'x', 0, 3, 'queued', 0, now(), now());"
+           " INSERT INTO open_packages (id) VALUES (%llu)",
+           (unsigned long long)id, (unsigned long long)id);
   fx_exec(q);
 }
 
@@ -82,6 +83,17 @@ static void finish(uint64_t pkg, uint32_t attempt, bt_outcome_t outcome,
   a.len = result ? strlen(result) : 0;
   a.retry_at = next == BT_PKG_QUEUED ? a.at + 10 : 0;
   bt_store_finish(st, &a, "vendor-a", "agent-1", fx_on_done, d);
+}
+
+/* Packages first .. first + n_add - 1, the first n_assign of them assigned
+ * (attempt 1) and committed; d[i] holds assignment i's outcome. */
+static void add_and_assign(uint64_t first, int n_add, int n_assign, fx_done_t *d) {
+  for (int i = 0; i < n_add; i++)
+    add_package(first + (uint64_t)i);
+  memset(d, 0, (size_t)n_assign * sizeof *d);
+  for (int i = 0; i < n_assign; i++)
+    assign(first + (uint64_t)i, 1, &d[i]);
+  fx_run_until(all_done, NULL);
 }
 
 static int setup(void **state) {
@@ -145,7 +157,7 @@ static void test_store_merge_whole_life_in_one_segment(void **state) {
     assert_int_equal(e[i].status, 0);
   }
   assert_string_equal(fx_text("SELECT state || '/' || attempt || '/' || "
-                              "convert_from(result, 'UTF8') FROM work_packages "
+                              "convert_from(result, 'UTF8') FROM packages_now "
                               "WHERE id = 110"),
                       "completed/2/late");
   assert_string_equal(fx_text("SELECT string_agg(attempt || ':' || outcome || ':' ||"
@@ -169,16 +181,23 @@ static void test_store_merge_whole_life_in_one_segment(void **state) {
   assert_int_equal(d[0].calls + d[10].calls + d[11].calls + d[22].calls, 4);
 
   assert_string_equal(fx_text("SELECT state || '/' || attempt || '/' || "
-                              "convert_from(result, 'UTF8') FROM work_packages "
+                              "convert_from(result, 'UTF8') FROM packages_now "
                               "WHERE id = 100"),
                       "completed/2/second");
   assert_string_equal(fx_text("SELECT string_agg(attempt || ':' || outcome || ':' ||"
                               " (started_at IS NOT NULL), ',' ORDER BY attempt)"
                               " FROM attempts WHERE package_id = 100"),
                       "1:failed:true,2:completed:true");
-  assert_int_equal(fx_num("SELECT count(*) FROM work_packages WHERE id BETWEEN 101 AND 109"
+  assert_int_equal(fx_num("SELECT count(*) FROM packages_now WHERE id BETWEEN 101 AND 109"
                           " AND state = 'completed' AND attempt = 1"),
                    9);
+  /* Completed is written to attempts alone (0008): the rows stay as they
+   * were, and none of the packages is open any more. */
+  assert_int_equal(fx_num("SELECT count(*) FROM work_packages WHERE id BETWEEN 100 AND 110"
+                          " AND completed_at IS NULL AND result IS NULL"),
+                   11);
+  assert_int_equal(fx_num("SELECT count(*) FROM open_packages WHERE id BETWEEN 100 AND 110"),
+                   0);
   assert_int_equal(fx_num("SELECT count(*) FROM attempts WHERE package_id BETWEEN 101"
                           " AND 109 AND outcome = 'completed' AND started_at IS NOT NULL"
                           " AND started_at <= ended_at"),
@@ -196,13 +215,8 @@ static void test_store_merge_whole_life_in_one_segment(void **state) {
 
 static void test_store_merge_bad_row_fails_alone(void **state) {
   (void)state;
-  for (uint64_t id = 200; id < 205; id++)
-    add_package(id);
   fx_done_t d[5];
-  memset(d, 0, sizeof d);
-  for (uint64_t id = 200; id < 205; id++)
-    assign(id, 1, &d[id - 200]);
-  fx_run_until(all_done, NULL);
+  add_and_assign(200, 5, 5, d);
   memset(d, 0, sizeof d);
   /* Five finishes in one statement; package 202's outcome breaks the CHECK
    * on attempts.outcome (BT_OUTCOME__COUNT is named "unknown"). */
@@ -217,9 +231,10 @@ static void test_store_merge_bad_row_fails_alone(void **state) {
     else
       assert_int_equal(d[i].status, 0);
   }
-  assert_int_equal(fx_num("SELECT count(*) FROM work_packages WHERE id BETWEEN 200 AND 204"
+  assert_int_equal(fx_num("SELECT count(*) FROM packages_now WHERE id BETWEEN 200 AND 204"
                           " AND state = 'completed'"),
                    4);
+  assert_int_equal(fx_num("SELECT id FROM open_packages WHERE id BETWEEN 200 AND 204"), 202);
   /* Its attempt is still open: the package row is as submitted (an
    * assignment writes attempts only), and packages_now folds the attempt in. */
   assert_string_equal(fx_text("SELECT state || '/' || attempt FROM work_packages"
@@ -266,11 +281,63 @@ static void test_store_merge_attempt_open_before_0006(void **state) {
                       "completed/true");
 }
 
+/* open_packages (0008) follows every way a package ends or opens again: a
+ * dead or cancelled end takes it off and records the end in the package row,
+ * an admin's revive puts it back, and a late progress report on a completed
+ * package (whose row was never updated) changes nothing. */
+static void test_store_merge_open_packages(void **state) {
+  (void)state;
+  fx_done_t d[8];
+  memset(d, 0, sizeof d);
+  add_and_assign(400, 4, 3, d);
+  finish(400, 1, BT_OUTCOME_COMPLETED, BT_PKG_COMPLETED, "done", &d[3]);
+  finish(401, 1, BT_OUTCOME_FAILED, BT_PKG_DEAD, NULL, &d[4]);
+  finish(402, 1, BT_OUTCOME_CANCELLED, BT_PKG_CANCELLED, NULL, &d[5]);
+  /* 403 was never assigned: cancelled while queued (attempt 0, no attempt row). */
+  finish(403, 0, BT_OUTCOME_CANCELLED, BT_PKG_CANCELLED, NULL, &d[6]);
+  fx_run_until(all_done, NULL);
+  for (int i = 0; i < 7; i++)
+    assert_int_equal(d[i].status, 0);
+  assert_int_equal(fx_num("SELECT count(*) FROM open_packages WHERE id BETWEEN 400 AND 403"),
+                   0);
+  assert_string_equal(fx_text("SELECT string_agg(id || ':' || state || ':' ||"
+                              " (completed_at IS NOT NULL), ',' ORDER BY id)"
+                              " FROM packages_now WHERE id BETWEEN 400 AND 403"),
+                      "400:completed:true,401:dead:true,402:cancelled:true,"
+                      "403:cancelled:true");
+  assert_string_equal(fx_text("SELECT string_agg(id || ':' || state, ',' ORDER BY id)"
+                              " FROM work_packages WHERE id BETWEEN 400 AND 403"),
+                      "400:queued,401:dead,402:cancelled,403:cancelled");
+
+  /* Revive the dead one: open again, queued, in the row and in the view. */
+  bt_pkg_view_t v;
+  memset(&v, 0, sizeof v);
+  v.id = 401;
+  v.attempt = 1;
+  v.state = BT_PKG_QUEUED;
+  v.max_attempts = 6;
+  bt_store_package_update(st, &v, ++clock_at);
+  /* A late progress report for the completed one. */
+  bt_action_t p = act(400, 1);
+  p.kind = BT_ACT_PROGRESS;
+  p.progress = 99;
+  bt_store_progress(st, &p);
+  fx_run_until(all_done, NULL);
+  assert_int_equal(fx_num("SELECT id FROM open_packages WHERE id BETWEEN 400 AND 403"), 401);
+  assert_string_equal(fx_text("SELECT state || '/' || (completed_at IS NULL) FROM packages_now"
+                              " WHERE id = 401"),
+                      "queued/true");
+  assert_string_equal(fx_text("SELECT state || '/' || coalesce(progress, -1) || '/' ||"
+                              " convert_from(result, 'UTF8') FROM packages_now WHERE id = 400"),
+                      "completed/-1/done");
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_store_merge_whole_life_in_one_segment),
       cmocka_unit_test(test_store_merge_bad_row_fails_alone),
       cmocka_unit_test(test_store_merge_attempt_open_before_0006),
+      cmocka_unit_test(test_store_merge_open_packages),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
