@@ -85,9 +85,10 @@ const bt_cfg_key_t bt_cfg_keys[] = {
     {"store_pipeline_depth", BT_CFG_UINT, "2", 1, 64, OFF(store_pipeline_depth), NULL,
      "transactions in flight to PostgreSQL at once (2: the next is sent while one "
      "commits, so the backend never waits for the broker; 1: one at a time)", RESTART},
-    {"store_lanes", BT_CFG_UINT, "2", 1, 8, OFF(store_lanes), NULL,
+    {"store_lanes", BT_CFG_UINT, "1", 1, 8, OFF(store_lanes), NULL,
      "connections that package writes are spread over by package id (a package's "
-     "writes keep their order on one), so PostgreSQL runs them on several cores",
+     "writes keep their order on one), so PostgreSQL runs them on several cores "
+     "(worth it when PostgreSQL has cores of its own)",
      RESTART},
     {"store_submit_lanes", BT_CFG_UINT, "2", 1, 8, OFF(store_submit_lanes), NULL,
      "connections that large submits (64 packages or more) take turns on, one request "

@@ -10,6 +10,10 @@ from fixtures_it1 import (CAPABILITY, batch_line, check_all_completed,
                           expected_result, start_fleet, submit_batch,
                           wait_ids, write_batch)
 
+# Two store lanes (the default is one), so the answers that depend on several
+# lanes (stale reports, admin operations, known keys) wait for both.
+BROKER_ARGS = ["--set", "poll_park=200ms", "--set", "store_lanes=2"]
+
 
 def rows_with_key(pg, key):
     return pg.psql("SELECT id, convert_from(payload, 'UTF8'), state "
@@ -24,7 +28,7 @@ def submit_key(broker, key, payload):
 
 @test(timeout=60)
 def test_same_key_same_package(env):
-    broker = env.broker(extra_args=["--set", "poll_park=200ms"])
+    broker = env.broker(extra_args=BROKER_ARGS)
     pg = env.pg
 
     # Nobody works yet: the first package stays queued while the repeats come.
