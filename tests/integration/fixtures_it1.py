@@ -22,6 +22,10 @@ from harness import (Broker, HarnessError, TestEnv, binary,
 
 CAPABILITY = "upper"
 HANDLER = "tr a-z A-Z"
+# Brokers of the tests whose answers wait on several store lanes (stale
+# reports, admin operations, known keys): two lanes (the default is one), and
+# polls parked briefly.
+TWO_LANES_BROKER_ARGS = ["--set", "poll_park=200ms", "--set", "store_lanes=2"]
 
 
 def expected_result(payload: str) -> str:

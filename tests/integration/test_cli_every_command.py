@@ -25,11 +25,8 @@ import subprocess
 from harness import binary, main, test, wait_for
 from fixtures_cli import (AGENT_FIELDS, HANDOFF_LIST_FIELDS, STATS_FIELDS, WAIT_FIELDS,
                           check_package, check_vendor, fails, has, one_doc, run)
+from fixtures_it1 import TWO_LANES_BROKER_ARGS
 from fixtures_it4 import CAPABILITY, World, wait_running
-
-# Two store lanes (the default is one), so the answers that depend on several
-# lanes (stale reports, admin operations, known keys) wait for both.
-BROKER_ARGS = ["--set", "poll_park=200ms", "--set", "store_lanes=2"]
 
 SCORECARD_FIELDS = ["vendor", "completed", "failed", "handed_off", "on_time_rate",
                     "turnaround_p50_ms", "turnaround_p95_ms", "cost_total"]
@@ -94,7 +91,7 @@ def test_cli_help_and_usage(env):
 @test(timeout=150)
 def test_cli_every_command(env):
     cmds = listed_commands()
-    broker = env.broker(extra_args=BROKER_ARGS)
+    broker = env.broker(extra_args=TWO_LANES_BROKER_ARGS)
     B = broker
     w = World(env, broker)
     ran = {}      # command -> exit codes seen
@@ -305,7 +302,7 @@ def test_cli_wait_progress(env):
     """`wait` on a terminal draws a bar in place (done/total, rate, ETA) on
     stderr and clears it; otherwise it prints plain lines. Either way stdout
     holds only the answer. 16 packages of 0.4 s on 2 slots: about 3.5 s each."""
-    broker = env.broker(extra_args=BROKER_ARGS)
+    broker = env.broker(extra_args=TWO_LANES_BROKER_ARGS)
     w = World(env, broker)
     w.vendor("acme", "EU-DE")
     w.agent("acme", "acme-1", w.work("acme-1", 0.4), slots=2)

@@ -21,14 +21,10 @@ import base64
 import time
 
 from harness import main, test, wait_for
-from fixtures_it1 import wait_ids
+from fixtures_it1 import TWO_LANES_BROKER_ARGS, wait_ids
 from fixtures_it4 import (LEASE_S, World, check_continuity, db_attempts, db_audit,
                           db_handoffs, elapsed, log_lines, open_attempts, sh_quote,
                           summary, wait_handoffs, wait_running)
-
-# Two store lanes (the default is one), so the answers that depend on several
-# lanes (stale reports, admin operations, known keys) wait for both.
-BROKER_ARGS = ["--set", "poll_park=200ms", "--set", "store_lanes=2"]
 
 DETECT_BOUND_S = 8.0  # kill -> handoff row; the lease is 3 s
 HEARTBEAT_S = 1.0  # the broker's default heartbeat
@@ -37,7 +33,7 @@ HEARTBEAT_S = 1.0  # the broker's default heartbeat
 @test(timeout=90)
 def test_agent_kill9_hands_off_its_work(env):
     t0 = time.monotonic()
-    broker = env.broker(extra_args=BROKER_ARGS)
+    broker = env.broker(extra_args=TWO_LANES_BROKER_ARGS)
     w = World(env, broker)
     w.vendor("acme", "EU-DE")
     w.vendor("globex", "IN")
@@ -88,7 +84,7 @@ def test_agent_kill9_hands_off_its_work(env):
 @test(timeout=90)
 def test_hung_agent_results_are_stale(env):
     t0 = time.monotonic()
-    broker = env.broker(extra_args=BROKER_ARGS)
+    broker = env.broker(extra_args=TWO_LANES_BROKER_ARGS)
     w = World(env, broker)
     w.vendor("acme", "EU-DE")
     w.vendor("globex", "IN")
@@ -191,7 +187,7 @@ printf '%s:%s:%s:resumed-from=%s\n' "$BATON_PACKAGE_ID" "$BATON_ATTEMPT" "$1" "$
 @test(timeout=90)
 def test_handoff_carries_the_checkpoint(env):
     t0 = time.monotonic()
-    broker = env.broker(extra_args=BROKER_ARGS)
+    broker = env.broker(extra_args=TWO_LANES_BROKER_ARGS)
     w = World(env, broker)
     w.vendor("acme", "EU-DE")
     w.vendor("globex", "IN")

@@ -19,13 +19,9 @@ import os
 import time
 
 from harness import main, test, wait_for
-from fixtures_it1 import wait_ids
+from fixtures_it1 import TWO_LANES_BROKER_ARGS, wait_ids
 from fixtures_it4 import (World, check_continuity, db_audit, open_attempts, sh_quote,
                           wait_running)
-
-# Two store lanes (the default is one), so the answers that depend on several
-# lanes (stale reports, admin operations, known keys) wait for both.
-BROKER_ARGS = ["--set", "poll_park=200ms", "--set", "store_lanes=2"]
 
 # Ignores SIGTERM (and so do its children), so only SIGKILL ends it.
 STUBBORN_SH = r"""#!/bin/sh
@@ -74,7 +70,7 @@ def read_pid(world: World, name: str) -> int:
 
 @test(timeout=90)
 def test_cancel_running_package_kills_its_handler(env):
-    broker = env.broker(extra_args=BROKER_ARGS)
+    broker = env.broker(extra_args=TWO_LANES_BROKER_ARGS)
     w = World(env, broker)
     w.vendor("acme", "EU-DE")
     stubborn = w.script("stubborn.sh", STUBBORN_SH)
@@ -112,7 +108,7 @@ def test_cancel_running_package_kills_its_handler(env):
 
 @test(timeout=90)
 def test_reassign_running_package_carries_checkpoint(env):
-    broker = env.broker(extra_args=BROKER_ARGS)
+    broker = env.broker(extra_args=TWO_LANES_BROKER_ARGS)
     w = World(env, broker)
     w.vendor("acme", "EU-DE", cost=0.5)
     w.vendor("globex", "EU-FR", cost=5)
@@ -155,7 +151,7 @@ def test_reassign_running_package_carries_checkpoint(env):
 
 @test(timeout=90)
 def test_vendor_drain_lets_work_finish_and_routes_new_work_elsewhere(env):
-    broker = env.broker(extra_args=BROKER_ARGS)
+    broker = env.broker(extra_args=TWO_LANES_BROKER_ARGS)
     w = World(env, broker)
     w.vendor("acme", "EU-DE", cost=0.1)
     w.vendor("globex", "EU-FR", cost=5)

@@ -6,13 +6,9 @@ work_packages, not just in what batonctl prints."""
 from concurrent.futures import ThreadPoolExecutor
 
 from harness import main, test
-from fixtures_it1 import (CAPABILITY, batch_line, check_all_completed,
-                          expected_result, start_fleet, submit_batch,
-                          wait_ids, write_batch)
-
-# Two store lanes (the default is one), so the answers that depend on several
-# lanes (stale reports, admin operations, known keys) wait for both.
-BROKER_ARGS = ["--set", "poll_park=200ms", "--set", "store_lanes=2"]
+from fixtures_it1 import (CAPABILITY, TWO_LANES_BROKER_ARGS, batch_line,
+                          check_all_completed, expected_result, start_fleet,
+                          submit_batch, wait_ids, write_batch)
 
 
 def rows_with_key(pg, key):
@@ -28,7 +24,7 @@ def submit_key(broker, key, payload):
 
 @test(timeout=60)
 def test_same_key_same_package(env):
-    broker = env.broker(extra_args=BROKER_ARGS)
+    broker = env.broker(extra_args=TWO_LANES_BROKER_ARGS)
     pg = env.pg
 
     # Nobody works yet: the first package stays queued while the repeats come.
