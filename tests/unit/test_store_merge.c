@@ -287,7 +287,7 @@ static void test_store_merge_attempt_open_before_0006(void **state) {
  * package (whose row was never updated) changes nothing. */
 static void test_store_merge_open_packages(void **state) {
   (void)state;
-  fx_done_t d[8];
+  fx_done_t d[7];
   memset(d, 0, sizeof d);
   add_and_assign(400, 4, 3, d);
   finish(400, 1, BT_OUTCOME_COMPLETED, BT_PKG_COMPLETED, "done", &d[3]);
