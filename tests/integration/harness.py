@@ -50,6 +50,7 @@ import io
 import json as _json
 import os
 import pwd
+import random
 import re
 import shutil
 import signal
@@ -138,18 +139,41 @@ def binary(name: str) -> str:
 
 
 _ports_given: set[int] = set()
+_port_rng = random.SystemRandom()
+
+
+def _ephemeral_ports() -> tuple[int, int]:
+    """The kernel's range for outgoing connections' local ports."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            lo, hi = (int(x) for x in f.read().split())
+        return lo, hi
+    except (OSError, ValueError):
+        return 32768, 60999
 
 
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago (bind to port 0).
-    Never hands out the same port twice in one process."""
-    for _ in range(100):
+    """A TCP port on 127.0.0.1 that was free a moment ago. Never hands out
+    the same port twice in one process.
+
+    The port is picked at random outside the kernel's ephemeral range: a
+    port that bind(0) reports free is one the kernel may hand the very next
+    outgoing connection (a client of another test running beside this one),
+    and a server that binds it a moment later fails with "address already in
+    use" (it_security_authz did, under ctest -j2)."""
+    lo, hi = _ephemeral_ports()
+    first, last = (10000, lo - 1) if lo > 12000 else (hi + 1, 65535)
+    for _ in range(200):
+        port = _port_rng.randint(first, last)
+        if port in _ports_given:
+            continue
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port not in _ports_given:
-            _ports_given.add(port)
-            return port
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # in use (or lingering): try another
+        _ports_given.add(port)
+        return port
     raise HarnessError("could not find a free port")
 
 
@@ -549,6 +573,7 @@ class PgServer:
         self.log_dir = os.path.join(base_dir, "logs")
         self.log_path = os.path.join(self.log_dir, f"{name}.log")
         self.port = port or free_port()
+        self._port_chosen = port is None  # ours to change if it was taken
         self.settings = dict(settings or {})
         self.user, self.dbname = user, dbname
         self.bindir = find_pg_bindir()
@@ -695,6 +720,29 @@ class PgServer:
         if self.running:
             raise HarnessError(f"postgres already running (pid {self.pid})")
         self.init()
+        for tries_left in range(4, -1, -1):
+            try:
+                self._start_once(timeout)
+                break
+            except ProcessExited:
+                # Another process took the port between free_port() and the
+                # bind: on the first start, nothing else knows the port yet.
+                last_start = _tail(self.log_path).rsplit("=== harness: start", 1)[-1]
+                if (tries_left == 0 or not self._port_chosen or self._created_db
+                        or "Address already in use" not in last_start):
+                    raise
+                self.port = free_port()
+                with open(os.path.join(self.data_dir, "postgresql.conf"), "a") as f:
+                    f.write(f"port = {self.port}  # the first one was taken\n")
+        if not self._created_db:
+            have = self.psql("SELECT 1 FROM pg_database WHERE datname = "
+                             f"'{self.dbname}'", db="postgres")
+            if not have:
+                self.psql(f'CREATE DATABASE "{self.dbname}"', db="postgres")
+            self._created_db = True
+        return self
+
+    def _start_once(self, timeout: float) -> None:
         with open(self.log_path, "ab") as log:
             log.write(f"=== harness: start postgres at {time.strftime('%H:%M:%S')}\n".encode())
             log.flush()
@@ -718,13 +766,6 @@ class PgServer:
                 env=_pg_env(), timeout=15).returncode == 0
         wait_for(ready, timeout, what=f"postgres on port {self.port} to accept "
                  "connections", interval=0.1, logs=[self])
-        if not self._created_db:
-            have = self.psql("SELECT 1 FROM pg_database WHERE datname = "
-                             f"'{self.dbname}'", db="postgres")
-            if not have:
-                self.psql(f'CREATE DATABASE "{self.dbname}"', db="postgres")
-            self._created_db = True
-        return self
 
     def _signal_and_wait(self, sig: int, timeout: float) -> bool:
         if not self.running:
