@@ -62,6 +62,8 @@ struct bt_ctl_conn {
   const char *refused;   /* set: every request is answered with this refusal */
   uint64_t last_ms;      /* last bytes received */
   bt_ctl_conn_t *prev_conn, *next_conn;
+  bool flush_queued;        /* on ctl->flush_list: answers wait for this turn's write */
+  bt_ctl_conn_t *next_flush;
 };
 
 struct bt_ctl {
@@ -81,14 +83,24 @@ struct bt_ctl {
   uint64_t next_token;
   bt_ctl_conn_t *conns;
   uint32_t n_conns;
+  /* Answers that became ready during a loop turn (a commit acknowledges many
+   * submits at once) are written together when the turn's I/O is done: one
+   * writev per connection instead of one write, and one wake-up of the client,
+   * per answer. The idle handle only keeps the loop from blocking in poll
+   * while answers wait (one queued by a timer or a check callback would
+   * otherwise wait for the next I/O). */
+  uv_check_t flush;
+  uv_idle_t flush_soon;
+  bt_ctl_conn_t *flush_list;
   int open_handles;
   bool closing;
   void (*on_closed)(void *arg);
   void *closed_arg;
 };
 
-/* listener.c: answers a request (packs reply, writes what is ready, frees the
- * request when its connection is gone). */
+/* listener.c: answers a request: packs reply for the end of this loop turn,
+ * when the connection's ready answers go out in one write (frees the request
+ * at once when its connection is gone). */
 void bt_ctl__answer(bt_ctl_t *ctl, bt_ctl_req_t *req, const Baton__CtlReply *reply);
 /* Answers with an error status from a Baton code and a message. */
 void bt_ctl__fail(bt_ctl_t *ctl, bt_ctl_req_t *req, int code, const char *message);

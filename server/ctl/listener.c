@@ -100,9 +100,24 @@ static void ctl_maybe_free(bt_ctl_t *ctl) {
     cb(arg);
 }
 
+/* Takes c off the list of connections with answers to write. */
+static void flush_list_remove(bt_ctl_t *ctl, bt_ctl_conn_t *c) {
+  if (!c->flush_queued)
+    return;
+  for (bt_ctl_conn_t **pp = &ctl->flush_list; *pp; pp = &(*pp)->next_flush) {
+    if (*pp == c) {
+      *pp = c->next_flush;
+      break;
+    }
+  }
+  c->flush_queued = false;
+  c->next_flush = NULL;
+}
+
 static void conn_closed_cb(uv_handle_t *h) {
   bt_ctl_conn_t *c = h->data;
   bt_ctl_t *ctl = c->ctl;
+  flush_list_remove(ctl, c);
   bt_frame_reader_close(&c->reader);
   free(c);
   ctl->open_handles--;
@@ -144,16 +159,19 @@ static void conn_update_reading(bt_ctl_conn_t *c) {
   c->reading = want;
 }
 
+/* One writev of the answers that were ready together; frees them when done. */
 typedef struct {
   uv_write_t w;
   bt_ctl_conn_t *c;
-  uint8_t *frame;
+  size_t n;
+  uint8_t *frames[];
 } write_req_t;
 
 static void write_cb(uv_write_t *w, int status) {
   write_req_t *wr = (write_req_t *)w;
   bt_ctl_conn_t *c = wr->c;
-  free(wr->frame);
+  for (size_t i = 0; i < wr->n; i++)
+    free(wr->frames[i]);
   free(wr);
   c->writes--;
   if (status < 0 && !c->closing) {
@@ -163,15 +181,35 @@ static void write_cb(uv_write_t *w, int status) {
   conn_maybe_close(c);
 }
 
-static void conn_write(bt_ctl_conn_t *c, uint8_t *frame, size_t len) {
-  write_req_t *wr = malloc(sizeof *wr);
-  if (wr == NULL)
+/* Writes the n answers at the head of the queue (all ready) with one writev,
+ * in request order, and frees their requests. */
+static void conn_write_ready(bt_ctl_conn_t *c, size_t n) {
+  write_req_t *wr = malloc(sizeof *wr + n * sizeof wr->frames[0]);
+  uv_buf_t small[16];
+  uv_buf_t *bufs = n <= 16 ? small : malloc(n * sizeof *bufs);
+  if (wr == NULL || bufs == NULL)
     abort();
   wr->c = c;
-  wr->frame = frame;
-  uv_buf_t b = uv_buf_init((char *)frame, (unsigned)len);
-  if (uv_write(&wr->w, &c->h.stream, &b, 1, write_cb) != 0) {
-    free(frame);
+  wr->n = n;
+  for (size_t i = 0; i < n; i++) {
+    bt_ctl_req_t *r = c->head;
+    c->head = r->next;
+    if (c->head == NULL)
+      c->tail = NULL;
+    c->n_reqs--;
+    wr->frames[i] = r->frame;
+    bufs[i] = uv_buf_init((char *)r->frame, (unsigned)r->frame_len);
+    r->frame = NULL;
+    req_free(c->ctl, r);
+  }
+  /* uv_write copies the buffer array, not the bytes: the frames live until
+   * write_cb. */
+  int rv = uv_write(&wr->w, &c->h.stream, bufs, (unsigned)n, write_cb);
+  if (bufs != small)
+    free(bufs);
+  if (rv != 0) {
+    for (size_t i = 0; i < n; i++)
+      free(wr->frames[i]);
     free(wr);
     conn_close(c);
     return;
@@ -181,20 +219,44 @@ static void conn_write(bt_ctl_conn_t *c, uint8_t *frame, size_t len) {
 
 /* Writes the answers at the head of the queue that are ready. */
 static void conn_pump(bt_ctl_conn_t *c) {
-  while (!c->closing && c->head != NULL && c->head->frame != NULL) {
-    bt_ctl_req_t *r = c->head;
-    c->head = r->next;
-    if (c->head == NULL)
-      c->tail = NULL;
-    c->n_reqs--;
-    uint8_t *frame = r->frame;
-    size_t len = r->frame_len;
-    r->frame = NULL;
-    req_free(c->ctl, r);
-    conn_write(c, frame, len);
-  }
+  size_t n = 0;
+  for (bt_ctl_req_t *r = c->head; r != NULL && r->frame != NULL; r = r->next)
+    n++;
+  if (!c->closing && n > 0)
+    conn_write_ready(c, n);
   conn_update_reading(c);
   conn_maybe_close(c);
+}
+
+/* Runs once per loop turn after I/O: writes what each connection has ready. */
+static void on_flush(uv_check_t *h) {
+  bt_ctl_t *ctl = h->data;
+  while (ctl->flush_list != NULL) {
+    bt_ctl_conn_t *c = ctl->flush_list;
+    ctl->flush_list = c->next_flush;
+    c->next_flush = NULL;
+    c->flush_queued = false;
+    if (!c->closing)
+      conn_pump(c);
+  }
+  uv_check_stop(&ctl->flush);
+  uv_idle_stop(&ctl->flush_soon);
+}
+
+static void on_flush_soon(uv_idle_t *h) { (void)h; }
+
+/* The head of c's queue may be ready: write it at the end of this turn. */
+static void conn_flush_later(bt_ctl_conn_t *c) {
+  bt_ctl_t *ctl = c->ctl;
+  if (c->flush_queued || c->closing)
+    return;
+  c->flush_queued = true;
+  c->next_flush = ctl->flush_list;
+  ctl->flush_list = c;
+  if (!ctl->closing) {
+    uv_check_start(&ctl->flush, on_flush);
+    uv_idle_start(&ctl->flush_soon, on_flush_soon);
+  }
 }
 
 static void conn_maybe_close(bt_ctl_conn_t *c) {
@@ -219,7 +281,7 @@ void bt_ctl__answer(bt_ctl_t *ctl, bt_ctl_req_t *req, const Baton__CtlReply *rep
     return;
   }
   req->frame = pack_frame(reply, &req->frame_len);
-  conn_pump(req->conn);
+  conn_flush_later(req->conn);
 }
 
 static Baton__CtlStatus status_of(int code) {
@@ -460,7 +522,11 @@ int bt_ctl_new(uv_loop_t *loop, const char *path, const bt_ctl_opts_t *opts,
   bt_idmap_init(&ctl->reqs);
   uv_timer_init(loop, &ctl->sweep);
   ctl->sweep.data = ctl;
-  ctl->open_handles = 2;
+  uv_check_init(loop, &ctl->flush);
+  ctl->flush.data = ctl;
+  uv_idle_init(loop, &ctl->flush_soon);
+  ctl->flush_soon.data = ctl;
+  ctl->open_handles = 4;
   int rv = bt_ctl__endpoint_listen(ctl, path, on_connection);
   /* The configured token is not needed past the check above (only its hash is
    * kept); forget the borrowed pointer so nothing here can print it. */
@@ -470,6 +536,8 @@ int bt_ctl_new(uv_loop_t *loop, const char *path, const bt_ctl_opts_t *opts,
     ctl->closing = true;
     uv_close(&ctl->listener.handle, listener_closed);
     uv_close((uv_handle_t *)&ctl->sweep, listener_closed);
+    uv_close((uv_handle_t *)&ctl->flush, listener_closed);
+    uv_close((uv_handle_t *)&ctl->flush_soon, listener_closed);
     *out = NULL;
     return rv;
   }
@@ -504,6 +572,8 @@ void bt_ctl_close(bt_ctl_t *ctl, void (*on_closed)(void *arg), void *arg) {
   ctl->closing = true;
   while (ctl->conns)
     conn_close(ctl->conns);
+  uv_close((uv_handle_t *)&ctl->flush, listener_closed);
+  uv_close((uv_handle_t *)&ctl->flush_soon, listener_closed);
   /* The last close callback frees the object; when everything is closed
    * already, that happens here. */
   ctl_maybe_free(ctl);
