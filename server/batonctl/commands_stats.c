@@ -1,6 +1,8 @@
 /*
  * `stats`: whole-system counters (packages by state, vendors by state,
- * connected agents) as one table or one JSON object.
+ * connected agents) as one table or one JSON object. "finishing" packages
+ * have their final state decided but not yet committed; they count in no
+ * other state until it is.
  */
 #include "commands.h"
 #include "output.h"
@@ -26,8 +28,8 @@ int bt_cli_cmd_stats(bt_cli_t *cli, const bt_cli_args_t *args) {
   } counts[] = {
       {"queued", s->queued},       {"waiting", s->waiting},
       {"assigned", s->assigned},   {"running", s->running},
-      {"completed", s->completed}, {"dead", s->dead},
-      {"cancelled", s->cancelled},
+      {"finishing", s->finishing}, {"completed", s->completed},
+      {"dead", s->dead},           {"cancelled", s->cancelled},
   };
   size_t n_counts = sizeof counts / sizeof counts[0];
   if (cli->json) {

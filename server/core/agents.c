@@ -173,8 +173,7 @@ void bt_core__requeue_lost(bt_core_t *core, bt_core_pkg_t *p, bt_outcome_t outco
     bt_core__agent_release(core, a, p);
   p->flags &= (uint8_t)~BT_PKGF_UNDISPATCHED;
   if (dead) {
-    p->flags |= BT_PKGF_FINISHING;
-    bt_core__pkg_set_state(core, p, BT_PKG_DEAD);
+    bt_core__pkg_set_finishing(core, p, BT_PKG_DEAD);
     return;
   }
   p->agent_id = 0;
@@ -739,8 +738,7 @@ int bt_core_agent_result(bt_core_t *core, uint64_t agent_id, const bt_result_t *
     /* agent_id stays set while the finish commits: it is what makes a resent
      * copy of this result "mine" above, so it is acked instead of refused as
      * stale (test_core_fencing_duplicate_result). */
-    p->flags |= BT_PKGF_FINISHING;
-    bt_core__pkg_set_state(core, p, next);
+    bt_core__pkg_set_finishing(core, p, next);
   }
   /* After the package is settled: a tripped breaker revokes the vendor's other
    * attempts, never this one twice. */
@@ -775,6 +773,7 @@ void bt_core_finish_persisted(bt_core_t *core, uint64_t package_id, uint32_t att
   bt_core_pkg_t *p = bt_idmap_get(&core->pkg_by_id, package_id);
   if (p == NULL || p->attempt != attempt || !(p->flags & BT_PKGF_FINISHING))
     return;
+  core->finishing[p->state]--;
   if (!ok) {
     /* Never recorded as finished: run it again rather than lose it. */
     p->flags &= (uint8_t)~BT_PKGF_FINISHING;

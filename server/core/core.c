@@ -349,8 +349,12 @@ void bt_core_set_finished_counts(bt_core_t *core, uint64_t completed, uint64_t d
 
 void bt_core_stats(const bt_core_t *core, const bt_now_t *now, bt_core_stats_t *st) {
   memset(st, 0, sizeof *st);
-  for (int s = 0; s < BT_PKG__COUNT; s++)
-    st->by_state[s] = core->open_by_state[s] + core->finished[s];
+  /* A final state counts once its FINISH is committed: until then a client
+   * that waits for it (wait --all) or reads it back must not see it done. */
+  for (int s = 0; s < BT_PKG__COUNT; s++) {
+    st->by_state[s] = core->open_by_state[s] - core->finishing[s] + core->finished[s];
+    st->finishing += core->finishing[s];
+  }
   for (uint32_t i = 0; i < core->n_vendors; i++)
     st->vendors_by_state[core->vendors[i]->state]++;
   for (uint32_t i = 0; i < core->n_agents; i++)

@@ -701,7 +701,10 @@ void bt_core_load_done(bt_core_t *core, const bt_now_t *now);
 /* --- figures ---------------------------------------------------------------- */
 
 typedef struct {
-  uint64_t by_state[BT_PKG__COUNT]; /* open states live; finished since start + loaded */
+  uint64_t by_state[BT_PKG__COUNT]; /* open states live; finished since start + loaded;
+                                       a final state counts once committed */
+  uint64_t finishing;               /* final state decided, its commit pending: in
+                                       none of by_state (wait --all still waits) */
   uint64_t waiting;                 /* routable, but no vendor may take them now
                                        (held by --not-before or a retry backoff
                                        is not waiting: it is on schedule) */

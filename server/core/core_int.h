@@ -259,6 +259,7 @@ struct bt_core {
   bool leases_held; /* bt_core_hold_leases */
   uint64_t next_vendor_id, next_agent_id, next_pkg_id;
   uint64_t open_by_state[BT_PKG__COUNT];
+  uint64_t finishing[BT_PKG__COUNT]; /* of open_by_state: FINISHING (commit pending) */
   uint64_t finished[BT_PKG__COUNT];
   uint64_t rng;
 };
@@ -287,6 +288,9 @@ bt_core_pkg_t *bt_core__pkg_new(bt_core_t *core, const bt_pkg_spec_t *spec,
                                 uint64_t id, int64_t submitted_at);
 void bt_core__pkg_free(bt_core_t *core, bt_core_pkg_t *p);
 void bt_core__pkg_set_state(bt_core_t *core, bt_core_pkg_t *p, bt_pkg_state_t s);
+/* Moves p to its final state s with BT_PKGF_FINISHING set: the FINISH that
+ * records it is not committed yet (bt_core_finish_persisted ends that). */
+void bt_core__pkg_set_finishing(bt_core_t *core, bt_core_pkg_t *p, bt_pkg_state_t s);
 void bt_core__enqueue(bt_core_t *core, bt_core_pkg_t *p, const bt_now_t *now);
 void bt_core__dequeue(bt_core_t *core, bt_core_pkg_t *p);
 void bt_core__remember_finish(bt_core_t *core, uint64_t id, uint32_t attempt,

@@ -69,8 +69,7 @@ int bt_core_package_cancel(bt_core_t *core, uint64_t package_id, const bt_now_t 
    * audited), not taken for a resend of the result that ended it. */
   p->agent_id = 0;
   p->flags &= (uint8_t)~BT_PKGF_UNDISPATCHED;
-  p->flags |= BT_PKGF_FINISHING;
-  bt_core__pkg_set_state(core, p, BT_PKG_CANCELLED);
+  bt_core__pkg_set_finishing(core, p, BT_PKG_CANCELLED);
   *state = BT_PKG_CANCELLED;
   bt_core__sched(core, now, out);
   return 0;

@@ -63,6 +63,12 @@ void bt_core__pkg_set_state(bt_core_t *core, bt_core_pkg_t *p, bt_pkg_state_t s)
   core->open_by_state[s]++;
 }
 
+void bt_core__pkg_set_finishing(bt_core_t *core, bt_core_pkg_t *p, bt_pkg_state_t s) {
+  p->flags |= BT_PKGF_FINISHING;
+  bt_core__pkg_set_state(core, p, s);
+  core->finishing[s]++;
+}
+
 /* Takes a package out of memory: its final state is committed, or its insert
  * never was. */
 static void pkg_evict(bt_core_t *core, bt_core_pkg_t *p, bool counted) {

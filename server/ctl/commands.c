@@ -394,13 +394,14 @@ static void stats(bt_ctl_t *ctl, bt_ctl_req_t *req) {
   Baton__Stats s = BATON__STATS__INIT;
   s.has_queued = s.has_assigned = s.has_running = true;
   s.has_completed = s.has_dead = s.has_cancelled = true;
-  s.has_agents = s.has_waiting = true;
+  s.has_agents = s.has_waiting = s.has_finishing = true;
   s.queued = st.by_state[BT_PKG_QUEUED];
   s.assigned = st.by_state[BT_PKG_ASSIGNED];
   s.running = st.by_state[BT_PKG_RUNNING];
   s.completed = st.by_state[BT_PKG_COMPLETED];
   s.dead = st.by_state[BT_PKG_DEAD];
   s.cancelled = st.by_state[BT_PKG_CANCELLED];
+  s.finishing = st.finishing;
   s.agents = st.agents_connected;
   s.waiting = st.waiting;
   Baton__StateCount counts[BT_VENDOR__COUNT];

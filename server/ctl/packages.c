@@ -492,14 +492,15 @@ static void on_counts(void *arg, int status, const uint64_t counts[BT_PKG__COUNT
 void bt_ctl__wait(bt_ctl_t *ctl, bt_ctl_req_t *req, const Baton__WaitQuery *m) {
   if (m->has_all && m->all) {
     /* Everything the broker knows: open packages are in memory, finished ones
-     * counted since load. */
+     * counted since load. A package whose final state is not committed yet
+     * is still pending: its result may not be readable until it is. */
     bt_now_t now = {.ms = bt_mono_ms(), .at = bt_wall_ms()};
     bt_core_stats_t st;
     bt_core_stats(ctl->core, &now, &st);
     answer_wait(ctl, req, st.by_state[BT_PKG_COMPLETED], st.by_state[BT_PKG_DEAD],
                 st.by_state[BT_PKG_CANCELLED],
                 st.by_state[BT_PKG_QUEUED] + st.by_state[BT_PKG_ASSIGNED] +
-                    st.by_state[BT_PKG_RUNNING],
+                    st.by_state[BT_PKG_RUNNING] + st.finishing,
                 0);
     return;
   }

@@ -639,10 +639,12 @@ static void render_metrics(void *arg, bt_met_buf_t *b) {
   bt_now_t n = bt_shell__now();
   bt_core_stats_t st;
   bt_core_stats(sh->core, &n, &st);
-  bt_met_family(b, "baton_packages", "gauge", "Work packages by state.");
+  bt_met_family(b, "baton_packages", "gauge",
+                "Work packages by state (finishing: final state not committed yet).");
   for (int s = 0; s < BT_PKG__COUNT; s++)
     bt_met_sample(b, "baton_packages", "state", bt_pkg_state_name((bt_pkg_state_t)s),
                   (double)st.by_state[s]);
+  bt_met_sample(b, "baton_packages", "state", "finishing", (double)st.finishing);
   bt_met_family(b, "baton_packages_waiting", "gauge",
                 "Queued packages that no vendor may take now (see their waiting reason).");
   bt_met_sample(b, "baton_packages_waiting", NULL, NULL, (double)st.waiting);

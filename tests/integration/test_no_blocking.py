@@ -135,6 +135,58 @@ def test_frozen_database_does_not_block_the_loop(env):
     broker.check_running()
 
 
+def freeze(pids):
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    for pid in pids:
+        wait_for(lambda p=pid: proc_state(p) == "T", timeout=5,
+                 what=f"postgres pid {pid} stopped")
+
+
+def thaw(pids):
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGCONT)
+        except ProcessLookupError:
+            pass
+
+
+@test(timeout=120)
+def test_completion_counts_only_once_committed(env):
+    """A result whose FINISH cannot commit (the database is frozen) is not
+    "completed" yet: stats shows it as finishing and `wait --all` keeps
+    waiting for it, so no client is told a package is done before the broker
+    could lose that (DESIGN.md: nothing acknowledged before its commit)."""
+    broker = env.broker()
+    vendor_with_agent(env, broker, handler="sleep 3; tr a-z A-Z", slots=2)
+    ids = submit_ids(broker, 2, "slow")
+    wait_for(lambda: (lambda s: s["assigned"] + s["running"] == 2)(broker.ctl("stats")[1]),
+             timeout=20, what="both packages with the agent")
+
+    pg_pids = env.pg.processes()
+    freeze(pg_pids)
+    try:
+        # The handlers end during the freeze; the first result reaches the
+        # broker, whose FINISH waits for the database (the agent's second
+        # result waits behind the first one's unanswered request).
+        st = wait_for(lambda: (lambda s: s if s.get("finishing", 0) >= 1 else None)(
+            broker.ctl("stats")[1]), timeout=15, what="a result waiting for its commit")
+        assert st["completed"] == 0, st
+        assert st["finishing"] + st["running"] + st["assigned"] == 2, st
+        rc, w, err = broker.ctl("wait", "--all", "--timeout", "1s", check=False)
+        assert rc == 1 and "pending" in err, (rc, w, err)
+        assert w["completed"] == 0 and w["pending"] == 2, w
+    finally:
+        thaw(pg_pids)
+
+    _, w, _ = broker.ctl("wait", "--all", "--timeout", "30s")
+    assert w["completed"] == 2 and w["pending"] == 0, w
+    st = broker.ctl("stats")[1]
+    assert st["completed"] == 2 and st["finishing"] == 0, st
+    for pid in ids:
+        assert broker.ctl("result", pid, json=False)[1].startswith("SLOW-")
+
+
 @test(timeout=120)
 def test_database_down_and_back(env):
     broker = env.broker()
@@ -159,7 +211,9 @@ def test_database_down_and_back(env):
     broker.check_running()
     rc, st, _ = broker.ctl("stats", check=False, timeout=5)
     assert rc == 0, st
-    assert st["completed"] + st["queued"] + st["assigned"] + st["running"] >= len(acked), st
+    # (A result that arrived after the stop is "finishing": its commit waits.)
+    assert (st["completed"] + st["finishing"] + st["queued"] + st["assigned"]
+            + st["running"]) >= len(acked), st
     broker.wait_for_log(r"level=(warn|error) .*(database|store)", timeout=5)
     time.sleep(1.0)
 

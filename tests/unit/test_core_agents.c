@@ -111,6 +111,57 @@ static void test_core_lifecycle_completed(void **state) {
                    0);
 }
 
+/* Stats (and wait --all, which reads them) count a final state only once its
+ * FINISH is committed: until then the package is "finishing", so a client
+ * never sees a package done whose result it cannot read yet. A FINISH that
+ * failed for good puts the package back to run again, counted as open. */
+static void check_counts(fx_t *fx, uint64_t open, uint64_t finishing, uint64_t completed,
+                         uint64_t cancelled) {
+  bt_core_stats_t st;
+  bt_core_stats(fx->core, &fx->now, &st);
+  assert_int_equal(st.by_state[BT_PKG_QUEUED] + st.by_state[BT_PKG_ASSIGNED] +
+                       st.by_state[BT_PKG_RUNNING],
+                   open);
+  assert_int_equal(st.finishing, finishing);
+  assert_int_equal(st.by_state[BT_PKG_COMPLETED], completed);
+  assert_int_equal(st.by_state[BT_PKG_CANCELLED], cancelled);
+}
+
+static void test_core_lifecycle_stats_count_commits(void **state) {
+  fx_t *fx = *state;
+  uint64_t v = fx_vendor(fx, &(fx_vendor_t){.name = "acme"});
+  uint64_t a = fx_agent(fx, v, "a1", "translate", 2);
+  uint64_t p1 = fx_submit(fx, &(fx_pkg_t){0});
+  uint64_t p2 = fx_submit(fx, &(fx_pkg_t){0});
+  fx_confirm_assigns(fx);
+  fx_started(fx, a, p1, 1);
+  fx_started(fx, a, p2, 1);
+  check_counts(fx, 2, 0, 0, 0);
+
+  assert_int_equal(fx_result(fx, a, p1, 1, BT_OUTCOME_COMPLETED, "one"), 0);
+  assert_int_equal(fx_result(fx, a, p2, 1, BT_OUTCOME_COMPLETED, "two"), 0);
+  check_counts(fx, 0, 2, 0, 0);
+
+  fx_finish_persisted(fx, p1, 1);
+  check_counts(fx, 0, 1, 1, 0);
+
+  /* p2's FINISH never committed: it runs again, and is not counted done. */
+  fx_clear(fx);
+  bt_core_finish_persisted(fx->core, p2, 1, false, &fx->now, &fx->out);
+  assert_true(fx_state(fx, p2) == BT_PKG_QUEUED || fx_state(fx, p2) == BT_PKG_ASSIGNED);
+  check_counts(fx, 1, 0, 1, 0);
+
+  /* A cancel is finishing too until its write commits. */
+  uint64_t p3 = fx_submit(fx, &(fx_pkg_t){.cap = "nobody-offers-this"});
+  check_counts(fx, 2, 0, 1, 0);
+  bt_pkg_state_t cs;
+  fx_clear(fx);
+  assert_int_equal(bt_core_package_cancel(fx->core, p3, &fx->now, &cs, &fx->out), 0);
+  check_counts(fx, 1, 1, 1, 0);
+  fx_finish_persisted(fx, p3, fx_attempt(fx, p3));
+  check_counts(fx, 1, 0, 1, 1);
+}
+
 /* A completion after the deadline counts against the vendor's on-time rate. */
 static void test_core_lifecycle_late_completion(void **state) {
   fx_t *fx = *state;
@@ -879,6 +930,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       T(test_core_lifecycle_completed),
       T(test_core_lifecycle_late_completion),
+      T(test_core_lifecycle_stats_count_commits),
       T(test_core_assign_persist_failure_requeues),
       T(test_core_fencing_stale_results),
       T(test_core_fencing_result_after_handoff),
