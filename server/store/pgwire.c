@@ -7,11 +7,9 @@
 /* Microseconds between the Unix epoch and PostgreSQL's (2000-01-01). */
 #define PG_EPOCH_MS 946684800000LL
 
-static void grow(bt_pgparams_t *p, size_t more) {
-  if (p->len + more <= p->cap)
-    return;
+static void __attribute__((noinline)) grow_to(bt_pgparams_t *p, size_t need) {
   size_t cap = p->cap ? p->cap : 256;
-  while (cap < p->len + more)
+  while (cap < need)
     cap *= 2;
   p->buf = realloc(p->buf, cap);
   if (p->buf == NULL)
@@ -19,17 +17,28 @@ static void grow(bt_pgparams_t *p, size_t more) {
   p->cap = cap;
 }
 
-static void put(bt_pgparams_t *p, const void *b, size_t n) {
+/* The encoders below run for every element of every array parameter: the
+ * common case (room left) stays inline, growing is the call. */
+static inline void grow(bt_pgparams_t *p, size_t more) {
+  if (p->len + more > p->cap)
+    grow_to(p, p->len + more);
+}
+
+static inline void put(bt_pgparams_t *p, const void *b, size_t n) {
   grow(p, n);
   if (n)
     memcpy(p->buf + p->len, b, n);
   p->len += n;
 }
 
-static void put_be32(bt_pgparams_t *p, uint32_t v) {
-  uint8_t b[4] = {(uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8),
-                  (uint8_t)v};
-  put(p, b, 4);
+static inline void put_be32(bt_pgparams_t *p, uint32_t v) {
+  grow(p, 4);
+  uint8_t *b = p->buf + p->len;
+  b[0] = (uint8_t)(v >> 24);
+  b[1] = (uint8_t)(v >> 16);
+  b[2] = (uint8_t)(v >> 8);
+  b[3] = (uint8_t)v;
+  p->len += 4;
 }
 
 static void put_be64(bt_pgparams_t *p, uint64_t v) {
@@ -45,6 +54,11 @@ static void patch_be32(bt_pgparams_t *p, size_t at, uint32_t v) {
 }
 
 void bt_pgp_init(bt_pgparams_t *p) { memset(p, 0, sizeof *p); }
+
+void bt_pgp_reset(bt_pgparams_t *p) {
+  p->len = 0;
+  p->n = 0;
+}
 
 void bt_pgp_close(bt_pgparams_t *p) {
   free(p->buf);
@@ -237,6 +251,11 @@ void bt_pgp_concat_arrays(bt_pgparams_t *p, const bt_pgparams_t *const *src, siz
     end_param(p, (int)(p->len - start));
     return;
   }
+  size_t bytes = 20;
+  for (size_t i = 0; i < n; i++)
+    if (be32(src[i]->buf + src[i]->off[idx]) != 0)
+      bytes += (size_t)src[i]->lens[idx] - 20;
+  grow(p, bytes); /* once, not once per source */
   put_be32(p, 1);
   put_be32(p, has_null ? 1 : 0);
   put_be32(p, oid);

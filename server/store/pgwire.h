@@ -35,6 +35,8 @@ typedef struct {
 } bt_pgparams_t;
 
 void bt_pgp_init(bt_pgparams_t *p);
+/* Empties p for reuse, keeping its buffer. */
+void bt_pgp_reset(bt_pgparams_t *p);
 void bt_pgp_close(bt_pgparams_t *p);
 void bt_pgp_null(bt_pgparams_t *p);
 void bt_pgp_i64(bt_pgparams_t *p, int64_t v);

@@ -292,6 +292,21 @@ static void test_pgwire_concat_arrays(void **state) {
   bt_pgp_concat_arrays(&got, src, 3, 1);
   expect_param(&got, 1, want.buf + want.off[1], want.lens[1]);
 
+  /* Reset keeps the buffer (the store reuses freed operations) and encodes
+   * the same bytes again from the start. */
+  uint8_t *buf = got.buf;
+  size_t cap = got.cap;
+  bt_pgp_reset(&got);
+  assert_int_equal(got.n, 0);
+  assert_int_equal(got.len, 0);
+  assert_ptr_equal(got.buf, buf);
+  assert_int_equal(got.cap, cap);
+  bt_pgp_concat_arrays(&got, src, 3, 0);
+  bt_pgp_concat_arrays(&got, src, 3, 1);
+  assert_int_equal(got.n, 2);
+  for (int i = 0; i < 2; i++)
+    expect_param(&got, i, want.buf + want.off[i], want.lens[i]);
+
   bt_pgp_close(&a);
   bt_pgp_close(&b);
   bt_pgp_close(&c);
