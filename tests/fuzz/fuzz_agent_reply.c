@@ -84,7 +84,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   Baton__AgentReply *r = NULL;
   const char *why = NULL;
-  int rc = bt_agent__wire_unpack(data, size, &r, &why);
+  bt_pb_budget_t budget, budget2;
+  int rc = bt_agent__wire_unpack(data, size, &budget, &r, &why);
   if (rc != 0) {
     FUZZ_CHECK(rc == BT_EPROTO && why != NULL && why[0] != '\0',
                "refused without a reason (rc=%d)", rc);
@@ -102,11 +103,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   FUZZ_CHECK(again != NULL, "out of memory");
   FUZZ_CHECK(baton__agent_reply__pack(r, again) == n, "pack size differs");
   Baton__AgentReply *r2 = NULL;
-  rc = bt_agent__wire_unpack(again, n, &r2, &why);
+  rc = bt_agent__wire_unpack(again, n, &budget2, &r2, &why);
   FUZZ_CHECK(rc == 0, "a repacked valid reply is refused: %s", why ? why : "?");
   FUZZ_CHECK(r2->body_case == r->body_case, "body changed on repack");
-  baton__agent_reply__free_unpacked(r2, NULL);
+  baton__agent_reply__free_unpacked(r2, &budget2.a);
+  FUZZ_CHECK(budget2.used == 0, "the budget is not given back on free");
   free(again);
-  baton__agent_reply__free_unpacked(r, NULL);
+  baton__agent_reply__free_unpacked(r, &budget.a);
   return 0;
 }

@@ -196,19 +196,20 @@ static void to_agent(int mode, uint8_t where, const uint8_t *body, size_t len) {
 
   Baton__AgentReply *r = NULL;
   const char *why = NULL;
-  int rc = bt_agent__wire_unpack(wire, n, &r, &why);
+  bt_pb_budget_t budget, budget2;
+  int rc = bt_agent__wire_unpack(wire, n, &budget, &r, &why);
   FUZZ_CHECK(rc == 0 && r->body_case == BATON__AGENT_REPLY__BODY_SEALED,
              "the agent refuses a well-formed sealed reply: %s", why ? why : "?");
   check_forgeries(&agent0[mode], &broker0[mode], r->sealed, where);
   uint8_t *inner = open_checked(&agent0[mode], &tx, r->sealed, body, len);
-  baton__agent_reply__free_unpacked(r, NULL);
+  baton__agent_reply__free_unpacked(r, &budget.a);
 
   Baton__AgentReply *r2 = NULL;
   why = NULL;
-  rc = bt_agent__wire_unpack(inner, len, &r2, &why);
+  rc = bt_agent__wire_unpack(inner, len, &budget2, &r2, &why);
   FUZZ_CHECK(rc == 0 || (why != NULL && why[0] != '\0'), "inner refused without a reason");
   if (rc == 0)
-    baton__agent_reply__free_unpacked(r2, NULL);
+    baton__agent_reply__free_unpacked(r2, &budget2.a);
   free(inner);
   free(wire);
   free(m.box.data);

@@ -13,6 +13,12 @@ bt_add_unit_test(NAME test_agent_protocol
   LIBS bt_agent Threads::Threads
   TIMEOUT 120)
 
+# Decoding broker replies under an allocation budget (worker/lib/wire.c).
+bt_add_unit_test(NAME test_agent_wire
+  SOURCES ${BT_AGENT_TEST_DIR}/test_agent_wire.c
+  LIBS bt_agent
+  TIMEOUT 30)
+
 bt_add_unit_test(NAME test_agent_fd3
   SOURCES ${BT_AGENT_TEST_DIR}/test_agent_fd3.c
   LIBS bt_agentd

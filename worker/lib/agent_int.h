@@ -13,6 +13,7 @@
 
 #include "baton.pb-c.h"
 #include "baton_agent.h"
+#include "bt_pballoc.h"
 #include "bt_seal.h"
 
 #include <stddef.h>
@@ -140,11 +141,12 @@ int bt_agent__wire_pack(const Baton__AgentRequest *req, size_t max_bytes, uint8_
                         size_t *len);
 /* Unpacks and validates a broker reply (version, body, required fields, ranges;
  * a Sealed is checked for its counter and box only: its inner reply is
- * validated by a second call once opened). Returns 0 with *out (owned:
- * baton__agent_reply__free_unpacked), or BT_EPROTO with *why set to a static
- * reason. */
-int bt_agent__wire_unpack(const uint8_t *buf, size_t len, Baton__AgentReply **out,
-                          const char **why);
+ * validated by a second call once opened). Decodes under budget (the
+ * caller's; initialised here for len, and it must outlive *out). Returns 0
+ * with *out (owned: baton__agent_reply__free_unpacked(*out, &budget->a)), or
+ * BT_EPROTO with *why set to a static reason. */
+int bt_agent__wire_unpack(const uint8_t *buf, size_t len, bt_pb_budget_t *budget,
+                          Baton__AgentReply **out, const char **why);
 /* Packed size of one Result inside a Results message (with its tag and length). */
 size_t bt_agent__wire_result_size(const Baton__Result *r);
 

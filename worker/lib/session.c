@@ -364,8 +364,10 @@ static void on_error_reply(bt_agent_t *a, const Baton__Error *e) {
 /* Opens a Sealed reply: it must authenticate under the session's receive key,
  * carry a counter above the last reply taken, and answer the request in flight
  * (reply_to is part of the nonce, so it cannot be altered). Returns the inner
- * reply (owned) or NULL when the reply is to be dropped (logged). */
-static Baton__AgentReply *open_reply(bt_agent_t *a, const Baton__Sealed *m) {
+ * reply (owned: free it with &budget->a; budget must outlive it) or NULL when
+ * the reply is to be dropped (logged). */
+static Baton__AgentReply *open_reply(bt_agent_t *a, const Baton__Sealed *m,
+                                     bt_pb_budget_t *budget) {
   uint8_t *body = NULL;
   size_t len = 0;
   const char *why = NULL;
@@ -396,9 +398,9 @@ static Baton__AgentReply *open_reply(bt_agent_t *a, const Baton__Sealed *m) {
     return NULL;
   }
   Baton__AgentReply *r = NULL;
-  if (bt_agent__wire_unpack(body, len, &r, &why) == 0 &&
+  if (bt_agent__wire_unpack(body, len, budget, &r, &why) == 0 &&
       r->body_case == BATON__AGENT_REPLY__BODY_SEALED) {
-    baton__agent_reply__free_unpacked(r, NULL);
+    baton__agent_reply__free_unpacked(r, &budget->a);
     r = NULL;
     why = "sealed reply inside a sealed reply";
   }
@@ -428,7 +430,9 @@ int bt_agent__on_link_msg(void *ctx, const uint8_t *buf, size_t len) {
   bt_agent_t *a = ctx;
   Baton__AgentReply *r = NULL;
   const char *why = NULL;
-  if (bt_agent__wire_unpack(buf, len, &r, &why) != 0) {
+  bt_pb_budget_t outer, inner_budget;
+  bt_pb_budget_t *budget = &outer; /* the one r was decoded under */
+  if (bt_agent__wire_unpack(buf, len, &outer, &r, &why) != 0) {
     bt_log_warn("invalid reply from broker", "reason=%s bytes=%zu request=%s",
                 BT_Q(why), len, bt_agent__req_names[a->inflight]);
     if (bt_seal_ready(&a->seal) && a->session_up)
@@ -447,19 +451,20 @@ int bt_agent__on_link_msg(void *ctx, const uint8_t *buf, size_t len) {
     return 1;
   }
   if (r->body_case == BATON__AGENT_REPLY__BODY_SEALED) {
-    Baton__AgentReply *inner = open_reply(a, r->sealed);
-    baton__agent_reply__free_unpacked(r, NULL);
+    Baton__AgentReply *inner = open_reply(a, r->sealed, &inner_budget);
+    baton__agent_reply__free_unpacked(r, &outer.a);
     if (inner == NULL)
       return 0;
     r = inner;
+    budget = &inner_budget;
   } else if (!clear_ok(a, r)) {
     bt_log_warn("dropped an unsealed reply in a sealed session", "body=%d request=%s",
                 (int)r->body_case, bt_agent__req_names[a->inflight]);
-    baton__agent_reply__free_unpacked(r, NULL);
+    baton__agent_reply__free_unpacked(r, &outer.a);
     return 0;
   }
   on_event(a, EV_REPLY, r);
-  baton__agent_reply__free_unpacked(r, NULL);
+  baton__agent_reply__free_unpacked(r, &budget->a);
   return 1;
 }
 

@@ -75,8 +75,8 @@ static int work_ok(const Baton__Work *w, const char **why) {
   return 1;
 }
 
-int bt_agent__wire_unpack(const uint8_t *buf, size_t len, Baton__AgentReply **out,
-                          const char **why) {
+int bt_agent__wire_unpack(const uint8_t *buf, size_t len, bt_pb_budget_t *budget,
+                          Baton__AgentReply **out, const char **why) {
   /* protobuf-c alone accepts malformed tags and cuts strings at a NUL (found
    * by tests/fuzz/fuzz_agent_reply): the broker's decoder checks the wire form
    * first, and so does the agent. */
@@ -85,9 +85,12 @@ int bt_agent__wire_unpack(const uint8_t *buf, size_t len, Baton__AgentReply **ou
     *why = "malformed reply";
     return BT_EPROTO;
   }
-  Baton__AgentReply *r = baton__agent_reply__unpack(NULL, len, buf);
+  /* Decoded under a budget, as the broker decodes agents' requests: hostile
+   * bytes cannot make the agent allocate without bound (stack-findings §5). */
+  bt_pb_budget_init(budget, bt_pb_budget_for(len));
+  Baton__AgentReply *r = baton__agent_reply__unpack(&budget->a, len, buf);
   if (r == NULL) {
-    *why = "undecodable reply";
+    *why = "undecodable reply (or over its decoding budget)";
     return BT_EPROTO;
   }
   *why = NULL;
@@ -134,7 +137,7 @@ int bt_agent__wire_unpack(const uint8_t *buf, size_t len, Baton__AgentReply **ou
     }
   }
   if (*why != NULL) {
-    baton__agent_reply__free_unpacked(r, NULL);
+    baton__agent_reply__free_unpacked(r, &budget->a);
     return BT_EPROTO;
   }
   *out = r;
