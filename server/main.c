@@ -373,6 +373,7 @@ int main(int argc, char **argv) {
   bt_log_level_t level;
   bt_log_parse_level(cfg.log_level, &level);
   bt_log_set_level(level);
+  bt_log_nonblocking(); /* a blocked stderr must not stop the loop */
   signal(SIGPIPE, SIG_IGN);
   raise_fd_limit();
   if (bt_auth_init() != 0) {

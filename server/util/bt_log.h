@@ -22,11 +22,20 @@ typedef enum {
 void bt_log_set_level(bt_log_level_t level);
 bt_log_level_t bt_log_get_level(void);
 
+/* Makes every later line a write that never blocks the caller's loop: on a
+ * socket (the journal) a send with MSG_DONTWAIT, on a pipe or terminal a
+ * non-blocking description of its own (fd 2's flags stay as they are). A line
+ * that does not fit now is dropped and counted; the next line that gets
+ * through is preceded by "log lines dropped" with the count. Regular files
+ * are written as before. Call at start, and again after fd 2 is redirected.
+ * Without this call every line is a plain write(2) on fd 2. */
+void bt_log_nonblocking(void);
+
 /* Parses "debug", "info", "warn" or "error". Returns 0 or BT_EINVAL. */
 int bt_log_parse_level(const char *s, bt_log_level_t *out);
 
 /* Writes one line if level is enabled. kv is a printf format for the key=value
- * part (may be NULL). Each line is written with a single write(2). */
+ * part (may be NULL). Each line is written with a single write(2) (or send). */
 void bt_log(bt_log_level_t level, const char *msg, const char *kv, ...)
     __attribute__((format(printf, 3, 4)));
 void bt_vlog(bt_log_level_t level, const char *msg, const char *kv, va_list ap)

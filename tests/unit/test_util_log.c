@@ -15,9 +15,12 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static void test_util_log_strerror(void **state) {
@@ -180,6 +183,93 @@ static void test_util_log_long_line(void **state) {
   assert_null(memchr(out, '\n', n - 1));
 }
 
+/* In a child (the output mode is process-wide): stderr is the write end of
+ * fds[1], nobody reads fds[0] while 3,000 lines of ~300 bytes are logged
+ * (more than a pipe or a socket buffer holds). Exits 0 when logging never
+ * blocked (an alarm kills a blocked child), only whole lines came out, fewer
+ * than all of them, and the next line after draining was preceded by the
+ * count of the dropped ones. */
+static void never_blocks_child(int fds[2]) {
+  alarm(20);
+  if (dup2(fds[1], STDERR_FILENO) < 0)
+    _exit(10);
+  close(fds[1]);
+  bt_log_set_level(BT_LOG_INFO);
+  bt_log_nonblocking();
+  char pad[300];
+  memset(pad, 'x', sizeof pad - 1);
+  pad[sizeof pad - 1] = '\0';
+  const int n = 3000;
+  for (int i = 0; i < n; i++)
+    bt_log_info("filler", "i=%d pad=%s", i, pad);
+
+  int fl = fcntl(fds[0], F_GETFL);
+  fcntl(fds[0], F_SETFL, fl | O_NONBLOCK);
+  static char got[4 << 20];
+  size_t o = 0;
+  ssize_t r;
+  while (o < sizeof got - 1 && (r = read(fds[0], got + o, sizeof got - 1 - o)) > 0)
+    o += (size_t)r;
+  got[o] = '\0';
+  int lines = 0;
+  for (const char *p = got; *p; p++) {
+    if (strncmp(p, "ts=", 3) != 0 || strstr(p, " msg=filler i=") == NULL)
+      _exit(11); /* a cut or mixed line */
+    const char *nl = strchr(p, '\n');
+    if (nl == NULL)
+      _exit(12);
+    lines++;
+    p = nl;
+  }
+  if (lines == 0 || lines >= n)
+    _exit(13); /* the buffer should have filled, and taken something */
+
+  bt_log_info("after", "k=%d", 1);
+  o = 0;
+  while (o < sizeof got - 1 && (r = read(fds[0], got + o, sizeof got - 1 - o)) > 0)
+    o += (size_t)r;
+  got[o] = '\0';
+  char want[64];
+  snprintf(want, sizeof want, "count=%d\n", n - lines);
+  if (strstr(got, "msg=\"log lines dropped: stderr was not ready\"") == NULL ||
+      strstr(got, want) == NULL)
+    _exit(14);
+  if (strstr(got, "msg=after k=1\n") == NULL)
+    _exit(15);
+  _exit(0);
+}
+
+static void expect_never_blocks(int fds[2]) {
+  fflush(stderr);
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0)
+    never_blocks_child(fds);
+  close(fds[0]);
+  close(fds[1]);
+  int st = 0;
+  assert_int_equal(waitpid(pid, &st, 0), pid);
+  if (WIFSIGNALED(st))
+    fail_msg("logging blocked (child killed by signal %d)", WTERMSIG(st));
+  assert_true(WIFEXITED(st));
+  assert_int_equal(WEXITSTATUS(st), 0);
+}
+
+/* bt_log_nonblocking: a stderr nobody reads drops lines, never blocks. */
+static void test_util_log_pipe_never_blocks(void **state) {
+  (void)state;
+  int fds[2];
+  assert_int_equal(pipe(fds), 0);
+  expect_never_blocks(fds);
+}
+
+static void test_util_log_socket_never_blocks(void **state) {
+  (void)state;
+  int sv[2];
+  assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+  expect_never_blocks(sv);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_util_log_strerror),
@@ -188,6 +278,8 @@ int main(void) {
       cmocka_unit_test(test_util_log_quote_long),
       cmocka_unit_test(test_util_log_lines),
       cmocka_unit_test(test_util_log_long_line),
+      cmocka_unit_test(test_util_log_pipe_never_blocks),
+      cmocka_unit_test(test_util_log_socket_never_blocks),
   };
   return cmocka_run_group_tests_name("util_log", tests, NULL, NULL);
 }

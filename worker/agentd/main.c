@@ -57,6 +57,7 @@ int main(int argc, char **argv) {
     return 2;
   }
   bt_log_set_level(opts.log_level);
+  bt_log_nonblocking(); /* a blocked stderr must not stop the loop */
   if (opts.secret_on_command_line)
     bt_log_warn("secret given with --secret; prefer BATON_SECRET, which stays out of "
                 "ps and shell history",
