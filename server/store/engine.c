@@ -74,12 +74,17 @@ bt_store_op_t *bt_store__op_new(bt_store_complete_fn complete, void (*cb)(void),
   if (op != NULL) {
     op_cache = op->next;
     op_cache_n--;
-    bt_pgparams_t kept[BT_STORE_MAX_Q];
-    memcpy(kept, op->params, sizeof kept);
+    /* Only the buffers survive; everything else starts as calloc would. */
+    uint8_t *buf[BT_STORE_MAX_Q];
+    size_t cap[BT_STORE_MAX_Q];
+    for (int i = 0; i < BT_STORE_MAX_Q; i++) {
+      buf[i] = op->params[i].buf;
+      cap[i] = op->params[i].cap;
+    }
     memset(op, 0, sizeof *op);
     for (int i = 0; i < BT_STORE_MAX_Q; i++) {
-      op->params[i].buf = kept[i].buf;
-      op->params[i].cap = kept[i].cap;
+      op->params[i].buf = buf[i];
+      op->params[i].cap = cap[i];
     }
   } else {
     op = calloc(1, sizeof *op);
