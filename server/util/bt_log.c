@@ -107,21 +107,17 @@ static void emit(const char *line, size_t len) {
     dropped++;
     return;
   }
-  if ((size_t)n + len <= sizeof buf) {
-    memcpy(buf + n, line, len);
-    if (put_line(buf, (size_t)n + len) != 0) {
-      dropped++;
-      return;
-    }
-    dropped = 0;
-    return;
-  }
-  /* A line too long to share a write: the note goes first, on its own. */
-  if (put_line(buf, (size_t)n) != 0) {
+  size_t total = (size_t)n;
+  if (total + len <= sizeof buf) {
+    memcpy(buf + total, line, len);
+    total += len;
+    len = 0;
+  } /* else a line too long to share a write: the note goes first, alone */
+  if (put_line(buf, total) != 0) {
     dropped++;
     return;
   }
-  dropped = put_line(line, len) != 0 ? 1 : 0;
+  dropped = len > 0 && put_line(line, len) != 0 ? 1 : 0;
 }
 bt_log_level_t bt_log_get_level(void) { return min_level; }
 
