@@ -721,8 +721,9 @@ static bool send_op(bt_store_t *st, bt_store_op_t *op) {
     const char *values[BT_PG_MAX_PARAMS];
     int lengths[BT_PG_MAX_PARAMS], formats[BT_PG_MAX_PARAMS];
     bt_pgp_vectors(&op->params[i], values, lengths, formats);
-    if (!PQsendQueryPrepared(st->conn, bt_store_sql_name[op->stmt[i]],
-                             op->params[i].n, values, lengths, formats, 1))
+    int stmt = bt_store__sized_stmt(op->stmt[i], &op->params[i]);
+    if (!PQsendQueryPrepared(st->conn, bt_store_sql_name[stmt], op->params[i].n, values,
+                             lengths, formats, 1))
       return false;
   }
   return true;

@@ -115,6 +115,14 @@ enum {
 };
 extern const char *const bt_store_sql[BT_SQL__COUNT];
 extern const char *const bt_store_sql_name[BT_SQL__COUNT];
+/* The most rows a statement with audit events may have and still append them
+ * as one audit_batches row (its CHECK, migrations/0007). */
+#define BT_STORE_AUDIT_BATCH_MAX 4096
+/* The statement to send for stmt with parameters p: the _LARGE form of a
+ * statement with audit events when its rows (the length of its first array
+ * parameter) are more than BT_STORE_AUDIT_BATCH_MAX, else stmt (sql.def,
+ * BT_SQL_AUDIT_ONE). Borrows p. */
+int bt_store__sized_stmt(int stmt, const bt_pgparams_t *p);
 
 /* engine.c */
 bt_store_op_t *bt_store__op_new(bt_store_complete_fn complete, void (*cb)(void),

@@ -195,6 +195,24 @@ def test_upgrade_keeps_the_audit_trail(env):
     _, pkg, _ = broker.ctl("audit", "--package", "999999999")
     assert [r["action"] for r in pkg] == ["package.submit", "attempt.completed"], pkg
 
+    # Either side of one batch's size (the broker's two forms of a statement
+    # with audit events, sql.def AUDIT_ONE): 4096 rows are one batch, 4097
+    # are two, every event there once.
+    last_id = int(pg.scalar("SELECT max(id) FROM audit_events", db=db))
+    for n, want in ((4096, [4096]), (4097, [1, 4096])):
+        with open(batch, "w") as f:
+            f.write("".join(f'{{"capability": "upper", "payload": "q{i}"}}\n'
+                            for i in range(n)))
+        _, out, _ = broker.ctl("submit", "--batch", batch)
+        assert len(out["ids"]) == n, len(out["ids"])
+        sizes = pg.psql("SELECT cardinality(at) FROM audit_batches WHERE id > "
+                        f"{last_id}", db=db)
+        assert sorted(int(r[0]) for r in sizes) == want, (n, sizes)
+        got = pg.psql("SELECT subject FROM audit_events WHERE id > "
+                      f"{last_id} ORDER BY id", db=db)
+        assert sorted(r[0] for r in got) == sorted(f"package:{i}" for i in out["ids"]), n
+        last_id = int(pg.scalar("SELECT max(id) FROM audit_events", db=db))
+
     for sql in ("UPDATE audit_batches SET actor = '{mallory}'", "DELETE FROM audit_batches",
                 "TRUNCATE audit_batches", "UPDATE audit_events SET actor = 'mallory'"):
         try:
@@ -203,7 +221,7 @@ def test_upgrade_keeps_the_audit_trail(env):
             pass
         else:
             raise AssertionError(f"{sql} succeeded on the audit trail")
-    assert pg.scalar("SELECT count(*) FROM audit_events", db=db) == str(len(ids))
+    assert pg.scalar("SELECT count(*) FROM audit_events", db=db) == str(len(ids) + 4096 + 4097)
 
 
 @test(timeout=90)
