@@ -112,6 +112,10 @@ const bt_cfg_key_t bt_cfg_keys[] = {
     {"share_cap", BT_CFG_REAL, "0.7", 0.01, 1.0, OFF(share_cap), NULL,
      "largest share of a capability's in-flight work one vendor gets while another "
      "eligible vendor has room (1 = no cap)", BT_CFG_RUNTIME},
+    {"route_at_submit", BT_CFG_UINT, "1", 0, 1, OFF(route_at_submit), NULL,
+     "1: a package an agent has room for is assigned in its submit, the assignment "
+     "written in the insert's transaction (one commit from submit to start); 0: "
+     "routed once its insert is committed", BT_CFG_RUNTIME},
     {"aging_bound", BT_CFG_DURATION, "5m", 0, 24 * 3600 * MS, OFF(aging_bound_ms), NULL,
      "a package routable this long goes before all others, oldest first (0 = off)", BT_CFG_RUNTIME},
     {"breaker_window", BT_CFG_DURATION, "60s", 1000, 24 * 3600 * MS, OFF(breaker_window_ms),

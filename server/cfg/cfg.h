@@ -64,6 +64,7 @@ typedef struct {
   double cost_reference;
   double share_cap;
   uint32_t aging_bound_ms;
+  uint32_t route_at_submit; /* 1: a package may be routed in its submit */
   /* vendor health */
   uint32_t breaker_window_ms;
   uint32_t breaker_min_attempts;

@@ -127,6 +127,12 @@ typedef struct {
   /* Aging: a package ready this long goes before any other (oldest first), so
    * low priority work is never starved. 0 = off. */
   uint32_t aging_bound_ms;
+  /* Route a new package while it is submitted, when an agent has room: its
+   * ASSIGN comes out of bt_core_submit and its write must commit with the
+   * package's insert (one transaction: nothing is sent before both are
+   * committed). false (the default here; the broker's route_at_submit turns
+   * it on): a package is routed once its insert is committed. */
+  bool route_at_submit;
   /* Vendor health (health.c; the README's "Vendor health" says the same).
    * Over the last breaker_window_ms, once a vendor has at least
    * breaker_min_attempts ended attempts: a failed share ≥ breaker_threshold
@@ -230,8 +236,8 @@ void bt_actions_close(bt_actions_t *a);
 
 /* New tunables while the broker runs (`batonctl config set`, SIGHUP).
  * Taken from cfg: retry_base_ms, retry_max_ms, default_max_attempts, the
- * routing weights, cost_ref, share_cap, aging_bound_ms and the vendor health
- * fields. Kept from start (they need a restart): lease_ms, restart_grace_ms,
+ * routing weights, cost_ref, share_cap, aging_bound_ms, route_at_submit (the
+ * submits from now on) and the vendor health fields. Kept from start (they need a restart): lease_ms, restart_grace_ms,
  * seed. What each change does to state already there:
  *   - routing fields: the next routing decision uses them (every capability
  *     is looked at again now);
@@ -433,7 +439,12 @@ typedef struct {
 } bt_submit_result_t;
 
 /* Submits n packages (one request: committed together). New packages get ids
- * and PERSIST_PACKAGE actions with token; they are routed only once persisted.
+ * and PERSIST_PACKAGE actions with token. They are routed once persisted, or
+ * with cfg.route_at_submit at once where an agent has room: an ASSIGN for a
+ * package still unpersisted (bt_core_package_unpersisted) must be written in
+ * the same transaction as its insert, and its outcome is the insert's
+ * (bt_core_package_persisted, then bt_core_assign_persisted if it still
+ * holds). Until then such a package is placed nowhere else.
  * A key already known for an open package returns that package instead.
  * results must hold n entries. Returns 0. */
 int bt_core_submit(bt_core_t *core, const bt_pkg_spec_t *specs, size_t n,
@@ -443,13 +454,16 @@ int bt_core_submit(bt_core_t *core, const bt_pkg_spec_t *specs, size_t n,
 /* Outcome of a PERSIST_PACKAGE write. existing_id != 0 when the database held
  * the key already (a package finished earlier): the new package is dropped and
  * the caller answers with existing_id. ok = false: the write failed, the package
- * is dropped. Routes what became routable. */
+ * is dropped. A dropped package's assignment made with its submit is undone
+ * (its agent's slot is free again). Routes what became routable. */
 void bt_core_package_persisted(bt_core_t *core, uint64_t package_id, bool ok,
                                uint64_t existing_id, const bt_now_t *now,
                                bt_actions_t *out);
 
 /* Lookup of an open package (NULL when not open in memory). */
 const bt_core_pkg_t *bt_core_package(const bt_core_t *core, uint64_t id);
+/* True while the package's insert is not committed (bt_core_submit). */
+bool bt_core_package_unpersisted(const bt_core_t *core, uint64_t id);
 
 /* A read-only view of an open package for the edges. */
 typedef struct {

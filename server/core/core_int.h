@@ -257,6 +257,7 @@ struct bt_core {
   uint32_t recent_next;
 
   bool leases_held; /* bt_core_hold_leases */
+  bool routing_submit; /* inside bt_core_submit's routing: new packages may be placed */
   uint64_t next_vendor_id, next_agent_id, next_pkg_id;
   uint64_t open_by_state[BT_PKG__COUNT];
   uint64_t finishing[BT_PKG__COUNT]; /* of open_by_state: FINISHING (commit pending) */

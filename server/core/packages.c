@@ -1,8 +1,11 @@
 /*
  * Work packages in memory: creation on submit, the outcome of their insert,
  * read-only views for the edges, and the waiting reason of a queued package.
- * A package is routable only once its insert is committed (the durability rule:
- * nothing is dispatched that a crash could forget).
+ * Nothing is dispatched that a crash could forget (the durability rule): a
+ * package is routable once its insert is committed, or, with route_at_submit,
+ * in its own submit, where its assignment is written in its insert's
+ * transaction. Between its submit and that commit it is placed nowhere else
+ * (bt_core__enqueue keeps it out of the queues).
  */
 #include "core_int.h"
 
@@ -82,6 +85,26 @@ static void pkg_evict(bt_core_t *core, bt_core_pkg_t *p, bool counted) {
   bt_core__pkg_free(core, p);
 }
 
+/* Places the new packages of a submit where agents have room now (their
+ * ASSIGNs ride with the insert, see bt_core_submit). Those left over wait
+ * for their insert's commit, as without route_at_submit: a later placement
+ * could not join the insert's transaction. */
+static void route_new(bt_core_t *core, size_t n, const bt_submit_result_t *results,
+                      const bt_now_t *now, bt_actions_t *out) {
+  core->routing_submit = true;
+  for (size_t i = 0; i < n; i++)
+    if (!results[i].duplicate)
+      bt_core__enqueue(core, bt_idmap_get(&core->pkg_by_id, results[i].id), now);
+  bt_core__sched(core, now, out);
+  core->routing_submit = false;
+  for (size_t i = 0; i < n; i++) {
+    bt_core_pkg_t *p =
+        results[i].duplicate ? NULL : bt_idmap_get(&core->pkg_by_id, results[i].id);
+    if (p != NULL && p->state == BT_PKG_QUEUED)
+      bt_core__dequeue(core, p);
+  }
+}
+
 int bt_core_submit(bt_core_t *core, const bt_pkg_spec_t *specs, size_t n,
                    uint64_t token, const bt_now_t *now,
                    bt_submit_result_t *results, bt_actions_t *out) {
@@ -108,6 +131,8 @@ int bt_core_submit(bt_core_t *core, const bt_pkg_spec_t *specs, size_t n,
     a->token = token;
     a->at = now->at;
   }
+  if (core->cfg.route_at_submit)
+    route_new(core, n, results, now, out);
   return 0;
 }
 
@@ -118,17 +143,32 @@ void bt_core_package_persisted(bt_core_t *core, uint64_t package_id, bool ok,
   if (p == NULL || !(p->flags & BT_PKGF_UNPERSISTED))
     return;
   if (!ok || existing_id != 0) {
+    /* Its assignment (route_at_submit) was in the same transaction: it never
+     * happened either, and its agent's slot is free for other work. */
+    bt_core_agent_t *a = p->agent_id ? bt_core__agent(core, p->agent_id) : NULL;
+    if (a != NULL)
+      bt_core__agent_release(core, a, p);
     pkg_evict(core, p, false);
+    if (a != NULL)
+      bt_core__sched(core, now, out);
     return;
   }
   p->flags &= (uint8_t)~BT_PKGF_UNPERSISTED;
   p->token = 0;
-  bt_core__enqueue(core, p, now);
+  /* Placed in its submit, it is assigned; placed and then lost with its agent
+   * before this commit, it is queued but in no queue yet. */
+  if (p->state == BT_PKG_QUEUED)
+    bt_core__enqueue(core, p, now);
   bt_core__sched(core, now, out);
 }
 
 const bt_core_pkg_t *bt_core_package(const bt_core_t *core, uint64_t id) {
   return bt_idmap_get(&core->pkg_by_id, id);
+}
+
+bool bt_core_package_unpersisted(const bt_core_t *core, uint64_t id) {
+  const bt_core_pkg_t *p = bt_idmap_get(&core->pkg_by_id, id);
+  return p != NULL && (p->flags & BT_PKGF_UNPERSISTED) != 0;
 }
 
 static size_t view_list(const bt_core_t *core, const bt_sym_t *syms, uint32_t n,

@@ -258,6 +258,11 @@ void bt_core__class_release(bt_core_t *core, bt_core_class_t *c) {
 
 void bt_core__enqueue(bt_core_t *core, bt_core_pkg_t *p, const bt_now_t *now) {
   BT_ASSERT(p->heap_pos == BT_NOPOS && !(p->flags & BT_PKGF_QUEUED));
+  /* A package whose insert is not committed is placed only inside its own
+   * submit (route_at_submit); one requeued before that commit waits for it
+   * (bt_core_package_persisted enqueues it then). */
+  if ((p->flags & BT_PKGF_UNPERSISTED) && !core->routing_submit)
+    return;
   if (p->not_before_at > now->at) {
     p->flags |= BT_PKGF_DELAYED;
     bt_pheap_push(&core->delayed, p);

@@ -85,21 +85,51 @@ static void log_finish(bt_shell_t *sh, const bt_action_t *a) {
   log_package(sh, a->package_id, a->state, a->attempt, a->agent_id, more);
 }
 
+/* Submit lane i, or lane 0 once lane i is closed (bt_lanes_close closes the
+ * last first; lane 0 takes what the closed ones had). */
+static bt_store_t *submit_store(bt_shell_t *sh, size_t i) {
+  return i < sh->submit_lanes.open ? sh->submit_lanes.lane[i] : sh->submit_lanes.lane[0];
+}
+
+/* The connection for a write about a package: the lane of its id, or the
+ * submit lane of its insert when it was assigned in its submit
+ * (route_at_submit) and that insert is still in flight, so the write
+ * follows the insert on one connection. A package lost with its agent
+ * before its insert answered keeps that lane until it ends (sh->early):
+ * the end of that attempt went there, and what comes after must follow it. */
+static bt_store_t *package_lane(bt_shell_t *sh, uint64_t package_id) {
+  void *v = sh->early.n > 0 ? bt_idmap_get(&sh->early, package_id) : NULL;
+  if (v != NULL && sh->submit_lanes.open > 0)
+    return submit_store(sh, (size_t)(uintptr_t)v - 1);
+  return bt_lanes_for(&sh->lanes, package_id);
+}
+
+/* An assignment committed (its own write, or its package's insert): the agent
+ * gets it, then the core hears. */
+static void assignment_committed(bt_shell_t *sh, uint64_t package_id, uint32_t attempt,
+                                 uint64_t agent_id, uint64_t applied_ns) {
+  bt_now_t t = bt_shell__now();
+  log_package(sh, package_id, BT_PKG_ASSIGNED, attempt, agent_id, NULL);
+  if (sh->xp != NULL) {
+    bt_xp_dispatch(sh->xp, agent_id, package_id, attempt);
+    bt_met_hist_observe(&sh->stats.assign_latency, (double)(uv_hrtime() - applied_ns) / 1e9);
+  }
+  bt_core_assign_persisted(sh->core, package_id, attempt, true, &t, &sh->acts);
+  bt_shell__apply(sh);
+}
+
 static void on_assign_committed(void *arg, int status) {
   ctx_t *c = arg;
   bt_shell_t *sh = c->sh;
+  if (status == 0) {
+    assignment_committed(sh, c->package_id, c->attempt, c->agent_id, c->applied_ns);
+    free(c);
+    return;
+  }
+  bt_log_error("could not record an assignment", "package=%" PRIu64 " attempt=%u error=%s",
+               c->package_id, c->attempt, bt_strerror(status));
   bt_now_t t = bt_shell__now();
-  if (status == 0)
-    log_package(sh, c->package_id, BT_PKG_ASSIGNED, c->attempt, c->agent_id, NULL);
-  if (status == 0 && sh->xp != NULL) {
-    bt_xp_dispatch(sh->xp, c->agent_id, c->package_id, c->attempt);
-    bt_met_hist_observe(&sh->stats.assign_latency,
-                        (double)(uv_hrtime() - c->applied_ns) / 1e9);
-  } else
-    bt_log_error("could not record an assignment", "package=%" PRIu64 " attempt=%u error=%s",
-                 c->package_id, c->attempt, bt_strerror(status));
-  bt_core_assign_persisted(sh->core, c->package_id, c->attempt, status == 0, &t,
-                           &sh->acts);
+  bt_core_assign_persisted(sh->core, c->package_id, c->attempt, false, &t, &sh->acts);
   bt_shell__apply(sh);
   free(c);
 }
@@ -116,6 +146,8 @@ static void on_finish_committed(void *arg, int status) {
     bt_xp_ack(sh->xp, c->agent_id, c->package_id, c->attempt, status == 0 ? 0 : status);
   bt_core_finish_persisted(sh->core, c->package_id, c->attempt, status == 0, &t,
                            &sh->acts);
+  if (sh->early.n > 0 && bt_core_package(sh->core, c->package_id) == NULL)
+    bt_idmap_del(&sh->early, c->package_id); /* ended: nothing more to order */
   bt_shell__apply(sh);
   free(c);
 }
@@ -211,7 +243,7 @@ static void finish(bt_shell_t *sh, const bt_action_t *a, ctx_t *c) {
   const bt_core_vendor_t *v = bt_core_vendor(sh->core, a->vendor_id);
   bt_agent_view_t g;
   const char *agent = bt_core_agent_view(sh->core, a->agent_id, &g) == 0 ? g.name : NULL;
-  bt_store_finish(bt_lanes_for(&sh->lanes, a->package_id), a, v ? v->name : NULL, agent,
+  bt_store_finish(package_lane(sh, a->package_id), a, v ? v->name : NULL, agent,
                   on_finish_committed, c);
 }
 
@@ -242,7 +274,7 @@ void bt_shell__apply(bt_shell_t *sh) {
       bt_pkg_view_t v;
       if (bt_core_package_view(sh->core, a->package_id, &v) == 0) {
         log_package(sh, a->package_id, v.state, 0, 0, a->by_admin ? " by=admin" : NULL);
-        bt_store_package_update(bt_lanes_for(&sh->lanes, a->package_id), &v, a->at);
+        bt_store_package_update(package_lane(sh, a->package_id), &v, a->at);
       }
       break;
     }
@@ -257,17 +289,20 @@ void bt_shell__apply(bt_shell_t *sh) {
     case BT_ACT_PERSIST_PACKAGE:
       break; /* batched by the submit path, which reads these itself */
     case BT_ACT_ASSIGN: {
+      /* Placed in its submit: written with its insert (c_submit). */
+      if (bt_core_package_unpersisted(sh->core, a->package_id))
+        break;
       ctx_t *c = ctx_new(sh, a);
       c->applied_ns = uv_hrtime();
-      bt_store_assign(bt_lanes_for(&sh->lanes, a->package_id), a, on_assign_committed, c);
+      bt_store_assign(package_lane(sh, a->package_id), a, on_assign_committed, c);
       break;
     }
     case BT_ACT_START:
       log_package(sh, a->package_id, BT_PKG_RUNNING, a->attempt, a->agent_id, NULL);
-      bt_store_start(bt_lanes_for(&sh->lanes, a->package_id), a);
+      bt_store_start(package_lane(sh, a->package_id), a);
       break;
     case BT_ACT_PROGRESS:
-      bt_store_progress(bt_lanes_for(&sh->lanes, a->package_id), a);
+      bt_store_progress(package_lane(sh, a->package_id), a);
       break;
     case BT_ACT_FINISH:
       log_finish(sh, a);
@@ -285,7 +320,7 @@ void bt_shell__apply(bt_shell_t *sh) {
                   bt_handoff_reason_name(a->reason));
       if ((int)a->reason >= 0 && (int)a->reason < N_HANDOFF_REASONS)
         sh->stats.handoffs[a->reason]++;
-      bt_store_handoff(bt_lanes_for(&sh->lanes, a->package_id), a);
+      bt_store_handoff(package_lane(sh, a->package_id), a);
       break;
     }
     case BT_ACT_ACK_RESULT:
@@ -440,6 +475,13 @@ static int c_vendor_add(void *arg, const bt_vendor_spec_t *spec, uint64_t token)
   return rc;
 }
 
+/* A package the core assigned in its submit (route_at_submit): the insert
+ * carries its attempt, and its commit is the assignment's. */
+typedef struct {
+  uint64_t package_id, agent_id;
+  uint32_t attempt;
+} early_assign_t;
+
 typedef struct {
   bt_shell_t *sh;
   uint64_t token;
@@ -447,10 +489,35 @@ typedef struct {
   /* A known key of the request names a package not committed yet: its insert
    * may be on another submit lane, its finish on a main lane. */
   bool names_pending;
+  size_t n_early;
+  early_assign_t *early;
+  uint64_t applied_ns; /* when the submit was routed (assignment latency) */
   bt_submit_result_t results[];
 } submit_ctx_t;
 
 static void on_submit_store_barrier(void *arg, int status);
+
+/* The insert of a submit's packages answered: its early assignments committed
+ * with it, or never happened. Each goes to its agent if the core still holds
+ * it so (not lost with its agent meanwhile; its package not a key's
+ * duplicate). */
+static void settle_early(submit_ctx_t *c, int status) {
+  bt_shell_t *sh = c->sh;
+  for (size_t i = 0; i < c->n_early; i++) {
+    const early_assign_t *e = &c->early[i];
+    bt_pkg_view_t v;
+    bool open = bt_core_package_view(sh->core, e->package_id, &v) == 0;
+    bool held = open && v.attempt == e->attempt && v.agent_id == e->agent_id &&
+                v.state == BT_PKG_ASSIGNED;
+    if (!open || held) /* else it was lost meanwhile: it keeps the lane */
+      bt_idmap_del(&sh->early, e->package_id);
+    if (status == 0 && held)
+      assignment_committed(sh, e->package_id, e->attempt, e->agent_id, c->applied_ns);
+  }
+  free(c->early);
+  c->early = NULL;
+  c->n_early = 0;
+}
 
 static void on_inserted(void *arg, int status, const bt_store_inserted_t *rows, size_t n) {
   submit_ctx_t *c = arg;
@@ -477,6 +544,8 @@ static void on_inserted(void *arg, int status, const bt_store_inserted_t *rows, 
         r->state = BT_PKG_COMPLETED;
     }
   }
+  if (c->n_early > 0)
+    settle_early(c, status);
   if (status == 0 && c->names_pending) {
     /* Its own rows are in; what its known keys name is answered only once
      * committed too (the same barriers as a submit of known keys alone). */
@@ -510,10 +579,10 @@ static void on_submit_store_barrier(void *arg, int status) {
  * bulk submits of 1,000 went from 43-59k to 66-94k packages/s with two). */
 #define SUBMIT_SPREAD_MIN 64
 
-static bt_store_t *submit_lane(bt_shell_t *sh, size_t n_new) {
+static size_t submit_lane(bt_shell_t *sh, size_t n_new) {
   if (n_new < SUBMIT_SPREAD_MIN)
-    return sh->submit_lanes.lane[0];
-  return bt_lanes_for(&sh->submit_lanes, sh->submit_turn++);
+    return 0;
+  return (size_t)(sh->submit_turn++ % sh->submit_lanes.n);
 }
 
 static int c_submit(void *arg, const bt_pkg_spec_t *specs, size_t n, uint64_t token) {
@@ -528,19 +597,36 @@ static int c_submit(void *arg, const bt_pkg_spec_t *specs, size_t n, uint64_t to
   c->token = token;
   c->n = n;
   c->names_pending = false;
+  c->n_early = 0;
+  c->early = NULL;
+  c->applied_ns = uv_hrtime();
   bt_core_submit(sh->core, specs, n, token, &t, c->results, &sh->acts);
   uint64_t *ids = xmalloc(n * sizeof *ids);
   size_t n_new = 0;
-  for (size_t i = 0; i < sh->acts.n; i++)
-    if (sh->acts.v[i].kind == BT_ACT_PERSIST_PACKAGE)
-      ids[n_new++] = sh->acts.v[i].package_id;
+  for (size_t i = 0; i < sh->acts.n; i++) {
+    const bt_action_t *a = &sh->acts.v[i];
+    if (a->kind == BT_ACT_PERSIST_PACKAGE)
+      ids[n_new++] = a->package_id;
+    else if (a->kind == BT_ACT_ASSIGN && bt_core_package_unpersisted(sh->core, a->package_id)) {
+      if (c->early == NULL)
+        c->early = xmalloc(n * sizeof *c->early);
+      c->early[c->n_early++] =
+          (early_assign_t){.package_id = a->package_id, .agent_id = a->agent_id,
+                           .attempt = a->attempt};
+    }
+  }
   for (size_t i = 0; i < n && n_new > 0; i++) /* (known keys alone: barriers below) */
     if (c->results[i].duplicate && c->results[i].pending)
       c->names_pending = true;
-  bt_shell__apply(sh);
+  size_t lane = n_new > 0 ? submit_lane(sh, n_new) : 0;
+  for (size_t i = 0; i < c->n_early; i++)
+    bt_idmap_put(&sh->early, c->early[i].package_id, (void *)(uintptr_t)(lane + 1));
+  /* The insert first: it carries the early assignments as the core has them
+   * now, and what apply writes about them (nothing, as a rule) follows it. */
   if (n_new > 0)
-    bt_store_insert_packages(submit_lane(sh, n_new), sh->core, ids, n_new, on_inserted, c);
-  else /* only known keys: answer once what they name is committed */
+    bt_store_insert_packages(submit_store(sh, lane), sh->core, ids, n_new, on_inserted, c);
+  bt_shell__apply(sh);
+  if (n_new == 0) /* only known keys: answer once what they name is committed */
     bt_lanes_barrier(&sh->submit_lanes, on_submit_store_barrier, c);
   free(ids);
   return 0;
@@ -729,6 +815,7 @@ static void part_closed(void *arg) {
   void (*cb)(void *) = sh->on_stopped;
   void *cb_arg = sh->stopped_arg;
   bt_actions_close(&sh->acts);
+  bt_idmap_close(&sh->early);
   bt_core_free(sh->core);
   bt_cfg_free(&sh->cfg);
   free(sh);
@@ -755,6 +842,10 @@ static void store_closed(void *arg) {
  * them. */
 static void submit_store_closed(void *arg) {
   bt_shell_t *sh = arg;
+  /* Everything written through a submit lane has answered: later writes
+   * about any package can take its main lane. */
+  bt_idmap_close(&sh->early);
+  bt_idmap_init(&sh->early);
   if (sh->lanes.lane[0])
     bt_lanes_close(&sh->lanes, store_closed, sh);
   else
@@ -810,6 +901,7 @@ int bt_shell_new(uv_loop_t *loop, const bt_config_t *cfg, const char *dsn,
     abort();
   sh->loop = loop;
   bt_actions_init(&sh->acts);
+  bt_idmap_init(&sh->early);
   bt_met_hist_init(&sh->stats.assign_latency);
   bt_met_hist_init(&sh->stats.store_commit);
 
@@ -825,6 +917,7 @@ int bt_shell_new(uv_loop_t *loop, const bt_config_t *cfg, const char *dsn,
   if (rv != 0) {
     bt_log_error("could not load state from the database", "error=%s", bt_strerror(rv));
     bt_actions_close(&sh->acts);
+    bt_idmap_close(&sh->early);
     bt_core_free(sh->core);
     bt_cfg_free(&sh->cfg);
     free(sh);

@@ -46,6 +46,7 @@ void bt_shell__core_config(const bt_config_t *cfg, bt_core_config_t *cc) {
   cc->cost_ref = cfg->cost_reference;
   cc->share_cap = cfg->share_cap;
   cc->aging_bound_ms = cfg->aging_bound_ms;
+  cc->route_at_submit = cfg->route_at_submit != 0;
   cc->breaker_window_ms = cfg->breaker_window_ms;
   cc->breaker_min_attempts = cfg->breaker_min_attempts;
   cc->breaker_threshold = cfg->breaker_threshold;

@@ -103,7 +103,9 @@ typedef struct {
 typedef void (*bt_store_insert_cb)(void *arg, int status,
                                    const bt_store_inserted_t *rows, size_t n);
 
-/* Inserts open packages (ids from the core) in one statement: all or none. */
+/* Inserts open packages (ids from the core) in one statement: all or none.
+ * Call it in the loop turn of their submit: a package the core assigned there
+ * (route_at_submit) is written with its attempt, which commits with it. */
 void bt_store_insert_packages(bt_store_t *st, const bt_core_t *core,
                               const uint64_t *ids, size_t n, bt_store_insert_cb cb,
                               void *arg);

@@ -157,13 +157,15 @@ void bt_store_insert_packages(bt_store_t *st, const bt_core_t *core,
 
   /* Column-major: one array parameter per column, one element per package. */
   enum { C_ID, C_KEY, C_CAP, C_PAYLOAD, C_PRIO, C_DEADLINE, C_NOTBEFORE, C_REGIONS,
-         C_CERTS, C_MAXCOST, C_PREFER, C_AVOID, C_MAXATT, C_SUBMITTED, C_N };
+         C_CERTS, C_MAXCOST, C_PREFER, C_AVOID, C_MAXATT, C_SUBMITTED, C_ATTEMPT,
+         C_VENDOR, C_AGENT, C_N };
   static const uint32_t oids[C_N] = {
       BT_PG_OID_INT8,   BT_PG_OID_TEXT,        BT_PG_OID_TEXT,
       BT_PG_OID_BYTEA,  BT_PG_OID_INT2,        BT_PG_OID_TIMESTAMPTZ,
       BT_PG_OID_TIMESTAMPTZ, BT_PG_OID_TEXT,   BT_PG_OID_TEXT,
       BT_PG_OID_FLOAT8, BT_PG_OID_TEXT,        BT_PG_OID_TEXT,
-      BT_PG_OID_INT4,   BT_PG_OID_TIMESTAMPTZ};
+      BT_PG_OID_INT4,   BT_PG_OID_TIMESTAMPTZ, BT_PG_OID_INT4,
+      BT_PG_OID_INT8,   BT_PG_OID_INT8};
   for (int c = 0; c < C_N; c++) {
     bt_pgarr_t a;
     bt_pga_begin(&a, p, oids[c]);
@@ -192,6 +194,17 @@ void bt_store_insert_packages(bt_store_t *st, const bt_core_t *core,
       case C_AVOID: joined(&a, v.avoid, v.n_avoid); break;
       case C_MAXATT: bt_pga_i32(&a, (int32_t)v.max_attempts); break;
       case C_SUBMITTED: bt_pga_ts(&a, v.submitted_at); break;
+      /* A package the core placed in its submit (route_at_submit) is
+       * assigned already: its attempt goes in with it (attempt 0: none). */
+      case C_ATTEMPT:
+        bt_pga_i32(&a, v.state == BT_PKG_ASSIGNED ? (int32_t)v.attempt : 0);
+        break;
+      case C_VENDOR:
+        bt_pga_i64(&a, v.state == BT_PKG_ASSIGNED ? (int64_t)v.vendor_id : 0);
+        break;
+      case C_AGENT:
+        bt_pga_i64(&a, v.state == BT_PKG_ASSIGNED ? (int64_t)v.agent_id : 0);
+        break;
       }
     }
     bt_pga_end(&a);

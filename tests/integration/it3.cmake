@@ -4,7 +4,7 @@
 # and not-before times. Each test function takes 3-20 s on a 2-core machine; the
 # per-test @test(timeout=...) (summed per script) stays below the CTest TIMEOUT,
 # so a hang is torn down and reported with its logs before CTest kills the script.
-bt_add_integration_test(NAME it_routing SCRIPT test_routing.py TIMEOUT 320)
+bt_add_integration_test(NAME it_routing SCRIPT test_routing.py TIMEOUT 400)
 bt_add_integration_test(NAME it_waiting SCRIPT test_waiting.py TIMEOUT 120)
 bt_add_integration_test(NAME it_aging SCRIPT test_aging.py TIMEOUT 260)
 set_tests_properties(it_routing it_waiting it_aging

@@ -11,18 +11,22 @@ running `sleep 0.05; cat`, so that several vendors have work in flight at once:
      unconstrained work is spread over several vendors (share cap 0.7);
   2. the cost weight: the same unconstrained stream on a fresh broker with
      `--set score_cost=10` and with `--set score_cost=0`: the cheapest vendor
-     gets a clearly larger share with the higher cost weight.
+     gets a clearly larger share with the higher cost weight;
+  3. route_at_submit: a package an agent has room for is assigned in the
+     transaction of its own insert (one commit from submit to start), and in
+     one of its own when the setting is off.
 """
 
 import random
 import time
 
-from harness import main, test
-from fixtures_it1 import wait_ids
+from harness import main, test, wait_for
+from fixtures_it1 import wait_agents, wait_ids
 from fixtures_it3 import (CAPABILITY, SQL_INELIGIBLE_ATTEMPTS, Req, VendorSpec,
-                          allowed, batch_line, check_vendors_registered,
+                          add_vendor, allowed, batch_line, check_vendors_registered,
                           create_database, db_assignments, eligible,
-                          max_in_flight, start_fleet, stop_all, submit_lines)
+                          max_in_flight, start_agent, start_fleet, stop_all,
+                          submit_lines)
 
 HANDLER = "sleep 0.05; cat"
 
@@ -217,6 +221,44 @@ def test_cost_weight_shifts_work_to_cheaper_vendors(env):
     assert sh.get(CHEAPEST, 0) >= sz.get(CHEAPEST, 0) + 0.25, (sh, sz)
     # The share cap still holds with a heavy cost weight: others get some.
     assert sh.get(CHEAPEST, 0) <= 0.9, sh
+
+
+@test(timeout=60)
+def test_route_at_submit_writes_the_assignment_with_the_package(env):
+    """route_at_submit (on by default): a package submitted while an agent has
+    room is assigned in its submit, and its attempts row is written in the
+    transaction of its package row (both carry one xmin). After `config set
+    route_at_submit 0` the assignment is a transaction of its own. The agent
+    is frozen (SIGSTOP) while the rows are read, so no start or result has
+    rewritten the attempts row; thawed, it runs both packages."""
+    spec = VendorSpec("solo", "EU-DE", 1.0, capacity=4, slots=4)
+    broker = env.broker(extra_args=["--set", "lease=30s"])
+    v = add_vendor(broker, spec)
+    agent = start_agent(env, broker, spec, v["secret"], "cat")
+    wait_agents(broker, [agent.agent_name])
+    time.sleep(0.5)  # its first poll is parked: it has asked for work
+    agent.sigstop()
+    try:
+        _, on, _ = broker.ctl("submit", "--capability", CAPABILITY, "--payload", "on")
+        _, cfg, _ = broker.ctl("config", "set", "route_at_submit", "0")
+        assert cfg["value"] == "0", cfg
+        _, off, _ = broker.ctl("submit", "--capability", CAPABILITY, "--payload", "off")
+        ids = (on["id"], off["id"])
+
+        def assigned():
+            r = env.pg.psql(
+                "SELECT w.id, a.agent_id IS NOT NULL, w.xmin::text = a.xmin::text,"
+                " a.assigned_at = w.submitted_at, a.started_at IS NULL"
+                " FROM work_packages w LEFT JOIN attempts a"
+                "   ON a.package_id = w.id AND a.attempt = 1"
+                f" WHERE w.id IN {ids} ORDER BY w.id")
+            return r if len(r) == 2 and all(x[1] == "t" for x in r) else None
+        rows = wait_for(assigned, 10, what="both packages assigned", interval=0.1)
+        assert rows[0] == (str(on["id"]), "t", "t", "t", "t"), rows
+        assert rows[1][:3] == (str(off["id"]), "t", "f") and rows[1][4] == "t", rows
+    finally:
+        agent.sigcont()
+    assert wait_ids(broker, ids, timeout=30)["completed"] == 2
 
 
 if __name__ == "__main__":

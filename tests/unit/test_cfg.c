@@ -549,6 +549,7 @@ static void test_cfg_runtime_keys(void **state) {
       "max_attempts",      "score_cost",        "score_sla",
       "score_utilisation", "score_prefer",      "score_hours",
       "cost_reference",    "share_cap",         "aging_bound",
+      "route_at_submit",
       "breaker_window",    "breaker_min_attempts", "breaker_threshold",
       "degrade_threshold", "breaker_cooldown",  "probe_packages",
       "degraded_factor",

@@ -1,6 +1,7 @@
 /*
  * server/core: work packages — submit and the durability rule (nothing is
- * routed before its insert commits), idempotency keys, the outcome of the
+ * routed before its insert commits, or, with route_at_submit, only in its own
+ * submit, written with its insert), idempotency keys, the outcome of the
  * insert, views, waiting reasons and the figures.
  */
 #include "core_fixture.h"
@@ -448,6 +449,150 @@ static void test_core_stats_counts(void **state) {
   assert_int_equal(st.by_state[BT_PKG_CANCELLED], 3);
 }
 
+/* --- route_at_submit ---------------------------------------------------------------- */
+
+static void route_at_submit(fx_t *fx) {
+  bt_core_config_t cfg = fx->cfg;
+  cfg.route_at_submit = true;
+  cfg.lease_ms = 600000; /* no lease expiry in the way unless a test moves it */
+  fx_reconfigure(fx, &cfg);
+}
+
+/* An agent has room: the package is assigned by its own submit (the ASSIGN
+ * comes with its PERSIST_PACKAGE, for the shell to write in one transaction)
+ * and is placed nowhere else while its insert is in flight. */
+static void test_core_route_at_submit_assigns_in_the_submit(void **state) {
+  fx_t *fx = *state;
+  route_at_submit(fx);
+  uint64_t v = fx_vendor(fx, &(fx_vendor_t){.name = "acme"});
+  uint64_t a = fx_agent(fx, v, "a1", "translate", 2);
+
+  uint64_t p = fx_submit_unpersisted(fx, &(fx_pkg_t){0});
+  fx_one(&fx->out, BT_ACT_PERSIST_PACKAGE, p);
+  const bt_action_t *as = fx_one(&fx->out, BT_ACT_ASSIGN, p);
+  assert_int_equal(as->agent_id, a);
+  assert_int_equal(as->vendor_id, v);
+  assert_int_equal(as->attempt, 1);
+  assert_int_equal(fx->out.n, 2);
+  assert_int_equal(fx_state(fx, p), BT_PKG_ASSIGNED);
+  assert_true(bt_core_package_unpersisted(fx->core, p));
+  assert_int_equal(fx_busy(fx, a), 1);
+
+  /* The insert and the assignment commit together. */
+  fx_clear(fx);
+  bt_core_package_persisted(fx->core, p, true, 0, &fx->now, &fx->out);
+  assert_int_equal(fx_count(&fx->out, BT_ACT_ASSIGN), 0);
+  assert_false(bt_core_package_unpersisted(fx->core, p));
+  bt_core_assign_persisted(fx->core, p, 1, true, &fx->now, &fx->out);
+  assert_int_equal(fx->out.n, 0);
+  assert_int_equal(fx_result(fx, a, p, 1, BT_OUTCOME_COMPLETED, "done"), 0);
+  assert_int_equal(fx_one(&fx->out, BT_ACT_FINISH, p)->state, BT_PKG_COMPLETED);
+  fx_finish_persisted(fx, p, 1);
+  assert_int_equal(fx_state(fx, p), BT_PKG__COUNT);
+  assert_int_equal(fx_busy(fx, a), 0);
+}
+
+/* No room at its submit: the package waits for its insert's commit, even if
+ * room opens before that (a later placement could not join the insert). */
+static void test_core_route_at_submit_unplaced_waits_for_its_commit(void **state) {
+  fx_t *fx = *state;
+  route_at_submit(fx);
+  uint64_t v = fx_vendor(fx, &(fx_vendor_t){.name = "acme"});
+  uint64_t a = fx_agent(fx, v, "a1", "translate", 1);
+  uint64_t p0 = fx_submit_unpersisted(fx, &(fx_pkg_t){0});
+  fx_one(&fx->out, BT_ACT_ASSIGN, p0);
+  fx_clear(fx);
+  bt_core_package_persisted(fx->core, p0, true, 0, &fx->now, &fx->out);
+  bt_core_assign_persisted(fx->core, p0, 1, true, &fx->now, &fx->out);
+
+  uint64_t p1 = fx_submit_unpersisted(fx, &(fx_pkg_t){0});
+  assert_int_equal(fx_count(&fx->out, BT_ACT_ASSIGN), 0);
+  assert_int_equal(fx_result(fx, a, p0, 1, BT_OUTCOME_COMPLETED, "done"), 0);
+  assert_int_equal(fx_count(&fx->out, BT_ACT_ASSIGN), 0); /* room, but p1 is in flight */
+  fx_clear(fx);
+  bt_core_agent_ready(fx->core, a, 1, &fx->now, &fx->out);
+  fx_tick(fx);
+  assert_int_equal(fx_count(&fx->out, BT_ACT_ASSIGN), 0);
+  assert_int_equal(fx_state(fx, p1), BT_PKG_QUEUED);
+
+  fx_clear(fx);
+  bt_core_package_persisted(fx->core, p1, true, 0, &fx->now, &fx->out);
+  const bt_action_t *as = fx_one(&fx->out, BT_ACT_ASSIGN, p1);
+  assert_int_equal(as->agent_id, a);
+  assert_int_equal(as->attempt, 1);
+}
+
+/* The insert fails, or names an earlier package by its key: the assignment
+ * made with it never happened, and the agent's slot takes other work. */
+static void test_core_route_at_submit_failed_insert_frees_the_slot(void **state) {
+  fx_t *fx = *state;
+  route_at_submit(fx);
+  uint64_t v = fx_vendor(fx, &(fx_vendor_t){.name = "acme"});
+  uint64_t a = fx_agent(fx, v, "a1", "translate", 1);
+  for (int dup = 0; dup < 2; dup++) {
+    uint64_t p = fx_submit_unpersisted(fx, &(fx_pkg_t){.key = dup ? "k" : NULL});
+    fx_one(&fx->out, BT_ACT_ASSIGN, p);
+    uint64_t q = fx_submit_unpersisted(fx, &(fx_pkg_t){0});
+    assert_int_equal(fx_count(&fx->out, BT_ACT_ASSIGN), 0); /* the one slot is p's */
+    fx_clear(fx);
+    bt_core_package_persisted(fx->core, q, true, 0, &fx->now, &fx->out);
+    assert_int_equal(fx_count(&fx->out, BT_ACT_ASSIGN), 0);
+
+    fx_clear(fx);
+    bt_core_package_persisted(fx->core, p, dup ? true : false, dup ? 77 : 0, &fx->now,
+                              &fx->out);
+    assert_int_equal(fx_state(fx, p), BT_PKG__COUNT);
+    const bt_action_t *as = fx_one(&fx->out, BT_ACT_ASSIGN, q);
+    assert_int_equal(as->agent_id, a);
+    assert_int_equal(fx_busy(fx, a), 1);
+    bt_core_assign_persisted(fx->core, p, 1, true, &fx->now, &fx->out); /* a late word */
+    assert_int_equal(fx_busy(fx, a), 1);
+    fx_confirm_assigns(fx);
+    assert_int_equal(fx_result(fx, a, q, 1, BT_OUTCOME_COMPLETED, "done"), 0);
+    fx_finish_persisted(fx, q, 1);
+    assert_int_equal(fx_busy(fx, a), 0);
+  }
+  bt_core_stats_t st;
+  bt_core_stats(fx->core, &fx->now, &st);
+  assert_int_equal(st.by_state[BT_PKG_ASSIGNED], 0);
+  assert_int_equal(st.by_state[BT_PKG_QUEUED], 0);
+  assert_int_equal(st.by_state[BT_PKG_COMPLETED], 2);
+}
+
+/* Its agent is lost before the insert answered: the attempt ends (lost, in
+ * the insert's connection, after it: the shell's concern) with no handoff,
+ * and the package is placed again only once its insert is committed. */
+static void test_core_route_at_submit_agent_lost_before_commit(void **state) {
+  fx_t *fx = *state;
+  route_at_submit(fx);
+  bt_core_config_t cfg = fx->cfg;
+  cfg.lease_ms = 3000;
+  fx_reconfigure(fx, &cfg);
+  uint64_t v = fx_vendor(fx, &(fx_vendor_t){.name = "acme"});
+  uint64_t a = fx_agent(fx, v, "a1", "translate", 1);
+  uint64_t p = fx_submit_unpersisted(fx, &(fx_pkg_t){0});
+  assert_int_equal(fx_one(&fx->out, BT_ACT_ASSIGN, p)->agent_id, a);
+  uint64_t b = fx_agent(fx, v, "b1", "translate", 1);
+  fx_advance(fx, cfg.lease_ms - 1);
+  bt_core_agent_seen(fx->core, b, &fx->now);
+  fx_advance(fx, 1);
+  fx_tick(fx);
+  const bt_action_t *fin = fx_one(&fx->out, BT_ACT_FINISH, p);
+  assert_int_equal(fin->attempt, 1);
+  assert_int_equal(fin->outcome, BT_OUTCOME_LOST);
+  assert_int_equal(fin->state, BT_PKG_QUEUED);
+  assert_int_equal(fx_count(&fx->out, BT_ACT_HANDOFF), 0);
+  assert_int_equal(fx_count(&fx->out, BT_ACT_ASSIGN), 0); /* b has room; p waits */
+  assert_int_equal(fx_state(fx, p), BT_PKG_QUEUED);
+  assert_true(bt_core_package_unpersisted(fx->core, p));
+
+  fx_clear(fx);
+  bt_core_package_persisted(fx->core, p, true, 0, &fx->now, &fx->out);
+  const bt_action_t *as = fx_one(&fx->out, BT_ACT_ASSIGN, p);
+  assert_int_equal(as->agent_id, b);
+  assert_int_equal(as->attempt, 2);
+}
+
 int main(void) {
 #define T(f) cmocka_unit_test_setup_teardown(f, fx_setup, fx_teardown)
   const struct CMUnitTest tests[] = {
@@ -461,6 +606,10 @@ int main(void) {
       T(test_core_waiting_reason_not_before),
       T(test_core_waiting_reason_empty_when_behind_others),
       T(test_core_stats_counts),
+      T(test_core_route_at_submit_assigns_in_the_submit),
+      T(test_core_route_at_submit_unplaced_waits_for_its_commit),
+      T(test_core_route_at_submit_failed_insert_frees_the_slot),
+      T(test_core_route_at_submit_agent_lost_before_commit),
   };
 #undef T
   return cmocka_run_group_tests_name("test_core_packages", tests, NULL, NULL);
