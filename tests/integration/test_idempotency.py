@@ -102,6 +102,12 @@ def test_same_key_same_package(env):
     check_all_completed(pg, exact_ids=all_ids)
     _, stats, _ = broker.ctl("stats")
     assert stats["completed"] == 9 and stats["queued"] == 0, stats
+    # The agents were idle: each resubmit was placed at its submit
+    # (route_at_submit) before the database named the earlier package. Its
+    # attempt went nowhere, and its slot is free.
+    assert pg.scalar("SELECT count(*) FROM attempts a WHERE NOT EXISTS"
+                     " (SELECT 1 FROM work_packages w WHERE w.id = a.package_id)") == "0"
+    assert stats["assigned"] == 0 and stats["running"] == 0, stats
 
     # And a key survives a broker restart (it is in the database, not only
     # in memory).
