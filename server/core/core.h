@@ -237,8 +237,9 @@ void bt_actions_close(bt_actions_t *a);
 /* New tunables while the broker runs (`batonctl config set`, SIGHUP).
  * Taken from cfg: retry_base_ms, retry_max_ms, default_max_attempts, the
  * routing weights, cost_ref, share_cap, aging_bound_ms, route_at_submit (the
- * submits from now on) and the vendor health fields. Kept from start (they need a restart): lease_ms, restart_grace_ms,
- * seed. What each change does to state already there:
+ * submits from now on) and the vendor health fields. Kept from start (they
+ * need a restart): lease_ms, restart_grace_ms, seed. What each change does to
+ * state already there:
  *   - routing fields: the next routing decision uses them (every capability
  *     is looked at again now);
  *   - retry and max attempts: failures and packages from now on (a package
