@@ -171,7 +171,8 @@ typedef enum {
    * committed together). Then bt_core_packages_persisted(). */
   BT_ACT_PERSIST_PACKAGE,
   /* Write the assignment (attempt row, package state). Then send it to the
-   * agent and call bt_core_assign_persisted(). */
+   * agent and call bt_core_assign_persisted(). with_insert: made in the
+   * package's submit (route_at_submit), written with its insert. */
   BT_ACT_ASSIGN,
   /* The agent has the assignment: persist state running. */
   BT_ACT_START,
@@ -221,6 +222,7 @@ typedef struct {
   const char *text3;
   const char *text4;
   bool by_admin;        /* AUDIT: the actor is the admin, not the broker */
+  bool with_insert;     /* ASSIGN: rides with its package's insert (bt_core_submit) */
 } bt_action_t;
 
 typedef struct {
@@ -441,9 +443,8 @@ typedef struct {
 
 /* Submits n packages (one request: committed together). New packages get ids
  * and PERSIST_PACKAGE actions with token. They are routed once persisted, or
- * with cfg.route_at_submit at once where an agent has room: an ASSIGN for a
- * package still unpersisted (bt_core_package_unpersisted) must be written in
- * the same transaction as its insert, and its outcome is the insert's
+ * with cfg.route_at_submit at once where an agent has room: such an ASSIGN
+ * (with_insert) must be written in the same transaction as its insert, and its outcome is the insert's
  * (bt_core_package_persisted, then bt_core_assign_persisted if it still
  * holds). Until then such a package is placed nowhere else.
  * A key already known for an open package returns that package instead.

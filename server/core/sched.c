@@ -265,6 +265,7 @@ static void assign(bt_core_t *core, bt_core_pkg_t *p, bt_core_agent_t *a,
   act->agent_id = a->id;
   act->vendor_id = a->vendor_id;
   act->at = now->at;
+  act->with_insert = (p->flags & BT_PKGF_UNPERSISTED) != 0; /* route_at_submit */
 }
 
 void bt_core__sched(bt_core_t *core, const bt_now_t *now, bt_actions_t *out) {

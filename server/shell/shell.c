@@ -289,8 +289,7 @@ void bt_shell__apply(bt_shell_t *sh) {
     case BT_ACT_PERSIST_PACKAGE:
       break; /* batched by the submit path, which reads these itself */
     case BT_ACT_ASSIGN: {
-      /* Placed in its submit: written with its insert (c_submit). */
-      if (bt_core_package_unpersisted(sh->core, a->package_id))
+      if (a->with_insert) /* placed in its submit: written with its insert (c_submit) */
         break;
       ctx_t *c = ctx_new(sh, a);
       c->applied_ns = uv_hrtime();
@@ -607,7 +606,7 @@ static int c_submit(void *arg, const bt_pkg_spec_t *specs, size_t n, uint64_t to
     const bt_action_t *a = &sh->acts.v[i];
     if (a->kind == BT_ACT_PERSIST_PACKAGE)
       ids[n_new++] = a->package_id;
-    else if (a->kind == BT_ACT_ASSIGN && bt_core_package_unpersisted(sh->core, a->package_id)) {
+    else if (a->kind == BT_ACT_ASSIGN && a->with_insert) {
       if (c->early == NULL)
         c->early = xmalloc(n * sizeof *c->early);
       c->early[c->n_early++] =

@@ -270,6 +270,13 @@ void bt_pgp_concat_arrays(bt_pgparams_t *p, const bt_pgparams_t *const *src, siz
   end_param(p, (int)(p->len - start));
 }
 
+uint32_t bt_pgp_array_len(const bt_pgparams_t *p, int idx) {
+  const uint8_t *h = p->buf + p->off[idx];
+  if (p->lens[idx] < 12)
+    abort(); /* not an array: a programming error */
+  return be32(h) == 0 ? 0 : be32(h + 12); /* ndim 0: empty */
+}
+
 void bt_pgp_truncate(bt_pgparams_t *p, int n) {
   if (n >= p->n)
     return;

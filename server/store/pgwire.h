@@ -72,6 +72,9 @@ void bt_pga_end(bt_pgarr_t *a);
  * the engine turns many one-row array statements into one many-row statement. */
 void bt_pgp_concat_arrays(bt_pgparams_t *p, const bt_pgparams_t *const *src, size_t n,
                           int idx);
+/* The element count of parameter idx, a one-dimensional array (0 for an
+ * empty one). */
+uint32_t bt_pgp_array_len(const bt_pgparams_t *p, int idx);
 /* Drops parameters n and later (to replace the last ones). */
 void bt_pgp_truncate(bt_pgparams_t *p, int n);
 

@@ -451,11 +451,16 @@ static void test_core_stats_counts(void **state) {
 
 /* --- route_at_submit ---------------------------------------------------------------- */
 
-static void route_at_submit(fx_t *fx) {
+/* A core with route_at_submit on and lease_ms (0: none in the way), vendor
+ * acme and its agent a1 with slots; returns the agent's id. */
+static uint64_t route_at_submit(fx_t *fx, uint32_t lease_ms, uint32_t slots,
+                                uint64_t *vendor) {
   bt_core_config_t cfg = fx->cfg;
   cfg.route_at_submit = true;
-  cfg.lease_ms = 600000; /* no lease expiry in the way unless a test moves it */
+  cfg.lease_ms = lease_ms ? lease_ms : 600000;
   fx_reconfigure(fx, &cfg);
+  *vendor = fx_vendor(fx, &(fx_vendor_t){.name = "acme"});
+  return fx_agent(fx, *vendor, "a1", "translate", slots);
 }
 
 /* An agent has room: the package is assigned by its own submit (the ASSIGN
@@ -463,9 +468,8 @@ static void route_at_submit(fx_t *fx) {
  * and is placed nowhere else while its insert is in flight. */
 static void test_core_route_at_submit_assigns_in_the_submit(void **state) {
   fx_t *fx = *state;
-  route_at_submit(fx);
-  uint64_t v = fx_vendor(fx, &(fx_vendor_t){.name = "acme"});
-  uint64_t a = fx_agent(fx, v, "a1", "translate", 2);
+  uint64_t v;
+  uint64_t a = route_at_submit(fx, 0, 2, &v);
 
   uint64_t p = fx_submit_unpersisted(fx, &(fx_pkg_t){0});
   fx_one(&fx->out, BT_ACT_PERSIST_PACKAGE, p);
@@ -473,6 +477,7 @@ static void test_core_route_at_submit_assigns_in_the_submit(void **state) {
   assert_int_equal(as->agent_id, a);
   assert_int_equal(as->vendor_id, v);
   assert_int_equal(as->attempt, 1);
+  assert_true(as->with_insert);
   assert_int_equal(fx->out.n, 2);
   assert_int_equal(fx_state(fx, p), BT_PKG_ASSIGNED);
   assert_true(bt_core_package_unpersisted(fx->core, p));
@@ -496,9 +501,8 @@ static void test_core_route_at_submit_assigns_in_the_submit(void **state) {
  * room opens before that (a later placement could not join the insert). */
 static void test_core_route_at_submit_unplaced_waits_for_its_commit(void **state) {
   fx_t *fx = *state;
-  route_at_submit(fx);
-  uint64_t v = fx_vendor(fx, &(fx_vendor_t){.name = "acme"});
-  uint64_t a = fx_agent(fx, v, "a1", "translate", 1);
+  uint64_t v;
+  uint64_t a = route_at_submit(fx, 0, 1, &v);
   uint64_t p0 = fx_submit_unpersisted(fx, &(fx_pkg_t){0});
   fx_one(&fx->out, BT_ACT_ASSIGN, p0);
   fx_clear(fx);
@@ -520,15 +524,15 @@ static void test_core_route_at_submit_unplaced_waits_for_its_commit(void **state
   const bt_action_t *as = fx_one(&fx->out, BT_ACT_ASSIGN, p1);
   assert_int_equal(as->agent_id, a);
   assert_int_equal(as->attempt, 1);
+  assert_false(as->with_insert); /* its own write, after the insert */
 }
 
 /* The insert fails, or names an earlier package by its key: the assignment
  * made with it never happened, and the agent's slot takes other work. */
 static void test_core_route_at_submit_failed_insert_frees_the_slot(void **state) {
   fx_t *fx = *state;
-  route_at_submit(fx);
-  uint64_t v = fx_vendor(fx, &(fx_vendor_t){.name = "acme"});
-  uint64_t a = fx_agent(fx, v, "a1", "translate", 1);
+  uint64_t v;
+  uint64_t a = route_at_submit(fx, 0, 1, &v);
   for (int dup = 0; dup < 2; dup++) {
     uint64_t p = fx_submit_unpersisted(fx, &(fx_pkg_t){.key = dup ? "k" : NULL});
     fx_one(&fx->out, BT_ACT_ASSIGN, p);
@@ -564,16 +568,12 @@ static void test_core_route_at_submit_failed_insert_frees_the_slot(void **state)
  * and the package is placed again only once its insert is committed. */
 static void test_core_route_at_submit_agent_lost_before_commit(void **state) {
   fx_t *fx = *state;
-  route_at_submit(fx);
-  bt_core_config_t cfg = fx->cfg;
-  cfg.lease_ms = 3000;
-  fx_reconfigure(fx, &cfg);
-  uint64_t v = fx_vendor(fx, &(fx_vendor_t){.name = "acme"});
-  uint64_t a = fx_agent(fx, v, "a1", "translate", 1);
+  uint64_t v;
+  uint64_t a = route_at_submit(fx, 3000, 1, &v);
   uint64_t p = fx_submit_unpersisted(fx, &(fx_pkg_t){0});
   assert_int_equal(fx_one(&fx->out, BT_ACT_ASSIGN, p)->agent_id, a);
   uint64_t b = fx_agent(fx, v, "b1", "translate", 1);
-  fx_advance(fx, cfg.lease_ms - 1);
+  fx_advance(fx, fx->cfg.lease_ms - 1);
   bt_core_agent_seen(fx->core, b, &fx->now);
   fx_advance(fx, 1);
   fx_tick(fx);

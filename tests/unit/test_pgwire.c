@@ -278,6 +278,12 @@ static void test_pgwire_concat_arrays(void **state) {
   assert_int_equal(got.n, 2);
   for (int i = 0; i < 2; i++)
     expect_param(&got, i, want.buf + want.off[i], want.lens[i]);
+  /* Element counts as the store reads them (which statement form to send). */
+  assert_int_equal(bt_pgp_array_len(&a, 0), 2);
+  assert_int_equal(bt_pgp_array_len(&b, 0), 0);
+  assert_int_equal(bt_pgp_array_len(&c, 1), 1);
+  assert_int_equal(bt_pgp_array_len(&got, 0), 3);
+  assert_int_equal(bt_pgp_array_len(&got, 1), 3);
 
   /* Only empty sources: an empty array of the element type. */
   bt_pgparams_t empty;
