@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Replies to a Submit of 10,000 packages are well under a megabyte. */
@@ -103,12 +104,14 @@ int bench_conn_recv(bench_conn_t *c, Baton__CtlReply **out) {
   }
 }
 
-int bench_conn_wait(bench_conn_t *c, int timeout_ms) {
+int bench_conn_wait(bench_conn_t *c, uint64_t timeout_ns) {
   if (c->pos < c->have)
     return 1; /* bytes of a reply already read */
   struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
+  struct timespec ts = {.tv_sec = (time_t)(timeout_ns / 1000000000u),
+                        .tv_nsec = (long)(timeout_ns % 1000000000u)};
   for (;;) {
-    int n = poll(&pfd, 1, timeout_ms);
+    int n = ppoll(&pfd, 1, &ts, NULL);
     if (n >= 0)
       return n > 0 ? 1 : 0;
     if (errno != EINTR)

@@ -40,9 +40,11 @@ int bench_conn_send(bench_conn_t *c, const uint8_t *frame, size_t len);
  * baton__ctl_reply__free_unpacked(*out, NULL)), or -errno / -EPROTO. */
 int bench_conn_recv(bench_conn_t *c, Baton__CtlReply **out);
 
-/* Waits up to timeout_ms for a reply's bytes (already buffered ones count).
- * Returns 1 when there is something to read, 0 on timeout, or -errno. */
-int bench_conn_wait(bench_conn_t *c, int timeout_ms);
+/* Waits up to timeout_ns for a reply's bytes (already buffered ones count).
+ * Returns 1 when there is something to read, 0 on timeout, or -errno.
+ * Nanoseconds, not poll's milliseconds: a paced submitter that rounded its
+ * wait up to a whole millisecond sent up to 1 ms late and was charged for it. */
+int bench_conn_wait(bench_conn_t *c, uint64_t timeout_ns);
 
 /* One Stats round trip on an otherwise idle connection. Returns 0 with the
  * counters, or a negative error (a non-OK reply is -EPROTO). */

@@ -292,12 +292,11 @@ static void *submitter_main(void *arg) {
     if (every && more && inflight < ph->window) {
       /* Not waiting on the window: read what is there until the next is due. */
       uint64_t now = bench_now_ns();
-      int wait_ms = due > now ? (int)((due - now + 999999) / 1000000) : 0;
       if (inflight == 0) {
         sleep_ns(due > now ? due - now : 0);
         continue;
       }
-      if ((rv = bench_conn_wait(&conn, wait_ms)) < 0) {
+      if ((rv = bench_conn_wait(&conn, due > now ? due - now : 0)) < 0) {
         snprintf(s->err, sizeof s->err, "waiting for a reply failed: %s", strerror(-rv));
         goto fail;
       }
