@@ -51,6 +51,7 @@ typedef struct {
   uint32_t encrypt; /* 1: seal agent messages with secretbox; 0: MAC only */
   /* store */
   uint32_t store_pipeline_depth;
+  uint32_t store_overlap_ops;
   uint32_t store_lanes;
   uint32_t store_submit_lanes;
   uint32_t store_segment_ops;

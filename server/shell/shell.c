@@ -926,6 +926,7 @@ int bt_shell_new(uv_loop_t *loop, const bt_config_t *cfg, const char *dsn,
   bt_store_opts_t so;
   bt_store_opts_default(&so);
   so.pipeline_depth = cfg->store_pipeline_depth;
+  so.overlap_min_ops = cfg->store_overlap_ops;
   so.max_segment_ops = cfg->store_segment_ops;
   so.op_timeout_ms = cfg->store_timeout_ms;
   so.on_commit = on_store_commit;

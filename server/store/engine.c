@@ -33,6 +33,7 @@ static void maybe_finish_close(bt_store_t *st);
 
 void bt_store_opts_default(bt_store_opts_t *o) {
   o->pipeline_depth = 1;
+  o->overlap_min_ops = 64;
   o->max_segment_ops = 4096;
   o->reconnect_max_ms = 2000; /* a refused connect is cheap; be back soon */
   o->op_timeout_ms = 15000;
@@ -789,11 +790,27 @@ static bool send_fence(bt_store_t *st, bt_store_seg_t *seg) {
   return send_op(st, op);
 }
 
+/* With a transaction in flight, what waits goes out only when there is enough
+ * of it (opts.overlap_min_ops). The connection's backend runs its
+ * transactions one after another, so sending early gains only the broker's
+ * turnaround, and each transaction costs PostgreSQL a fence, a commit and its
+ * statements' start-up whatever its size: at 10,000 packages/s offered,
+ * sending every loop turn's few writes as a transaction of their own cost
+ * 80-85 us of PostgreSQL CPU a package against 74-76 with a floor of 64, and
+ * the ack p99 went from 8-12 ms to 6-9 ms (tests/bench/run, interleaved
+ * rounds). A big backlog still overlaps: without that, processing all-queued
+ * work lost 20 %. */
+static bool pipeline_has_room(const bt_store_t *st) {
+  if (st->n_inflight >= st->opts.pipeline_depth)
+    return false;
+  return st->n_inflight == 0 || st->n_pending >= st->opts.overlap_min_ops;
+}
+
 /* Sends queued operations as segments while the pipeline has room. */
 static void flush_pending(bt_store_t *st) {
   bool sent = false;
   while (st->state == BT_ST_READY && !st->fenced && st->pend_head != NULL &&
-         st->n_inflight < st->opts.pipeline_depth) {
+         pipeline_has_room(st)) {
     bt_store_seg_t *seg = calloc(1, sizeof *seg);
     if (seg == NULL)
       abort();

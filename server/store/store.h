@@ -35,6 +35,10 @@ typedef struct bt_store bt_store_t;
 
 typedef struct {
   uint32_t pipeline_depth;  /* segments in flight at once (1 = wait for each commit) */
+  /* With a segment in flight, another is sent only once this many operations
+   * wait (fewer wait for the commit, batching with what comes meanwhile);
+   * 0: whenever the pipeline has room. Default 64. */
+  uint32_t overlap_min_ops;
   uint32_t max_segment_ops; /* operations per segment */
   uint32_t reconnect_max_ms;
   uint32_t op_timeout_ms;   /* a segment unanswered this long: the connection is dropped */

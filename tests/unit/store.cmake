@@ -10,3 +10,6 @@ bt_add_unit_test(NAME test_store_fence SOURCES test_store_fence.c store_fixture.
 bt_add_unit_test(NAME test_store_lanes SOURCES test_store_lanes.c store_fixture.c
                  LIBS bt_store bt_pgembed bt_util PkgConfig::LIBPQ PkgConfig::LIBUV
                  TIMEOUT 120)
+bt_add_unit_test(NAME test_store_pipeline SOURCES test_store_pipeline.c store_fixture.c
+                 LIBS bt_store bt_pgembed bt_util PkgConfig::LIBPQ PkgConfig::LIBUV
+                 TIMEOUT 120)

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 uv_loop_t fx_loop;
 const char *fx_dsn;
@@ -78,6 +79,40 @@ long fx_audit_rows(const char *subject) {
   char q[200];
   snprintf(q, sizeof q, "SELECT count(*) FROM audit_events WHERE subject = '%s'", subject);
   return fx_num(q);
+}
+
+PGconn *fx_lock_new_vendor(int id) {
+  char q[400];
+  snprintf(q, sizeof q,
+           "INSERT INTO vendors (id, name, region, model, capabilities, capacity, cost,"
+           " weight, auth_key, created_at, updated_at) VALUES (%d, 'locked-%d', 'EU',"
+           " 'onshore', '{x}', 1, 1, 1, decode(repeat('00', 32), 'hex'), now(), now())",
+           id, id);
+  fx_exec(q);
+  PGconn *c = PQconnectdb(fx_dsn);
+  assert_int_equal(PQstatus(c), CONNECTION_OK);
+  snprintf(q, sizeof q, "BEGIN; SELECT 1 FROM vendors WHERE id = %d FOR UPDATE", id);
+  PGresult *r = PQexec(c, q);
+  assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+  PQclear(r);
+  return c;
+}
+
+void fx_unlock(PGconn *holder) {
+  PQclear(PQexec(holder, "COMMIT"));
+  PQfinish(holder);
+}
+
+/* Turns of the loop that never block (the store is stuck, so a blocking turn
+ * would sleep until some timer), with a look at pg_stat_activity between. */
+void fx_run_until_lock_wait(void) {
+  for (int i = 0; i < 2500; i++) {
+    uv_run(&fx_loop, UV_RUN_NOWAIT);
+    if (fx_num("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'") > 0)
+      return;
+    usleep(2000);
+  }
+  fail_msg("no backend came to wait for the lock");
 }
 
 static void on_deadline(uv_timer_t *t) { *(bool *)t->data = true; }

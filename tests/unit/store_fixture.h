@@ -8,6 +8,7 @@
 
 #include "store.h"
 
+#include <libpq-fe.h>
 #include <stdbool.h>
 #include <uv.h>
 
@@ -28,6 +29,15 @@ const char *fx_text(const char *q);
 long fx_num(const char *q);
 /* Rows of audit_events with this subject (the tests write them as markers). */
 long fx_audit_rows(const char *subject);
+
+/* Adds vendor id and locks its row from a transaction of another session
+ * until fx_unlock(): a store's write of that row (bt_store_vendor_key) waits
+ * for it, which holds that store's transaction in flight. */
+PGconn *fx_lock_new_vendor(int id);
+void fx_unlock(PGconn *holder);
+/* Runs the loop until a backend waits for a lock (the held transaction); fails
+ * the test if none does within a few seconds. */
+void fx_run_until_lock_wait(void);
 
 /* A write's or barrier's outcome, for bt_store_cb: how often it was called
  * and the last status. */

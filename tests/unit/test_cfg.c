@@ -202,6 +202,7 @@ static void test_cfg_set_rejects_bad_values(void **state) {
       {"max_attempts", "1001"},
       {"max_batch", "1000001"},
       {"store_pipeline_depth", "65"},
+      {"store_overlap_ops", "1000001"},
       {"max_message_bytes", "1k"},
       {"max_message_bytes", "257m"},
       {"max_payload_bytes", "129m"},
@@ -322,6 +323,7 @@ static void test_cfg_set_durations_and_numbers(void **state) {
       {"max_attempts", "1000", 1000},
       {"max_batch", "1000000", 1000000},
       {"store_pipeline_depth", "64", 64},
+      {"store_overlap_ops", "0", 0},
   };
   for (size_t i = 0; i < NELEM(cases); i++) {
     static bt_config_t c;

@@ -16,7 +16,6 @@
 #include "bt_err.h"
 #include "store_fixture.h"
 
-#include <libpq-fe.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -41,30 +40,6 @@ static void open_lanes(bt_lanes_t *l, size_t n) {
   bt_lanes_init(l, n);
   for (size_t i = 0; i < l->n; i++)
     l->lane[i] = fx_store_open(NULL);
-}
-
-/* A vendor row, locked by a transaction of another session until unlock():
- * a store's write of that row waits for it (a lane that is slow). */
-static PGconn *lock_new_vendor(int id) {
-  char q[400];
-  snprintf(q, sizeof q,
-           "INSERT INTO vendors (id, name, region, model, capabilities, capacity, cost,"
-           " weight, auth_key, created_at, updated_at) VALUES (%d, 'lanes-%d', 'EU',"
-           " 'onshore', '{x}', 1, 1, 1, decode(repeat('00', 32), 'hex'), now(), now())",
-           id, id);
-  fx_exec(q);
-  PGconn *c = PQconnectdb(fx_dsn);
-  assert_int_equal(PQstatus(c), CONNECTION_OK);
-  snprintf(q, sizeof q, "BEGIN; SELECT 1 FROM vendors WHERE id = %d FOR UPDATE", id);
-  PGresult *r = PQexec(c, q);
-  assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
-  PQclear(r);
-  return c;
-}
-
-static void unlock(PGconn *c) {
-  PQclear(PQexec(c, "COMMIT"));
-  PQfinish(c);
 }
 
 static bool closed(void *arg) { return *(bool *)arg; }
@@ -106,7 +81,7 @@ static void test_lanes_barrier_waits_for_every_lane(void **state) {
   (void)state;
   bt_lanes_t l;
   open_lanes(&l, 3);
-  PGconn *holder = lock_new_vendor(77);
+  PGconn *holder = fx_lock_new_vendor(77);
 
   audit(l.lane[0], "lanes:0");
   audit(l.lane[1], "lanes:1");
@@ -123,7 +98,7 @@ static void test_lanes_barrier_waits_for_every_lane(void **state) {
   assert_int_equal(keyed.calls, 0); /* lane 2 waits for the lock */
   assert_int_equal(d.calls, 0);     /* and so does the barrier */
 
-  unlock(holder);
+  fx_unlock(holder);
   fx_run_until(called, &d);
   assert_int_equal(keyed.calls, 1);
   assert_int_equal(keyed.status, 0);
@@ -164,7 +139,7 @@ static void test_lanes_close_commits_cross_lane_writes(void **state) {
    * its callback's writes for their packages must go to lane 0. Lanes 1-3
    * each commit one write whose callback writes to every lane, open or
    * closed by then. */
-  PGconn *holder = lock_new_vendor(78);
+  PGconn *holder = fx_lock_new_vendor(78);
   static const uint8_t key[32] = {2};
   bt_store_vendor_key(l.lane[0], 78, key, 1790000000000LL, on_first_commit, &c);
   for (size_t i = 1; i < l.n; i++) {
@@ -176,7 +151,7 @@ static void test_lanes_close_commits_cross_lane_writes(void **state) {
   fx_run_until(only_lane0_open, &l);
   assert_int_equal(c.fired, 3);
   assert_false(done);
-  unlock(holder);
+  fx_unlock(holder);
   fx_run_until(closed, &done);
   assert_int_equal(l.open, 0);
   assert_int_equal(c.fired, 4);

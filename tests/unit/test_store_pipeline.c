@@ -71,23 +71,20 @@ static PGconn *hold(bt_store_t *st, int vendor, fx_done_t *d) {
   return holder;
 }
 
-/* Writes queued in three loop turns while the first transaction commits. */
-static void queue_three_turns(bt_store_t *st, const char *tag) {
+/* Holds a transaction in flight on a store with this overlap_min_ops, queues
+ * one write in each of three loop turns meanwhile, lets the held one commit
+ * and returns how many transactions it all took (every row checked). */
+static int transactions_for_three_turns(uint32_t overlap_min_ops, int vendor,
+                                        const char *tag) {
+  bt_store_t *st = open_store(overlap_min_ops);
+  fx_done_t keyed = {0};
+  PGconn *holder = hold(st, vendor, &keyed);
   char subject[64];
   for (int i = 0; i < 3; i++) {
     snprintf(subject, sizeof subject, "%s:%d", tag, i);
     audit(st, subject);
     turns(5);
   }
-}
-
-static void test_store_pipeline_few_writes_wait_for_the_commit_in_flight(void **state) {
-  (void)state;
-  bt_store_t *st = open_store(4);
-  fx_done_t keyed = {0};
-  PGconn *holder = hold(st, 91, &keyed);
-
-  queue_three_turns(st, "few");
   turns(20);
   assert_int_equal(commits, 0);
   fx_unlock(holder);
@@ -95,14 +92,25 @@ static void test_store_pipeline_few_writes_wait_for_the_commit_in_flight(void **
 
   assert_int_equal(keyed.calls, 1);
   assert_int_equal(keyed.status, 0);
-  /* The held one, then the three writes together (three waiting < 4). */
-  assert_int_equal(commits, 2);
   for (int i = 0; i < 3; i++) {
-    char subject[64];
-    snprintf(subject, sizeof subject, "few:%d", i);
+    snprintf(subject, sizeof subject, "%s:%d", tag, i);
     assert_int_equal(fx_audit_rows(subject), 1);
   }
   fx_store_close(st);
+  return commits;
+}
+
+static void test_store_pipeline_few_writes_wait_for_the_commit_in_flight(void **state) {
+  (void)state;
+  /* The held one, then the three writes together (three waiting < 4). */
+  assert_int_equal(transactions_for_three_turns(4, 91, "few"), 2);
+}
+
+static void test_store_pipeline_overlap_zero_sends_whenever_there_is_room(void **state) {
+  (void)state;
+  /* The held one; the first write at once beside it; the other two once it
+   * commits. */
+  assert_int_equal(transactions_for_three_turns(0, 93, "zero"), 3);
 }
 
 static void test_store_pipeline_enough_writes_go_while_one_commits(void **state) {
@@ -126,30 +134,6 @@ static void test_store_pipeline_enough_writes_go_while_one_commits(void **state)
   assert_int_equal(keyed.status, 0);
   assert_int_equal(fx_audit_rows("enough:batch"), 4);
   assert_int_equal(fx_audit_rows("enough:later"), 1);
-  fx_store_close(st);
-}
-
-static void test_store_pipeline_overlap_zero_sends_whenever_there_is_room(void **state) {
-  (void)state;
-  bt_store_t *st = open_store(0);
-  fx_done_t keyed = {0};
-  PGconn *holder = hold(st, 93, &keyed);
-
-  queue_three_turns(st, "zero");
-  turns(20);
-  assert_int_equal(commits, 0);
-  fx_unlock(holder);
-  fx_run_until(empty, st);
-
-  /* The held one; the first write at once beside it; the other two once it
-   * commits. */
-  assert_int_equal(commits, 3);
-  assert_int_equal(keyed.status, 0);
-  for (int i = 0; i < 3; i++) {
-    char subject[64];
-    snprintf(subject, sizeof subject, "zero:%d", i);
-    assert_int_equal(fx_audit_rows(subject), 1);
-  }
   fx_store_close(st);
 }
 
