@@ -122,9 +122,11 @@ cmd_run() {
   DEMO_PIDS=()
   DEMO_DATA="$data"
 
-  # Background jobs of a non-interactive shell ignore SIGINT, so Ctrl-C reaches
-  # only this script: it stops the agents (they hand back work), then the broker
-  # (which stops its private PostgreSQL).
+  # On Ctrl-C, or when this script is signalled alone: stop the agents (they
+  # hand back work), then the broker (which stops its private PostgreSQL).
+  # Background jobs of a non-interactive shell start with SIGINT ignored, but
+  # batond and baton-agent install their own handlers, so a terminal's Ctrl-C
+  # reaches them too.
   cleanup() {
     trap - INT TERM EXIT
     say "stopping agents and the broker (and its private PostgreSQL)"
@@ -132,6 +134,15 @@ cmd_run() {
     for p in "${DEMO_PIDS[@]:1}"; do kill -TERM "$p" 2>/dev/null || true; done
     for p in "${DEMO_PIDS[@]:1}"; do wait "$p" 2>/dev/null || true; done
     if [ ${#DEMO_PIDS[@]} -gt 0 ]; then
+      # A Ctrl-C in a terminal reaches batond as well (it handles SIGINT
+      # itself), and it is already stopping: a SIGTERM now would be a second
+      # signal, which cuts its graceful stop short. Signal it only if it is
+      # still up after a few seconds (this script alone was signalled).
+      local i
+      for i in $(seq 1 30); do
+        kill -0 "${DEMO_PIDS[0]}" 2>/dev/null || break
+        sleep 0.1
+      done
       kill -TERM "${DEMO_PIDS[0]}" 2>/dev/null || true
       wait "${DEMO_PIDS[0]}" 2>/dev/null || true
     fi

@@ -75,6 +75,7 @@ typedef struct {
   const char *control;
   const char *holder;
   const bt_user_t *user;
+  bt_pg_t *pg; /* the private PostgreSQL of the embedded default, or NULL */
   /* the command line, read again on SIGHUP */
   int argc;
   char **argv;
@@ -106,6 +107,13 @@ static void on_signal(uv_signal_t *s, int signum) {
   if (++app->signals > 1) {
     bt_log_warn("second signal: exiting without waiting for pending commits",
                 "signal=%d", signum);
+    /* Not without the private PostgreSQL: left running, it would outlive us
+     * (Ctrl-C in a terminal reaches both batond and a wrapper such as
+     * deploy/dev.sh, which then sends SIGTERM too). Its fast stop rolls back
+     * what is not committed, and nothing uncommitted was acknowledged.
+     * Blocking, but the loop is being abandoned. */
+    if (app->pg != NULL)
+      bt_pg_stop(app->pg);
     exit(1);
   }
   bt_log_info("signal received: stopping", "signal=%d", signum);
@@ -443,6 +451,7 @@ int main(int argc, char **argv) {
   app.control = control;
   app.user = &user;
   app.holder = holder;
+  app.pg = pg;
   app.exit_code = 1;
   uv_loop_init(&app.loop);
   uv_signal_init(&app.loop, &app.sig_term);

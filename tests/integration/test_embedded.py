@@ -1,7 +1,8 @@
 """The embedded default: batond with no --db creates and runs a private
 PostgreSQL under DATA_DIR/pg, stops it on SIGTERM, reuses the cluster on the
-next run (no second initdb), and after a kill -9 of batond takes the
-still-running postmaster back with the data intact."""
+next run (no second initdb), after a kill -9 of batond takes the
+still-running postmaster back with the data intact, and stops it also when a
+second signal cuts the graceful stop short."""
 
 import os
 import signal
@@ -109,7 +110,20 @@ def test_embedded_lifecycle(env):
     assert embedded_psql(dsn, "SELECT count(*) FROM packages_now "
                               "WHERE state = 'completed'") == [["3"]]
 
+    # A second signal while stopping (Ctrl-C in a terminal reaches batond
+    # and deploy/dev.sh, which sends SIGTERM too): batond leaves without
+    # waiting for its commits, but not without stopping its postgres.
+    os.kill(broker.pid, signal.SIGINT)
+    os.kill(broker.pid, signal.SIGTERM)
+    assert broker.wait(90) == 1, broker.tail(30)
+    log4 = broker.log_text(since_start=True)
+    assert "second signal" in log4 and "stopping embedded postgresql" in log4, log4
+    assert_postgres_gone(data_dir)
+
     # Finally a clean stop again leaves nothing behind.
+    broker.start(timeout=120)
+    wait_agents(broker, ["acme-1"])
+    run_one(broker, "after a second signal")
     agent.stop()
     broker.sigterm()
     assert broker.wait(90) == 0, broker.tail(30)
