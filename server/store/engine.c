@@ -439,6 +439,7 @@ static void lose_connection(bt_store_t *st, const char *why) {
         op->merged = false;
         op->absorbed = false;
         op->sent_once = true;
+        op->unknown = true;
         op->next = NULL;
         if (tail)
           tail->next = op;
@@ -722,7 +723,7 @@ static bool send_op(bt_store_t *st, bt_store_op_t *op) {
     const char *values[BT_PG_MAX_PARAMS];
     int lengths[BT_PG_MAX_PARAMS], formats[BT_PG_MAX_PARAMS];
     bt_pgp_vectors(&op->params[i], values, lengths, formats);
-    int stmt = bt_store__sized_stmt(op->stmt[i], &op->params[i]);
+    int stmt = bt_store__stmt_for(op->stmt[i], &op->params[i], op->unknown);
     if (!PQsendQueryPrepared(st->conn, bt_store_sql_name[stmt], op->params[i].n, values,
                              lengths, formats, 1))
       return false;

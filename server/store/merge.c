@@ -145,8 +145,11 @@ static bt_store_op_t *carrier_of(bt_store_op_t **members, size_t n, int stmt) {
   const bt_pgparams_t **src = malloc(n * sizeof *src);
   if (src == NULL)
     abort();
-  for (size_t i = 0; i < n; i++)
+  for (size_t i = 0; i < n; i++) {
     src[i] = &members[i]->params[0];
+    /* One member that may be there already makes the statement guarded. */
+    c->unknown = c->unknown || members[i]->unknown;
+  }
   for (int j = 0; j < src[0]->n; j++)
     bt_pgp_concat_arrays(p, src, n, j);
   free(src);

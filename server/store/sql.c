@@ -13,11 +13,18 @@ const char *const bt_store_sql_name[BT_SQL__COUNT] = {
 #undef BT_SQL_ENUM
 };
 
-int bt_store__sized_stmt(int stmt, const bt_pgparams_t *p) {
+int bt_store__stmt_for(int stmt, const bt_pgparams_t *p, bool guarded) {
+  if (guarded && stmt == BT_SQL_ASSIGN)
+    return BT_SQL_ASSIGN_GUARDED;
+  if (guarded && stmt == BT_SQL_PACKAGES_INSERT)
+    stmt = BT_SQL_PACKAGES_INSERT_GUARDED;
   int large;
   switch (stmt) {
   case BT_SQL_PACKAGES_INSERT:
     large = BT_SQL_PACKAGES_INSERT_LARGE;
+    break;
+  case BT_SQL_PACKAGES_INSERT_GUARDED:
+    large = BT_SQL_PACKAGES_INSERT_GUARDED_LARGE;
     break;
   case BT_SQL_PACKAGES_INSERT_KEYED:
     large = BT_SQL_PACKAGES_INSERT_KEYED_LARGE;

@@ -20,6 +20,8 @@ struct bt_store_op {
   bool prepare;             /* statements are PQsendPrepare of the statement table */
   bool fail_fast;           /* fail at once while the database is down */
   bool sent_once;           /* sent before; its outcome may be unknown */
+  bool unknown;             /* was in flight on a lost connection: its rows may
+                             * be committed already (sent guarded, sql.def) */
   bool isolate;             /* goes alone in a segment (replay after an error) */
   uint8_t retries;
   /* Merging (engine.c): a mergeable op is one array statement of a kind that
@@ -118,11 +120,13 @@ extern const char *const bt_store_sql_name[BT_SQL__COUNT];
 /* The most rows a statement with audit events may have and still append them
  * as one audit_batches row (its CHECK, migrations/0007). */
 #define BT_STORE_AUDIT_BATCH_MAX 4096
-/* The statement to send for stmt with parameters p: the _LARGE form of a
- * statement with audit events when its rows (the length of its first array
- * parameter) are more than BT_STORE_AUDIT_BATCH_MAX, else stmt (sql.def,
- * BT_SQL_AUDIT_ONE). Borrows p. */
-int bt_store__sized_stmt(int stmt, const bt_pgparams_t *p);
+/* The statement to send for stmt with parameters p: the _GUARDED form of an
+ * insert when guarded (its rows may be there already: sql.def,
+ * BT_SQL_IF_THERE_ALREADY), and of that the _LARGE form of a statement with
+ * audit events when its rows (the length of its first array parameter) are
+ * more than BT_STORE_AUDIT_BATCH_MAX (BT_SQL_AUDIT_ONE); else stmt.
+ * Borrows p. */
+int bt_store__stmt_for(int stmt, const bt_pgparams_t *p, bool guarded);
 
 /* engine.c */
 bt_store_op_t *bt_store__op_new(bt_store_complete_fn complete, void (*cb)(void),

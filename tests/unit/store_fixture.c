@@ -81,6 +81,17 @@ long fx_audit_rows(const char *subject) {
   return fx_num(q);
 }
 
+void fx_add_package(uint64_t id) {
+  char q[512];
+  snprintf(q, sizeof q,
+           "INSERT INTO work_packages (id, capability, payload, priority, max_attempts,"
+           " state, attempt, submitted_at, updated_at)"
+           " VALUES (%llu, 'cap', 'x', 0, 3, 'queued', 0, now(), now());"
+           " INSERT INTO open_packages (id) VALUES (%llu)",
+           (unsigned long long)id, (unsigned long long)id);
+  fx_exec(q);
+}
+
 PGconn *fx_lock_new_vendor(int id) {
   char q[400];
   snprintf(q, sizeof q,

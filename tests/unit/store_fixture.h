@@ -30,6 +30,10 @@ long fx_num(const char *q);
 /* Rows of audit_events with this subject (the tests write them as markers). */
 long fx_audit_rows(const char *subject);
 
+/* Adds a queued package row (and its open_packages row) as a submit would
+ * have written it. */
+void fx_add_package(uint64_t id);
+
 /* Adds vendor id and locks its row from a transaction of another session
  * until fx_unlock(): a store's write of that row (bt_store_vendor_key) waits
  * for it, which holds that store's transaction in flight. */

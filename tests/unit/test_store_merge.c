@@ -30,17 +30,6 @@
 
 static int64_t clock_at = 1790000000000LL; /* ms since the epoch, moves 1 ms a write */
 
-static void add_package(uint64_t id) {
-  char q[512];
-  snprintf(q, sizeof q,
-           "INSERT INTO work_packages (id, capability, payload, priority, max_attempts,"
-           " state, attempt, submitted_at, updated_at)"
-           " VALUES (%llu, 'cap', 'x', 0, 3, 'queued', 0, now(), now());"
-           " INSERT INTO open_packages (id) VALUES (%llu)",
-           (unsigned long long)id, (unsigned long long)id);
-  fx_exec(q);
-}
-
 /* --- the store on a loop -------------------------------------------------------- */
 
 static bt_store_t *st;
@@ -89,7 +78,7 @@ static void finish(uint64_t pkg, uint32_t attempt, bt_outcome_t outcome,
  * (attempt 1) and committed; d[i] holds assignment i's outcome. */
 static void add_and_assign(uint64_t first, int n_add, int n_assign, fx_done_t *d) {
   for (int i = 0; i < n_add; i++)
-    add_package(first + (uint64_t)i);
+    fx_add_package(first + (uint64_t)i);
   memset(d, 0, (size_t)n_assign * sizeof *d);
   for (int i = 0; i < n_assign; i++)
     assign(first + (uint64_t)i, 1, &d[i]);
@@ -122,7 +111,7 @@ static int teardown(void **state) {
 static void test_store_merge_whole_life_in_one_segment(void **state) {
   (void)state;
   for (uint64_t id = 100; id < 110; id++)
-    add_package(id);
+    fx_add_package(id);
   fx_done_t d[32];
   memset(d, 0, sizeof d);
   /* Package 100's whole life, queued in one turn, interleaved with nine other
@@ -144,7 +133,7 @@ static void test_store_merge_whole_life_in_one_segment(void **state) {
    * other packages' writes (only the rounds keep its order). */
   fx_done_t e[4];
   memset(e, 0, sizeof e);
-  add_package(110);
+  fx_add_package(110);
   assign(110, 1, &e[0]);
   fx_run_until(all_done, NULL);
   start(110, 1);
@@ -251,7 +240,7 @@ static void test_store_merge_bad_row_fails_alone(void **state) {
  * finish still apply to it. */
 static void test_store_merge_attempt_open_before_0006(void **state) {
   (void)state;
-  add_package(300);
+  fx_add_package(300);
   fx_exec("UPDATE work_packages SET state = 'assigned', attempt = 1, vendor_id = 1,"
           " agent_id = 1 WHERE id = 300");
   fx_exec("INSERT INTO attempts (package_id, attempt, vendor_id, agent_id, assigned_at)"

@@ -1,0 +1,136 @@
+/*
+ * server/store's inserts of rows keyed by the broker's own ids (sql.def,
+ * BT_SQL_IF_THERE_ALREADY) against a real PostgreSQL. A first sending is a
+ * plain insert; a write whose outcome is unknown (in flight on a connection
+ * the engine dropped) is resent guarded, as its rows may be committed already:
+ *   - an assignment whose transaction was still running on the dropped
+ *     connection, and committed there after the engine had replayed it on a
+ *     new one, succeeds once: one attempts row, one answer, no error (resent
+ *     plain, it would fail as a unique violation);
+ *   - an assignment sent for the first time that meets its row anyway fails,
+ *     alone, instead of being taken for done; the writes beside it commit.
+ * The transaction is held in flight by a vendor-key write waiting for a row
+ * lock another session holds, and the connection is dropped by the engine's
+ * own timeout (opts.op_timeout_ms).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "store_fixture.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+static int setup(void **state) {
+  (void)state;
+  return fx_start("store-replay");
+}
+
+static int teardown(void **state) {
+  (void)state;
+  fx_stop();
+  return 0;
+}
+
+static void assign(bt_store_t *st, uint64_t pkg, fx_done_t *d) {
+  bt_action_t a;
+  memset(&a, 0, sizeof a);
+  a.kind = BT_ACT_ASSIGN;
+  a.package_id = pkg;
+  a.attempt = 1;
+  a.vendor_id = 1;
+  a.agent_id = 1;
+  a.at = 1790000000000LL;
+  bt_store_assign(st, &a, fx_on_done, d);
+}
+
+static long attempt_rows(uint64_t pkg) {
+  char q[128];
+  snprintf(q, sizeof q, "SELECT count(*) FROM attempts WHERE package_id = %llu",
+           (unsigned long long)pkg);
+  return fx_num(q);
+}
+
+static bool answered(void *arg) { return ((fx_done_t *)arg)->calls > 0; }
+
+static bool empty(void *arg) { return bt_store_backlog(arg) == 0; }
+
+/* Sessions waiting for a lock (the test's own query excluded). */
+static long lock_waiters(void) {
+  return fx_num("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'");
+}
+
+static void test_store_replay_commit_on_the_dropped_connection_counts_once(void **state) {
+  (void)state;
+  bt_store_opts_t o;
+  bt_store_opts_default(&o);
+  o.op_timeout_ms = 500;
+  bt_store_t *st = fx_store_open(&o);
+  fx_add_package(501);
+
+  /* One transaction: the assignment (its row written, not committed), then a
+   * vendor-key write that waits for the lock. */
+  static const uint8_t key[32] = {9};
+  PGconn *holder = fx_lock_new_vendor(71);
+  fx_done_t assigned = {0}, keyed = {0};
+  assign(st, 501, &assigned);
+  bt_store_vendor_key(st, 71, key, 1790000000000LL, fx_on_done, &keyed);
+  fx_run_until_lock_wait();
+
+  /* The engine gives up on it, reconnects and replays both writes; the
+   * replayed assignment waits for the first transaction's row: two backends
+   * wait on locks. */
+  for (int i = 0; i < 2500 && lock_waiters() < 2; i++) {
+    uv_run(&fx_loop, UV_RUN_NOWAIT);
+    usleep(2000);
+  }
+  assert_int_equal(lock_waiters(), 2);
+  assert_int_equal(assigned.calls, 0);
+
+  /* The first transaction now goes on and commits on its dropped connection;
+   * the replay finds its rows there. */
+  fx_unlock(holder);
+  fx_run_until(answered, &assigned);
+  fx_run_until(empty, st);
+  assert_int_equal(assigned.calls, 1);
+  assert_int_equal(assigned.status, 0);
+  assert_int_equal(keyed.calls, 1);
+  assert_int_equal(keyed.status, 0);
+  assert_int_equal(attempt_rows(501), 1);
+  fx_store_close(st);
+}
+
+static void test_store_replay_first_sending_that_meets_its_row_fails_alone(void **state) {
+  (void)state;
+  bt_store_t *st = fx_store_open(NULL);
+  fx_add_package(601);
+  fx_add_package(602);
+  /* A row the broker does not know of: a plain insert must not pass over it. */
+  fx_exec("INSERT INTO attempts (package_id, attempt, vendor_id, agent_id, assigned_at)"
+          " VALUES (601, 1, 1, 1, now())");
+
+  fx_done_t a601 = {0}, a602 = {0};
+  assign(st, 601, &a601);
+  assign(st, 602, &a602); /* merged into the same statement */
+  fx_run_until(empty, st);
+  assert_int_equal(a601.calls, 1);
+  assert_int_not_equal(a601.status, 0);
+  assert_int_equal(a602.calls, 1);
+  assert_int_equal(a602.status, 0);
+  assert_int_equal(attempt_rows(601), 1);
+  assert_int_equal(attempt_rows(602), 1);
+  fx_store_close(st);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_store_replay_commit_on_the_dropped_connection_counts_once),
+      cmocka_unit_test(test_store_replay_first_sending_that_meets_its_row_fails_alone),
+  };
+  return cmocka_run_group_tests(tests, setup, teardown);
+}
