@@ -116,15 +116,17 @@ void fx_unlock(PGconn *holder) {
 
 /* Turns of the loop that never block (the store is stuck, so a blocking turn
  * would sleep until some timer), with a look at pg_stat_activity between. */
-void fx_run_until_lock_wait(void) {
+void fx_run_until_lock_waiters(long n) {
   for (int i = 0; i < 2500; i++) {
     uv_run(&fx_loop, UV_RUN_NOWAIT);
-    if (fx_num("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'") > 0)
+    if (fx_num("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'") >= n)
       return;
     usleep(2000);
   }
-  fail_msg("no backend came to wait for the lock");
+  fail_msg("fewer than %ld backends came to wait for a lock", n);
 }
+
+void fx_run_until_lock_wait(void) { fx_run_until_lock_waiters(1); }
 
 static void on_deadline(uv_timer_t *t) { *(bool *)t->data = true; }
 

@@ -42,6 +42,8 @@ void fx_unlock(PGconn *holder);
 /* Runs the loop until a backend waits for a lock (the held transaction); fails
  * the test if none does within a few seconds. */
 void fx_run_until_lock_wait(void);
+/* The same until n backends wait for locks. */
+void fx_run_until_lock_waiters(long n);
 
 /* A write's or barrier's outcome, for bt_store_cb: how often it was called
  * and the last status. */

@@ -24,7 +24,6 @@
 
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 static int setup(void **state) {
   (void)state;
@@ -56,14 +55,7 @@ static long attempt_rows(uint64_t pkg) {
   return fx_num(q);
 }
 
-static bool answered(void *arg) { return ((fx_done_t *)arg)->calls > 0; }
-
 static bool empty(void *arg) { return bt_store_backlog(arg) == 0; }
-
-/* Sessions waiting for a lock (the test's own query excluded). */
-static long lock_waiters(void) {
-  return fx_num("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'");
-}
 
 static void test_store_replay_commit_on_the_dropped_connection_counts_once(void **state) {
   (void)state;
@@ -85,17 +77,14 @@ static void test_store_replay_commit_on_the_dropped_connection_counts_once(void 
   /* The engine gives up on it, reconnects and replays both writes; the
    * replayed assignment waits for the first transaction's row: two backends
    * wait on locks. */
-  for (int i = 0; i < 2500 && lock_waiters() < 2; i++) {
-    uv_run(&fx_loop, UV_RUN_NOWAIT);
-    usleep(2000);
-  }
-  assert_int_equal(lock_waiters(), 2);
+  fx_run_until_lock_waiters(2);
+  assert_int_equal(fx_num("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"),
+                   2);
   assert_int_equal(assigned.calls, 0);
 
   /* The first transaction now goes on and commits on its dropped connection;
    * the replay finds its rows there. */
   fx_unlock(holder);
-  fx_run_until(answered, &assigned);
   fx_run_until(empty, st);
   assert_int_equal(assigned.calls, 1);
   assert_int_equal(assigned.status, 0);
