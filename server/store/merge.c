@@ -5,8 +5,9 @@
  * row as one-element arrays, and the ops of one kind and round are sent as
  * one statement whose arrays are their arrays concatenated (a "carrier").
  * tests/bench found a statement costs the backend about 100 µs of fixed work
- * (executor start-up, the CHECK constraints read back from the catalog, the
- * CTE machinery) and a row inside an array a few µs.
+ * (executor start-up, the CHECK constraints read back from the catalog
+ * before migrations/0010 made them domains, the CTE machinery) and a row
+ * inside an array a few µs.
  *
  * Order is what makes this safe. The statements of a segment run in one
  * transaction, in the order sent. Writes about different packages do not

@@ -118,7 +118,7 @@ enum {
 extern const char *const bt_store_sql[BT_SQL__COUNT];
 extern const char *const bt_store_sql_name[BT_SQL__COUNT];
 /* The most rows a statement with audit events may have and still append them
- * as one audit_batches row (its CHECK, migrations/0007). */
+ * as one audit_batches row (its arrays' domain, migrations/0007 and 0010). */
 #define BT_STORE_AUDIT_BATCH_MAX 4096
 /* The statement to send for stmt with parameters p: the _GUARDED form of an
  * insert when guarded (its rows may be there already: sql.def,
