@@ -7,6 +7,11 @@
  *     connection, and committed there after the engine had replayed it on a
  *     new one, succeeds once: one attempts row, one answer, no error (resent
  *     plain, it would fail as a unique violation);
+ *   - a keyless submit (its package row, open_packages entry and audit
+ *     event) in the same position commits once too: one row each, one
+ *     "package.submit" event (the audit comes from the rows the replay
+ *     really inserted: none), and the submitter is answered once, with
+ *     success;
  *   - an assignment sent for the first time that meets its row anyway fails,
  *     alone, instead of being taken for done; the writes beside it commit.
  * The transaction is held in flight by a vendor-key write waiting for a row
@@ -48,12 +53,14 @@ static void assign(bt_store_t *st, uint64_t pkg, fx_done_t *d) {
   bt_store_assign(st, &a, fx_on_done, d);
 }
 
-static long attempt_rows(uint64_t pkg) {
-  char q[128];
-  snprintf(q, sizeof q, "SELECT count(*) FROM attempts WHERE package_id = %llu",
-           (unsigned long long)pkg);
+/* How many rows of from_where ("table WHERE ... =") name pkg. */
+static long rows_for(const char *from_where, uint64_t pkg) {
+  char q[256];
+  snprintf(q, sizeof q, "SELECT count(*) FROM %s %llu", from_where, (unsigned long long)pkg);
   return fx_num(q);
 }
+
+static long attempt_rows(uint64_t pkg) { return rows_for("attempts WHERE package_id =", pkg); }
 
 static bool empty(void *arg) { return bt_store_backlog(arg) == 0; }
 
@@ -94,6 +101,79 @@ static void test_store_replay_commit_on_the_dropped_connection_counts_once(void 
   fx_store_close(st);
 }
 
+typedef struct {
+  int calls, status;
+  size_t n;
+  uint64_t id, existing_id;
+} inserted_t;
+
+static void on_inserted(void *arg, int status, const bt_store_inserted_t *rows, size_t n) {
+  inserted_t *d = arg;
+  d->calls++;
+  d->status = status;
+  d->n = n;
+  if (n > 0) {
+    d->id = rows[0].id;
+    d->existing_id = rows[0].existing_id;
+  }
+}
+
+static void test_store_replay_submit_committed_on_the_dropped_connection_counts_once(
+    void **state) {
+  (void)state;
+  bt_store_opts_t o;
+  bt_store_opts_default(&o);
+  o.op_timeout_ms = 500;
+  bt_store_t *st = fx_store_open(&o);
+
+  /* A package as a submit makes it: the core gives it its id, the store
+   * reads it from the core. No vendor offers it, so it stays queued. */
+  bt_core_config_t cfg;
+  bt_core_config_default(&cfg);
+  bt_core_t *core = bt_core_new(&cfg);
+  bt_actions_t out;
+  bt_actions_init(&out);
+  bt_pkg_spec_t spec = {.capability = "replay", .payload = "p", .payload_len = 1,
+                        .max_cost = -1};
+  bt_now_t now = {.ms = 1000, .at = 1790000000000LL};
+  bt_submit_result_t r;
+  assert_int_equal(bt_core_submit(core, &spec, 1, 1, &now, &r, &out), 0);
+  assert_true(r.pending);
+  uint64_t id = r.id;
+
+  static const uint8_t key[32] = {7};
+  PGconn *holder = fx_lock_new_vendor(72);
+  inserted_t ins = {0};
+  fx_done_t keyed = {0};
+  bt_store_insert_packages(st, core, &id, 1, on_inserted, &ins);
+  bt_store_vendor_key(st, 72, key, 1790000000000LL, fx_on_done, &keyed);
+  fx_run_until_lock_wait();
+  /* Dropped and replayed: the replayed insert waits for the first
+   * transaction's row. */
+  fx_run_until_lock_waiters(2);
+  assert_int_equal(ins.calls, 0);
+
+  fx_unlock(holder);
+  fx_run_until(empty, st);
+  assert_int_equal(ins.calls, 1);
+  assert_int_equal(ins.status, 0);
+  assert_int_equal(ins.n, 1);
+  assert_int_equal(ins.id, id);
+  assert_int_equal(ins.existing_id, 0);
+  assert_int_equal(keyed.calls, 1);
+  assert_int_equal(keyed.status, 0);
+  assert_int_equal(rows_for("work_packages WHERE id =", id), 1);
+  assert_int_equal(rows_for("open_packages WHERE id =", id), 1);
+  assert_int_equal(rows_for("audit_events WHERE action = 'package.submit'"
+                            " AND subject = 'package:' ||",
+                            id),
+                   1);
+
+  fx_store_close(st);
+  bt_actions_close(&out);
+  bt_core_free(core);
+}
+
 static void test_store_replay_first_sending_that_meets_its_row_fails_alone(void **state) {
   (void)state;
   bt_store_t *st = fx_store_open(NULL);
@@ -119,6 +199,7 @@ static void test_store_replay_first_sending_that_meets_its_row_fails_alone(void 
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_store_replay_commit_on_the_dropped_connection_counts_once),
+      cmocka_unit_test(test_store_replay_submit_committed_on_the_dropped_connection_counts_once),
       cmocka_unit_test(test_store_replay_first_sending_that_meets_its_row_fails_alone),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
