@@ -4,6 +4,10 @@ on real processes and a real PostgreSQL:
   5. kill -9 of batond while handlers run, then batond again on the same
      database and ports: the agents reconnect and report what they hold; no
      handoff for that work, one attempt per package, all complete;
+  5b. kill -9 of batond right after a submit was acknowledged, with open
+     packages of every age and kind and finished ones beside them: each
+     open one is loaded back as it was, no finished one is, and all
+     complete once an agent is there;
   6. PostgreSQL stopped for 7 s mid-run (fast shutdown), then started again:
      during the outage `batonctl submit` exits 1 with "store unavailable" and
      batond keeps running; results reported during the outage are not lost;
@@ -17,7 +21,8 @@ import signal
 import time
 
 from harness import Abort, main, test, wait_for
-from fixtures_it1 import wait_ids
+from fixtures_it1 import (CAPABILITY, HANDLER, add_vendor, batch_line, submit_batch,
+                          submit_one, wait_ids, write_batch)
 from fixtures_it4 import (World, check_continuity, db_attempts, db_handoffs, elapsed,
                           log_lines, open_attempts, summary, wait_running)
 
@@ -67,6 +72,59 @@ def test_broker_kill9_agents_keep_their_work(env):
     print(f"continuity: broker kill -9 with 4 packages running: answering again "
           f"{t_up - t_kill:.2f}s after the kill, all completed {t_done - t_kill:.2f}s "
           f"after it; {summary(r)}; took {elapsed(t0)}", flush=True)
+
+
+@test(timeout=120)
+def test_broker_kill9_loads_every_open_package(env):
+    """What recovery must find, whatever the store writes when: packages
+    queued long before the kill and in its last moment (acknowledged just
+    before it), one cancelled and retried (open again); and what it must not
+    bring back: completed and cancelled packages. No agent runs at the kill,
+    so every open package is queued."""
+    broker = env.broker(extra_args=["--set", "poll_park=200ms"])
+    v = add_vendor(broker, "acme", "EU-DE")
+
+    def batch(name, n):
+        lines = [batch_line(f"{name}-{i}") for i in range(n)]
+        return submit_batch(broker, write_batch(env.path(f"{name}.jsonl"), lines), n)
+
+    agent = env.agent(vendor="acme", secret=v["secret"], broker=broker, name="acme-1",
+                      slots=4, handlers={CAPABILITY: HANDLER})
+    done = batch("done", 20)
+    wait_ids(broker, done, timeout=60)
+    agent.stop()
+    wait_for(lambda: all(a["state"] != "connected"
+                         for a in broker.ctl("agent", "list")[1]), 20,
+             what="the agent gone", interval=0.2)
+
+    old = batch("old", 50)
+    cancelled = submit_one(broker, "cancelled")
+    retried = submit_one(broker, "retried")
+    for pid in (cancelled, retried):
+        assert broker.ctl("package", "cancel", pid)[1]["state"] == "cancelled"
+    assert broker.ctl("package", "retry", retried)[1]["state"] == "queued"
+    time.sleep(2.5)  # older than a moment: the store has written all it would
+    recent = batch("recent", 50)
+    assert broker.kill9() == -signal.SIGKILL
+    broker.start(timeout=60)
+
+    open_ids = set(old) | set(recent) | {retried}
+    _, stats, _ = broker.ctl("stats")
+    assert (stats["queued"], stats["assigned"], stats["running"]) == (len(open_ids), 0, 0), \
+        stats
+    assert (stats["completed"], stats["cancelled"], stats["dead"]) == (len(done), 1, 0), stats
+    _, queued, _ = broker.ctl("package", "list", "--state", "queued", "--limit", "1000")
+    assert {p["id"] for p in queued} == open_ids, \
+        (sorted(open_ids - {p["id"] for p in queued}), len(queued))
+    for pid, state in ((done[0], "completed"), (cancelled, "cancelled"), (retried, "queued")):
+        assert broker.ctl("package", "show", pid)[1]["state"] == state, pid
+
+    env.agent(vendor="acme", secret=v["secret"], broker=broker, name="acme-2", slots=4,
+              handlers={CAPABILITY: HANDLER})
+    wait_ids(broker, sorted(open_ids), timeout=60)
+    _, stats, _ = broker.ctl("stats")
+    assert stats["completed"] == len(done) + len(open_ids) and stats["queued"] == 0, stats
+    assert broker.ctl("package", "show", cancelled)[1]["state"] == "cancelled"
 
 
 @test(timeout=120)
