@@ -156,6 +156,10 @@ void fx_on_done(void *arg, int status) {
 
 static bool store_up(void *arg) { return bt_store_is_up(arg); }
 
+static bool written(void *arg) { return bt_store_backlog(arg) == 0; }
+
+void fx_run_until_written(bt_store_t *st) { fx_run_until(written, st); }
+
 bt_store_t *fx_store_open(const bt_store_opts_t *opts) {
   bt_store_t *st = NULL;
   assert_int_equal(bt_store_new(&fx_loop, fx_dsn, opts, NULL, NULL, &st), 0);

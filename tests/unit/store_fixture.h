@@ -55,6 +55,8 @@ void fx_on_done(void *arg, int status);
 
 /* Runs the loop until cond(arg) holds; fails the test if it never does. */
 void fx_run_until(bool (*cond)(void *), void *arg);
+/* Runs the loop until st has nothing left to write (bt_store_backlog). */
+void fx_run_until_written(bt_store_t *st);
 
 /* Opens a store (opts NULL: defaults) and runs the loop until it is up. */
 bt_store_t *fx_store_open(const bt_store_opts_t *opts);

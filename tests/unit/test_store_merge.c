@@ -34,11 +34,6 @@ static int64_t clock_at = 1790000000000LL; /* ms since the epoch, moves 1 ms a w
 
 static bt_store_t *st;
 
-static bool all_done(void *arg) {
-  (void)arg;
-  return bt_store_backlog(st) == 0;
-}
-
 static bt_action_t act(uint64_t pkg, uint32_t attempt) {
   bt_action_t a;
   memset(&a, 0, sizeof a);
@@ -82,7 +77,7 @@ static void add_and_assign(uint64_t first, int n_add, int n_assign, fx_done_t *d
   memset(d, 0, (size_t)n_assign * sizeof *d);
   for (int i = 0; i < n_assign; i++)
     assign(first + (uint64_t)i, 1, &d[i]);
-  fx_run_until(all_done, NULL);
+  fx_run_until_written(st);
 }
 
 static int setup(void **state) {
@@ -135,12 +130,12 @@ static void test_store_merge_whole_life_in_one_segment(void **state) {
   memset(e, 0, sizeof e);
   fx_add_package(110);
   assign(110, 1, &e[0]);
-  fx_run_until(all_done, NULL);
+  fx_run_until_written(st);
   start(110, 1);
   finish(110, 1, BT_OUTCOME_TRANSIENT, BT_PKG_QUEUED, NULL, &e[1]);
   assign(110, 2, &e[2]);
   finish(110, 2, BT_OUTCOME_COMPLETED, BT_PKG_COMPLETED, "late", &e[3]);
-  fx_run_until(all_done, NULL);
+  fx_run_until_written(st);
   for (int i = 0; i < 4; i++) {
     assert_int_equal(e[i].calls, 1);
     assert_int_equal(e[i].status, 0);
@@ -212,7 +207,7 @@ static void test_store_merge_bad_row_fails_alone(void **state) {
   for (uint64_t id = 200; id < 205; id++)
     finish(id, 1, id == 202 ? BT_OUTCOME__COUNT : BT_OUTCOME_COMPLETED,
            BT_PKG_COMPLETED, "ok", &d[id - 200]);
-  fx_run_until(all_done, NULL);
+  fx_run_until_written(st);
   for (int i = 0; i < 5; i++) {
     assert_int_equal(d[i].calls, 1);
     if (i == 2)
@@ -254,12 +249,12 @@ static void test_store_merge_attempt_open_before_0006(void **state) {
   p.kind = BT_ACT_PROGRESS;
   p.progress = 40;
   bt_store_progress(st, &p);
-  fx_run_until(all_done, NULL);
+  fx_run_until_written(st);
   assert_string_equal(fx_text("SELECT state || '/' || progress FROM packages_now"
                               " WHERE id = 300"),
                       "running/40");
   finish(300, 1, BT_OUTCOME_COMPLETED, BT_PKG_COMPLETED, "old", &d);
-  fx_run_until(all_done, NULL);
+  fx_run_until_written(st);
   assert_int_equal(d.status, 0);
   assert_string_equal(fx_text("SELECT state || '/' || attempt || '/' || agent_id || '/' ||"
                               " convert_from(result, 'UTF8') FROM packages_now"
@@ -284,7 +279,7 @@ static void test_store_merge_open_packages(void **state) {
   finish(402, 1, BT_OUTCOME_CANCELLED, BT_PKG_CANCELLED, NULL, &d[5]);
   /* 403 was never assigned: cancelled while queued (attempt 0, no attempt row). */
   finish(403, 0, BT_OUTCOME_CANCELLED, BT_PKG_CANCELLED, NULL, &d[6]);
-  fx_run_until(all_done, NULL);
+  fx_run_until_written(st);
   for (int i = 0; i < 7; i++)
     assert_int_equal(d[i].status, 0);
   assert_int_equal(fx_num("SELECT count(*) FROM open_packages WHERE id BETWEEN 400 AND 403"),
@@ -311,7 +306,7 @@ static void test_store_merge_open_packages(void **state) {
   p.kind = BT_ACT_PROGRESS;
   p.progress = 99;
   bt_store_progress(st, &p);
-  fx_run_until(all_done, NULL);
+  fx_run_until_written(st);
   assert_int_equal(fx_num("SELECT id FROM open_packages WHERE id BETWEEN 400 AND 403"), 401);
   assert_string_equal(fx_text("SELECT state || '/' || (completed_at IS NULL) FROM packages_now"
                               " WHERE id = 401"),

@@ -60,8 +60,6 @@ static void turns(int n) {
     uv_run(&fx_loop, UV_RUN_NOWAIT);
 }
 
-static bool empty(void *arg) { return bt_store_backlog(arg) == 0; }
-
 /* Holds a transaction of st in flight: a key write of a locked vendor row. */
 static PGconn *hold(bt_store_t *st, int vendor, fx_done_t *d) {
   static const uint8_t key[32] = {7};
@@ -88,7 +86,7 @@ static int transactions_for_three_turns(uint32_t overlap_min_ops, int vendor,
   turns(20);
   assert_int_equal(commits, 0);
   fx_unlock(holder);
-  fx_run_until(empty, st);
+  fx_run_until_written(st);
 
   assert_int_equal(keyed.calls, 1);
   assert_int_equal(keyed.status, 0);
@@ -126,7 +124,7 @@ static void test_store_pipeline_enough_writes_go_while_one_commits(void **state)
   turns(20); /* two in flight: the pipeline is full, this one waits */
   assert_int_equal(commits, 0);
   fx_unlock(holder);
-  fx_run_until(empty, st);
+  fx_run_until_written(st);
 
   /* Three transactions: had the four waited too, all five would have gone
    * together (two). */

@@ -62,41 +62,49 @@ static long rows_for(const char *from_where, uint64_t pkg) {
 
 static long attempt_rows(uint64_t pkg) { return rows_for("attempts WHERE package_id =", pkg); }
 
-static bool empty(void *arg) { return bt_store_backlog(arg) == 0; }
-
-static void test_store_replay_commit_on_the_dropped_connection_counts_once(void **state) {
-  (void)state;
+/* A store whose engine gives up on a transaction after 500 ms: it drops the
+ * connection and replays what was in flight on a new one. */
+static bt_store_t *store_that_replays(void) {
   bt_store_opts_t o;
   bt_store_opts_default(&o);
   o.op_timeout_ms = 500;
-  bt_store_t *st = fx_store_open(&o);
-  fx_add_package(501);
+  return fx_store_open(&o);
+}
 
-  /* One transaction: the assignment (its row written, not committed), then a
-   * vendor-key write that waits for the lock. */
+/* Holds the transaction of the writes just queued on st in flight (their
+ * rows written, not committed): a vendor-key write after them waits for a
+ * row lock another session holds. The engine drops the connection and
+ * replays all of them; the replayed writes wait for the first transaction's
+ * rows, so two backends wait on locks, and nothing has answered yet
+ * (*answered is 0). Then the first transaction goes on and commits on its
+ * dropped connection, and the loop runs until the replay is written too. */
+static void commit_behind_the_replay(bt_store_t *st, int vendor_id, const int *answered) {
   static const uint8_t key[32] = {9};
-  PGconn *holder = fx_lock_new_vendor(71);
-  fx_done_t assigned = {0}, keyed = {0};
-  assign(st, 501, &assigned);
-  bt_store_vendor_key(st, 71, key, 1790000000000LL, fx_on_done, &keyed);
+  PGconn *holder = fx_lock_new_vendor(vendor_id);
+  fx_done_t keyed = {0};
+  bt_store_vendor_key(st, (uint64_t)vendor_id, key, 1790000000000LL, fx_on_done, &keyed);
   fx_run_until_lock_wait();
-
-  /* The engine gives up on it, reconnects and replays both writes; the
-   * replayed assignment waits for the first transaction's row: two backends
-   * wait on locks. */
   fx_run_until_lock_waiters(2);
   assert_int_equal(fx_num("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"),
                    2);
-  assert_int_equal(assigned.calls, 0);
-
-  /* The first transaction now goes on and commits on its dropped connection;
-   * the replay finds its rows there. */
+  assert_int_equal(*answered, 0);
   fx_unlock(holder);
-  fx_run_until(empty, st);
-  assert_int_equal(assigned.calls, 1);
-  assert_int_equal(assigned.status, 0);
+  fx_run_until_written(st);
   assert_int_equal(keyed.calls, 1);
   assert_int_equal(keyed.status, 0);
+}
+
+static void test_store_replay_commit_on_the_dropped_connection_counts_once(void **state) {
+  (void)state;
+  bt_store_t *st = store_that_replays();
+  fx_add_package(501);
+
+  fx_done_t assigned = {0};
+  assign(st, 501, &assigned);
+  /* The replayed assignment finds the row the first transaction committed. */
+  commit_behind_the_replay(st, 71, &assigned.calls);
+  assert_int_equal(assigned.calls, 1);
+  assert_int_equal(assigned.status, 0);
   assert_int_equal(attempt_rows(501), 1);
   fx_store_close(st);
 }
@@ -121,10 +129,7 @@ static void on_inserted(void *arg, int status, const bt_store_inserted_t *rows, 
 static void test_store_replay_submit_committed_on_the_dropped_connection_counts_once(
     void **state) {
   (void)state;
-  bt_store_opts_t o;
-  bt_store_opts_default(&o);
-  o.op_timeout_ms = 500;
-  bt_store_t *st = fx_store_open(&o);
+  bt_store_t *st = store_that_replays();
 
   /* A package as a submit makes it: the core gives it its id, the store
    * reads it from the core. No vendor offers it, so it stays queued. */
@@ -141,27 +146,14 @@ static void test_store_replay_submit_committed_on_the_dropped_connection_counts_
   assert_true(r.pending);
   uint64_t id = r.id;
 
-  static const uint8_t key[32] = {7};
-  PGconn *holder = fx_lock_new_vendor(72);
   inserted_t ins = {0};
-  fx_done_t keyed = {0};
   bt_store_insert_packages(st, core, &id, 1, on_inserted, &ins);
-  bt_store_vendor_key(st, 72, key, 1790000000000LL, fx_on_done, &keyed);
-  fx_run_until_lock_wait();
-  /* Dropped and replayed: the replayed insert waits for the first
-   * transaction's row. */
-  fx_run_until_lock_waiters(2);
-  assert_int_equal(ins.calls, 0);
-
-  fx_unlock(holder);
-  fx_run_until(empty, st);
+  commit_behind_the_replay(st, 72, &ins.calls);
   assert_int_equal(ins.calls, 1);
   assert_int_equal(ins.status, 0);
   assert_int_equal(ins.n, 1);
   assert_int_equal(ins.id, id);
   assert_int_equal(ins.existing_id, 0);
-  assert_int_equal(keyed.calls, 1);
-  assert_int_equal(keyed.status, 0);
   assert_int_equal(rows_for("work_packages WHERE id =", id), 1);
   assert_int_equal(rows_for("open_packages WHERE id =", id), 1);
   assert_int_equal(rows_for("audit_events WHERE action = 'package.submit'"
@@ -186,7 +178,7 @@ static void test_store_replay_first_sending_that_meets_its_row_fails_alone(void 
   fx_done_t a601 = {0}, a602 = {0};
   assign(st, 601, &a601);
   assign(st, 602, &a602); /* merged into the same statement */
-  fx_run_until(empty, st);
+  fx_run_until_written(st);
   assert_int_equal(a601.calls, 1);
   assert_int_not_equal(a601.status, 0);
   assert_int_equal(a602.calls, 1);
