@@ -99,6 +99,11 @@ const bt_cfg_key_t bt_cfg_keys[] = {
      "each; smaller ones batch together on the first", RESTART},
     {"store_segment_ops", BT_CFG_UINT, "4096", 1, 1000000, OFF(store_segment_ops), NULL,
      "most writes in one transaction", RESTART},
+    {"store_list_interval", BT_CFG_DURATION, "1s", 10, 3600 * MS,
+     OFF(store_list_interval_ms), NULL,
+     "how often the packages still open are listed for a restart to read "
+     "(open_packages); a package that ends sooner is never listed, and a restart "
+     "also reads every package submitted since the last listing", RESTART},
     {"store_timeout", BT_CFG_DURATION, "15s", 1000, 3600 * MS, OFF(store_timeout_ms),
      NULL, "a transaction unanswered this long: the connection is dropped and retried", RESTART},
     {"score_cost", BT_CFG_REAL, "1.0", 0, 100, OFF(score_cost), NULL,

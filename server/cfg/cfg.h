@@ -56,6 +56,7 @@ typedef struct {
   uint32_t store_submit_lanes;
   uint32_t store_segment_ops;
   uint32_t store_timeout_ms;
+  uint32_t store_list_interval_ms;
   /* routing */
   double score_cost;
   double score_sla;

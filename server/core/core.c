@@ -338,6 +338,12 @@ void bt_core_load_max_ids(bt_core_t *core, uint64_t vendor_id, uint64_t agent_id
     core->next_pkg_id = package_id + 1;
 }
 
+void bt_core_load_listed_through(bt_core_t *core, uint64_t listed_through) {
+  core->listed_through = listed_through;
+  if (listed_through >= core->next_pkg_id)
+    core->next_pkg_id = listed_through + 1;
+}
+
 /* --- figures ------------------------------------------------------------------------ */
 
 void bt_core_set_finished_counts(bt_core_t *core, uint64_t completed, uint64_t dead,

@@ -467,6 +467,26 @@ const bt_core_pkg_t *bt_core_package(const bt_core_t *core, uint64_t id);
 /* True while the package's insert is not committed (bt_core_submit). */
 bool bt_core_package_unpersisted(const bt_core_t *core, uint64_t id);
 
+/* The list of open packages that a restart reads (migrations/0011). A
+ * package is listed only once it has been open a while, by rounds: a round
+ * walks the ids above the list's floor in order and stops at the first
+ * package whose insert or final end is not committed yet, so the writes about
+ * one package stay in order on its connection (listed after its insert,
+ * before anything that ends it).
+ *
+ * bt_core_open_unlisted walks at most max_walk ids from listed_through + 1
+ * and fills ids (room for max_walk) with those of the stretch still open in
+ * memory. Returns how many; *through is the stretch's last id (listed_through
+ * when it walked none). Those ids listed and the floor moved to *through in
+ * one committed transaction (or the listings of every lane committed first,
+ * then the floor), the shell calls bt_core_open_listed(through). */
+size_t bt_core_open_unlisted(const bt_core_t *core, size_t max_walk, uint64_t *ids,
+                             uint64_t *through);
+void bt_core_open_listed(bt_core_t *core, uint64_t through);
+uint64_t bt_core_listed_through(const bt_core_t *core);
+/* Ids handed out above the floor: what a restart would read besides the list. */
+uint64_t bt_core_unlisted_ids(const bt_core_t *core);
+
 /* A read-only view of an open package for the edges. */
 typedef struct {
   uint64_t id;
@@ -710,6 +730,10 @@ int bt_core_load_package(bt_core_t *core, const bt_pkg_row_t *row);
  * and old agents are not loaded but their ids stay taken). */
 void bt_core_load_max_ids(bt_core_t *core, uint64_t vendor_id, uint64_t agent_id,
                           uint64_t package_id);
+/* The floor of the open-packages list as stored. New package ids start above
+ * it too: it may name ids whose inserts never committed, and a package given
+ * such an id would be open and below the floor, unlisted. */
+void bt_core_load_listed_through(bt_core_t *core, uint64_t listed_through);
 /* Sets the next ids above everything loaded and starts the restart grace:
  * assignments of agents that are not back by then are handed off. */
 void bt_core_load_done(bt_core_t *core, const bt_now_t *now);

@@ -259,6 +259,9 @@ struct bt_core {
   bool leases_held; /* bt_core_hold_leases */
   bool routing_submit; /* inside bt_core_submit's routing: new packages may be placed */
   uint64_t next_vendor_id, next_agent_id, next_pkg_id;
+  /* open_packages_floor.listed_through as committed (migrations/0011): every
+   * open package at or below it is in open_packages */
+  uint64_t listed_through;
   uint64_t open_by_state[BT_PKG__COUNT];
   uint64_t finishing[BT_PKG__COUNT]; /* of open_by_state: FINISHING (commit pending) */
   uint64_t finished[BT_PKG__COUNT];

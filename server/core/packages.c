@@ -171,6 +171,38 @@ bool bt_core_package_unpersisted(const bt_core_t *core, uint64_t id) {
   return p != NULL && (p->flags & BT_PKGF_UNPERSISTED) != 0;
 }
 
+size_t bt_core_open_unlisted(const bt_core_t *core, size_t max_walk, uint64_t *ids,
+                             uint64_t *through) {
+  size_t n = 0;
+  uint64_t id = core->listed_through;
+  while (id + 1 < core->next_pkg_id && max_walk-- > 0) {
+    const bt_core_pkg_t *p = bt_idmap_get(&core->pkg_by_id, id + 1);
+    /* Not in memory: ended for good, or its insert never committed. In
+     * flight: its listing could overtake the insert, or a final end's delete
+     * could run before the listing's insert and leave it listed. */
+    if (p != NULL && (p->flags & (BT_PKGF_UNPERSISTED | BT_PKGF_FINISHING)))
+      break;
+    if (p != NULL)
+      ids[n++] = p->id;
+    id++;
+  }
+  *through = id;
+  return n;
+}
+
+void bt_core_open_listed(bt_core_t *core, uint64_t through) {
+  if (through > core->listed_through)
+    core->listed_through = through;
+}
+
+uint64_t bt_core_listed_through(const bt_core_t *core) {
+  return core->listed_through;
+}
+
+uint64_t bt_core_unlisted_ids(const bt_core_t *core) {
+  return core->next_pkg_id - 1 - core->listed_through;
+}
+
 static size_t view_list(const bt_core_t *core, const bt_sym_t *syms, uint32_t n,
                         const char **dst) {
   if (n > BT_CORE_MAX_LIST) /* the edges never let more in; rows edited by hand might */

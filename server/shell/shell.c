@@ -97,7 +97,7 @@ static bt_store_t *submit_store(bt_shell_t *sh, size_t i) {
  * follows the insert on one connection. A package lost with its agent
  * before its insert answered keeps that lane until it ends (sh->early):
  * the end of that attempt went there, and what comes after must follow it. */
-static bt_store_t *package_lane(bt_shell_t *sh, uint64_t package_id) {
+bt_store_t *bt_shell__package_lane(bt_shell_t *sh, uint64_t package_id) {
   void *v = sh->early.n > 0 ? bt_idmap_get(&sh->early, package_id) : NULL;
   if (v != NULL && sh->submit_lanes.open > 0)
     return submit_store(sh, (size_t)(uintptr_t)v - 1);
@@ -243,7 +243,7 @@ static void finish(bt_shell_t *sh, const bt_action_t *a, ctx_t *c) {
   const bt_core_vendor_t *v = bt_core_vendor(sh->core, a->vendor_id);
   bt_agent_view_t g;
   const char *agent = bt_core_agent_view(sh->core, a->agent_id, &g) == 0 ? g.name : NULL;
-  bt_store_finish(package_lane(sh, a->package_id), a, v ? v->name : NULL, agent,
+  bt_store_finish(bt_shell__package_lane(sh, a->package_id), a, v ? v->name : NULL, agent,
                   on_finish_committed, c);
 }
 
@@ -274,7 +274,7 @@ void bt_shell__apply(bt_shell_t *sh) {
       bt_pkg_view_t v;
       if (bt_core_package_view(sh->core, a->package_id, &v) == 0) {
         log_package(sh, a->package_id, v.state, 0, 0, a->by_admin ? " by=admin" : NULL);
-        bt_store_package_update(package_lane(sh, a->package_id), &v, a->at);
+        bt_store_package_update(bt_shell__package_lane(sh, a->package_id), &v, a->at);
       }
       break;
     }
@@ -293,15 +293,15 @@ void bt_shell__apply(bt_shell_t *sh) {
         break;
       ctx_t *c = ctx_new(sh, a);
       c->applied_ns = uv_hrtime();
-      bt_store_assign(package_lane(sh, a->package_id), a, on_assign_committed, c);
+      bt_store_assign(bt_shell__package_lane(sh, a->package_id), a, on_assign_committed, c);
       break;
     }
     case BT_ACT_START:
       log_package(sh, a->package_id, BT_PKG_RUNNING, a->attempt, a->agent_id, NULL);
-      bt_store_start(package_lane(sh, a->package_id), a);
+      bt_store_start(bt_shell__package_lane(sh, a->package_id), a);
       break;
     case BT_ACT_PROGRESS:
-      bt_store_progress(package_lane(sh, a->package_id), a);
+      bt_store_progress(bt_shell__package_lane(sh, a->package_id), a);
       break;
     case BT_ACT_FINISH:
       log_finish(sh, a);
@@ -319,7 +319,7 @@ void bt_shell__apply(bt_shell_t *sh) {
                   bt_handoff_reason_name(a->reason));
       if ((int)a->reason >= 0 && (int)a->reason < N_HANDOFF_REASONS)
         sh->stats.handoffs[a->reason]++;
-      bt_store_handoff(package_lane(sh, a->package_id), a);
+      bt_store_handoff(bt_shell__package_lane(sh, a->package_id), a);
       break;
     }
     case BT_ACT_ACK_RESULT:
@@ -648,6 +648,7 @@ static void on_tick(uv_timer_t *t) {
   bt_core_hold_leases(sh->core, bt_lanes_stalled_ms(&sh->lanes, n.ms) > STORE_STALL_MS, &n);
   uint64_t next = bt_core_tick(sh->core, &n, &sh->acts);
   bt_shell__apply(sh);
+  bt_shell__list_tick(sh, n.ms);
   uint64_t wait = next > n.ms ? next - n.ms : 1;
   uv_timer_start(&sh->tick, on_tick, wait < TICK_MAX_MS ? wait : TICK_MAX_MS, 0);
 }
@@ -792,6 +793,11 @@ static void render_metrics(void *arg, bt_met_buf_t *b) {
   bt_met_sample(b, "baton_store_backlog", NULL, NULL,
                 (double)bt_lanes_backlog(&sh->lanes) +
                     (double)bt_lanes_backlog(&sh->submit_lanes));
+  bt_met_family(b, "baton_store_unlisted_ids", "gauge",
+                "Package ids handed out since the last listing round (open_packages): "
+                "a restart reads these besides the list.");
+  bt_met_sample(b, "baton_store_unlisted_ids", NULL, NULL,
+                (double)bt_core_unlisted_ids(sh->core));
 }
 
 static void on_store_commit(void *arg, double seconds) {
@@ -815,6 +821,7 @@ static void part_closed(void *arg) {
   void *cb_arg = sh->stopped_arg;
   bt_actions_close(&sh->acts);
   bt_idmap_close(&sh->early);
+  bt_shell__list_close(sh);
   bt_core_free(sh->core);
   bt_cfg_free(&sh->cfg);
   free(sh);

@@ -26,6 +26,18 @@
 /* bt_handoff_reason_t has no count: its last member is BT_HANDOFF_ADMIN. */
 #define N_HANDOFF_REASONS ((int)BT_HANDOFF_ADMIN + 1)
 
+/* open_list.c: the listing rounds (migrations/0011). */
+typedef struct {
+  bool busy;          /* a round is in flight */
+  bool full;          /* it walked as far as a round may: the next starts at once */
+  uint64_t next_ms;   /* no round starts before this */
+  uint64_t through;   /* the round in flight moves the floor here */
+  size_t pending;     /* its listings on other connections not answered yet */
+  int status;         /* the first of them that failed */
+  uint64_t *ids;      /* the round's ids and room to group them */
+  uint8_t *group_of;
+} bt_shell_listing_t;
+
 struct bt_shell {
   uv_loop_t *loop;
   void (*lead_check)(void *arg); /* bt_shell_lead_t.check; NULL = none */
@@ -65,6 +77,7 @@ struct bt_shell {
   const char *hello_software;
   bool stopping;
   int closing_parts;
+  bt_shell_listing_t listing;
   /* Metrics counted where the actions are carried out (render_metrics in
    * shell.c says what each means). Since this process started. */
   struct {
@@ -88,6 +101,14 @@ static inline bt_now_t bt_shell__now(void) {
 
 /* Carries out sh->acts (persist first, then send) and clears it. */
 void bt_shell__apply(bt_shell_t *sh);
+
+/* The connection for a write about a package (shell.c says which). */
+bt_store_t *bt_shell__package_lane(bt_shell_t *sh, uint64_t package_id);
+
+/* open_list.c: starts a listing round when one is due (from the tick), and
+ * frees its buffers once the store is closed. */
+void bt_shell__list_tick(bt_shell_t *sh, uint64_t now_ms);
+void bt_shell__list_close(bt_shell_t *sh);
 
 /* shell_admin.c: the control ops for vendor and package operations. */
 int bt_shell__vendor_op(void *arg, uint64_t vendor_id, bt_vendor_op_t op, uint64_t token);

@@ -186,13 +186,21 @@ static int load_vendors(PGconn *c, bt_core_t *core) {
   return rv;
 }
 
+/* The ids of every package that may be open: those listed in open_packages
+ * and all above the list's floor, which were not listed yet (migrations/0011).
+ * Some are not open (a listed package revived and ended again, a package
+ * above the floor that ended), so the loads below filter by state. */
+#define OPEN_IDS                                                                \
+  "SELECT id FROM open_packages UNION ALL SELECT id FROM work_packages"       \
+  " WHERE id > (SELECT listed_through FROM open_packages_floor)"
+
 static int load_agents(PGconn *c, bt_core_t *core) {
   /* Recent agents for `agent list`, and every agent that holds open work. */
   PGresult *r = query(c,
                       "SELECT id, vendor_id, name, capabilities, slots, last_seen_at"
                       " FROM agents WHERE last_seen_at > now() - interval '1 day'"
                       " OR id IN (SELECT agent_id FROM packages_now"
-                      "           WHERE id IN (SELECT id FROM open_packages)"
+                      "           WHERE id IN (" OPEN_IDS ")"
                       "           AND state IN ('assigned', 'running'))"
                       " ORDER BY id",
                       0, NULL, NULL, NULL);
@@ -237,9 +245,8 @@ static int load_packages(PGconn *c, bt_core_t *core, uint64_t *loaded) {
             " (SELECT count(*) FROM attempts t WHERE t.package_id = w.id"
             "   AND t.outcome = 'lost'),"
             " w.only_vendor"
-            /* open_packages lists them (0008); the view folds each one's
-             * open attempt in (0006) */
-            " FROM packages_now w WHERE w.id IN (SELECT id FROM open_packages)"
+            /* the view folds each one's open attempt in (0006) */
+            " FROM packages_now w WHERE w.id IN (" OPEN_IDS ")"
             " AND w.state IN ('queued', 'assigned', 'running')"
             " ORDER BY w.id",
             0, NULL, NULL, NULL);
@@ -279,12 +286,14 @@ static int load_counts(PGconn *c, bt_core_t *core) {
   PGresult *r = query(c,
                       "SELECT (SELECT coalesce(max(id), 0) FROM vendors),"
                       " (SELECT coalesce(max(id), 0) FROM agents),"
-                      " (SELECT coalesce(max(id), 0) FROM work_packages)",
+                      " (SELECT coalesce(max(id), 0) FROM work_packages),"
+                      " (SELECT listed_through FROM open_packages_floor)",
                       0, NULL, NULL, NULL);
   if (r == NULL)
     return BT_EDB;
   bt_core_load_max_ids(core, (uint64_t)bt_pgr_i64(r, 0, 0),
                        (uint64_t)bt_pgr_i64(r, 0, 1), (uint64_t)bt_pgr_i64(r, 0, 2));
+  bt_core_load_listed_through(core, (uint64_t)bt_pgr_i64(r, 0, 3));
   PQclear(r);
   r = query(c,
             /* A completion is its attempt alone (0008); each package

@@ -144,6 +144,14 @@ void bt_pgp_text_array(bt_pgparams_t *p, const char *const *v, size_t n) {
   bt_pga_end(&a);
 }
 
+void bt_pgp_id_array(bt_pgparams_t *p, const uint64_t *v, size_t n) {
+  bt_pgarr_t a;
+  bt_pga_begin(&a, p, BT_PG_OID_INT8);
+  for (size_t i = 0; i < n; i++)
+    bt_pga_i64(&a, (int64_t)v[i]);
+  bt_pga_end(&a);
+}
+
 /* Array wire format: ndim, has-null flag, element oid, then per dimension its
  * size and lower bound, then each element as length + bytes (-1 = NULL). The
  * header is written with a placeholder size and patched at the end. */

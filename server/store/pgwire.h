@@ -48,6 +48,7 @@ void bt_pgp_text(bt_pgparams_t *p, const char *s);          /* NULL → SQL NULL
 void bt_pgp_bytes(bt_pgparams_t *p, const void *b, size_t n); /* bytea; NULL with n > 0 → SQL NULL */
 void bt_pgp_ts(bt_pgparams_t *p, int64_t at);               /* unix ms; 0 → SQL NULL */
 void bt_pgp_text_array(bt_pgparams_t *p, const char *const *v, size_t n);
+void bt_pgp_id_array(bt_pgparams_t *p, const uint64_t *v, size_t n); /* int8[] */
 
 /* Array parameters built element by element (for multi-row statements). */
 typedef struct {

@@ -165,11 +165,7 @@ void bt_store_count_states(bt_store_t *st, const uint64_t *ids, size_t n,
   bt_store_op_t *op = bt_store__op_new(complete_counts, (void (*)(void))cb, arg);
   op->fail_fast = true;
   bt_pgparams_t *p = bt_store__op_stmt(op, BT_SQL_COUNT_STATES);
-  bt_pgarr_t a;
-  bt_pga_begin(&a, p, BT_PG_OID_INT8);
-  for (size_t i = 0; i < n; i++)
-    bt_pga_i64(&a, (int64_t)ids[i]);
-  bt_pga_end(&a);
+  bt_pgp_id_array(p, ids, n);
   bt_store__enqueue(st, op);
 }
 

@@ -131,6 +131,12 @@ void bt_store_vendor_key(bt_store_t *st, uint64_t vendor_id, const uint8_t key[3
                          int64_t at, bt_store_cb cb, void *arg);
 /* PACKAGE_UPDATE: an open package's admin-changeable columns as in v. */
 void bt_store_package_update(bt_store_t *st, const bt_pkg_view_t *v, int64_t at);
+/* OPEN_LIST (migrations/0011): lists the n packages (ids copied) as open
+ * and moves the floor of the list up to through (0: it stays). Send each
+ * package's listing on its own connection, after its insert committed and
+ * before anything that may end it. cb: committed or not. */
+void bt_store_list_open(bt_store_t *st, const uint64_t *ids, size_t n, uint64_t through,
+                        bt_store_cb cb, void *arg);
 /* Reads one package's whole row (any state) for bt_core_package_revive. The
  * row and everything it points to live for the callback only. status
  * BT_ENOTFOUND when there is no such package. */

@@ -380,6 +380,15 @@ void bt_store_package_update(bt_store_t *st, const bt_pkg_view_t *v, int64_t at)
   bt_store__enqueue(st, op);
 }
 
+void bt_store_list_open(bt_store_t *st, const uint64_t *ids, size_t n, uint64_t through,
+                        bt_store_cb cb, void *arg) {
+  bt_store_op_t *op = plain_op(cb, arg);
+  bt_pgparams_t *p = bt_store__op_stmt(op, BT_SQL_OPEN_LIST);
+  bt_pgp_id_array(p, ids, n);
+  bt_pgp_i64(p, (int64_t)through);
+  bt_store__enqueue(st, op);
+}
+
 void bt_store_audit(bt_store_t *st, int64_t at, const char *actor, const char *action,
                     const char *subject, const char *detail) {
   bt_store_op_t *op = plain_op(NULL, NULL);

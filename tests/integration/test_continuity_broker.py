@@ -6,8 +6,9 @@ on real processes and a real PostgreSQL:
      handoff for that work, one attempt per package, all complete;
   5b. kill -9 of batond right after a submit was acknowledged, with open
      packages of every age and kind and finished ones beside them: each
-     open one is loaded back as it was, no finished one is, and all
-     complete once an agent is there;
+     open one is loaded back as it was (listed in open_packages or above
+     the list's floor), no finished one is, and all complete once an agent
+     is there; after a kill -9 new ids start above the list's floor;
   6. PostgreSQL stopped for 7 s mid-run (fast shutdown), then started again:
      during the outage `batonctl submit` exits 1 with "store unavailable" and
      batond keeps running; results reported during the outage are not lost;
@@ -21,8 +22,8 @@ import signal
 import time
 
 from harness import Abort, main, test, wait_for
-from fixtures_it1 import (CAPABILITY, HANDLER, add_vendor, batch_line, submit_batch,
-                          submit_one, wait_ids, write_batch)
+from fixtures_it1 import (CAPABILITY, HANDLER, TWO_LANES_BROKER_ARGS, add_vendor,
+                          batch_line, submit_batch, submit_one, wait_ids, write_batch)
 from fixtures_it4 import (World, check_continuity, db_attempts, db_handoffs, elapsed,
                           log_lines, open_attempts, summary, wait_running)
 
@@ -81,7 +82,19 @@ def test_broker_kill9_loads_every_open_package(env):
     before it), one cancelled and retried (open again); and what it must not
     bring back: completed and cancelled packages. No agent runs at the kill,
     so every open package is queued."""
-    broker = env.broker(extra_args=["--set", "poll_park=200ms"])
+    kill9_loads_every_open_package(env, ["--set", "poll_park=200ms"])
+
+
+@test(timeout=120)
+def test_broker_kill9_loads_every_open_package_two_lanes(env):
+    """The same with package writes spread over two connections: each
+    package is listed on the connection of its writes, and the floor moves
+    once both listings committed."""
+    kill9_loads_every_open_package(env, TWO_LANES_BROKER_ARGS)
+
+
+def kill9_loads_every_open_package(env, broker_args):
+    broker = env.broker(extra_args=broker_args)
     v = add_vendor(broker, "acme", "EU-DE")
 
     def batch(name, n):
@@ -103,9 +116,16 @@ def test_broker_kill9_loads_every_open_package(env):
     for pid in (cancelled, retried):
         assert broker.ctl("package", "cancel", pid)[1]["state"] == "cancelled"
     assert broker.ctl("package", "retry", retried)[1]["state"] == "queued"
-    time.sleep(2.5)  # older than a moment: the store has written all it would
+    # Older than a moment: a listing round (migrations/0011) has put them in
+    # open_packages and moved the floor past them, so the restart finds them
+    # through the list; the recent ones, acknowledged just before the kill,
+    # are above the floor and found through it.
+    wait_for(lambda: listed(env.pg, old + [retried]) == len(old) + 1
+             and floor(env.pg) >= retried, 20,
+             what="the old packages listed and the floor past them", interval=0.2)
     recent = batch("recent", 50)
     assert broker.kill9() == -signal.SIGKILL
+    above = [p for p in recent if p > floor(env.pg)]
     broker.start(timeout=60)
 
     open_ids = set(old) | set(recent) | {retried}
@@ -125,6 +145,61 @@ def test_broker_kill9_loads_every_open_package(env):
     _, stats, _ = broker.ctl("stats")
     assert stats["completed"] == len(done) + len(open_ids) and stats["queued"] == 0, stats
     assert broker.ctl("package", "show", cancelled)[1]["state"] == "cancelled"
+    print(f"continuity: kill -9 with {len(open_ids)} open packages: {len(old) + 1} "
+          f"loaded from the list, {len(above)} of the {len(recent)} acknowledged "
+          f"just before the kill from above its floor", flush=True)
+
+
+def listed(pg, ids) -> int:
+    return int(pg.psql("SELECT count(*) FROM open_packages WHERE id IN ("
+                       + ",".join(str(i) for i in ids) + ")")[0][0])
+
+
+def floor(pg) -> int:
+    return int(pg.psql("SELECT listed_through FROM open_packages_floor")[0][0])
+
+
+@test(timeout=120)
+def test_restart_gives_new_ids_above_the_list_floor(env):
+    """A listing round passes over ids whose inserts never committed (here a
+    keyed submit that named a finished package: its new id was dropped), so
+    the floor can be above every id in the database. After a kill -9, new
+    packages must get ids above the floor: one at or below it would be open
+    and unlisted, and lost by the next restart."""
+    broker = env.broker(extra_args=["--set", "poll_park=200ms"])
+    v = add_vendor(broker, "acme", "EU-DE")
+    agent = env.agent(vendor="acme", secret=v["secret"], broker=broker, name="acme-1",
+                      slots=1, handlers={CAPABILITY: HANDLER})
+    first = submit_one(broker, "first", key="order-1")
+    wait_ids(broker, [first], timeout=30)
+    agent.stop()
+    # Its end committed and it left memory (a key still in memory would be
+    # answered from there, with no new id to drop).
+    wait_for(lambda: broker.ctl("stats")[1]["finishing"] == 0, 10,
+             what="the first package's end committed", interval=0.1)
+    _, again, _ = broker.ctl("submit", "--capability", CAPABILITY, "--payload", "again",
+                             "--key", "order-1")
+    assert int(again["id"]) == first, again  # the finished package, a new id dropped
+    wait_for(lambda: floor(env.pg) > first, 20, what="a listing round past the dropped id",
+             interval=0.2)
+    top = int(env.pg.psql("SELECT max(id) FROM work_packages")[0][0])
+    fl = floor(env.pg)
+    assert top == first < fl, (top, fl)
+
+    assert broker.kill9() == -signal.SIGKILL
+    broker.start(timeout=60)
+    pid = submit_one(broker, "after-restart")
+    assert pid > fl, f"package {pid} was given an id at or below the list floor {fl}"
+    assert broker.kill9() == -signal.SIGKILL
+    broker.start(timeout=60)
+    assert broker.ctl("package", "show", pid)[1]["state"] == "queued"
+    _, stats, _ = broker.ctl("stats")
+    assert (stats["queued"], stats["completed"]) == (1, 1), stats
+    env.agent(vendor="acme", secret=v["secret"], broker=broker, name="acme-2", slots=1,
+              handlers={CAPABILITY: HANDLER})
+    wait_ids(broker, [pid], timeout=30)
+    print(f"continuity: after a kill -9 new ids start above the list floor "
+          f"({fl}, largest id {top}): package {pid}", flush=True)
 
 
 @test(timeout=120)

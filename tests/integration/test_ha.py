@@ -250,7 +250,12 @@ SNAPSHOT_SQL = {
     "attempts": "SELECT package_id, attempt, vendor_id, agent_id, assigned_at, "
                 "started_at, ended_at, outcome, exit_code, md5(result) FROM attempts "
                 "ORDER BY package_id, attempt",
-    "open_packages": "SELECT id FROM open_packages ORDER BY id",
+    # What a restart loads packages from (migrations/0011): the listed ones
+    # and all above the list's floor. A new leader's listing round moves
+    # packages from one part to the other; the union stays.
+    "restart_reads": "SELECT id FROM open_packages UNION SELECT id FROM work_packages"
+                     " WHERE id > (SELECT listed_through FROM open_packages_floor)"
+                     " ORDER BY id",
     "handoffs": "SELECT count(*), max(id) FROM handoffs",
     "audit_events": "SELECT count(*), max(id) FROM audit_events",
     "vendors": "SELECT id, state, state_reason, updated_at FROM vendors ORDER BY id",

@@ -267,7 +267,7 @@ def test_metrics_after_completions_failure_and_handoff(env):
         "baton_vendor_failed_total": "counter",
         "baton_assignment_latency_seconds": "histogram",
         "baton_store_commit_seconds": "histogram", "baton_store_backlog": "gauge",
-        "baton_leader_epoch": "gauge",
+        "baton_store_unlisted_ids": "gauge", "baton_leader_epoch": "gauge",
     }
     for name, typ in families.items():
         assert name in fams, f"family {name} missing"
@@ -284,6 +284,16 @@ def test_metrics_after_completions_failure_and_handoff(env):
     assert value(fams, "baton_packages", state="dead") == 1
     assert value(fams, "baton_packages_waiting") == 1  # slow: only acme may take it
     assert value(fams, "baton_agents_connected") == 2
+    # Nothing in flight: a listing round moves the floor of open_packages to
+    # the last id (the slow package is listed, the rest ended), and the gauge
+    # says so.
+    def all_listed():
+        fl = int(env.pg.scalar("SELECT listed_through FROM open_packages_floor"))
+        top = int(env.pg.scalar("SELECT max(id) FROM work_packages"))
+        return value(parse_exposition(broker.metrics_text()),
+                     "baton_store_unlisted_ids") == 0 and fl == top
+    wait_for(all_listed, 20, what="every package id listed or ended", interval=0.2)
+    assert env.pg.scalar(f"SELECT count(*) FROM open_packages WHERE id = {slow}") == "1"
     # The one broker on this database leads, under the epoch in broker_lease.
     assert value(fams, "baton_leader_epoch") == int(env.pg.scalar(
         "SELECT epoch FROM broker_lease")) >= 1

@@ -279,8 +279,9 @@ def test_upgrade_keeps_package_states(env):
     """Packages written by schema 6 read the same through packages_now after
     the upgrade to 8 (completions in attempts, open_packages): one completed
     (its end in the package row), one queued, one whose attempt is open. The
-    open two are listed as open, and a broker started on the database loads
-    them and counts the completed one."""
+    open two are listed as open, the list's floor (0011) is the largest id,
+    and a broker started on the database loads them and counts the completed
+    one."""
     pg = env.pg
     t0 = "'2026-01-02T03:04:05Z'"
     db, dsn = database_at_schema_6(
@@ -307,6 +308,9 @@ def test_upgrade_keeps_package_states(env):
     assert rc == 0 and "version=0008" in log, log
     assert pg.psql(now, db=db) == before, "the upgrade changed what packages_now says"
     assert pg.psql("SELECT id FROM open_packages ORDER BY id", db=db) == [("2",), ("3",)]
+    # 0011: the list's floor starts at the largest id (every open package up to
+    # it is listed), so a restart reads the list alone.
+    assert pg.psql("SELECT listed_through FROM open_packages_floor", db=db) == [("3",)]
 
     broker = env.broker(db=dsn)
     _, stats, _ = broker.ctl("stats")

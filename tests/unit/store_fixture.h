@@ -30,8 +30,8 @@ long fx_num(const char *q);
 /* Rows of audit_events with this subject (the tests write them as markers). */
 long fx_audit_rows(const char *subject);
 
-/* Adds a queued package row (and its open_packages row) as a submit would
- * have written it. */
+/* Adds a queued package row as a submit would have written it, listed in
+ * open_packages as a listing round would have after (migrations/0011). */
 void fx_add_package(uint64_t id);
 
 /* Adds vendor id and locks its row from a transaction of another session

@@ -2,7 +2,8 @@
  * server/core: work packages — submit and the durability rule (nothing is
  * routed before its insert commits, or, with route_at_submit, only in its own
  * submit, written with its insert), idempotency keys, the outcome of the
- * insert, views, waiting reasons and the figures.
+ * insert, views, waiting reasons, the figures, and the walk that lists open
+ * packages for a restart.
  */
 #include "core_fixture.h"
 
@@ -593,6 +594,80 @@ static void test_core_route_at_submit_agent_lost_before_commit(void **state) {
   assert_int_equal(as->attempt, 2);
 }
 
+/* --- the open-packages list (migrations/0011) ----------------------------------- */
+
+static size_t unlisted(fx_t *fx, size_t max_walk, uint64_t *ids, uint64_t *through) {
+  memset(ids, 0, 8 * sizeof *ids);
+  return bt_core_open_unlisted(fx->core, max_walk, ids, through);
+}
+
+/* A round walks the ids above the floor in order: it names the packages open
+ * in memory, passes over those that ended, and stops at the first whose
+ * insert or final end is not committed, so their listing can neither
+ * overtake the insert nor follow the delete of a final end. */
+static void test_core_open_list_walks_settled_packages(void **state) {
+  fx_t *fx = *state;
+  uint64_t v = fx_vendor(fx, &(fx_vendor_t){.name = "acme"});
+  uint64_t a = fx_agent(fx, v, "a1", "translate", 1);
+  uint64_t p1 = fx_submit(fx, &(fx_pkg_t){0});
+  fx_confirm_assigns(fx);
+  assert_int_equal(fx_state(fx, p1), BT_PKG_ASSIGNED);
+  uint64_t p2 = fx_submit(fx, &(fx_pkg_t){0});
+  uint64_t p3 = fx_submit_unpersisted(fx, &(fx_pkg_t){0});
+  uint64_t p4 = fx_submit(fx, &(fx_pkg_t){0});
+  uint64_t ids[8], through;
+  assert_int_equal(bt_core_listed_through(fx->core), 0);
+
+  /* p3's insert is in flight: the stretch ends before it. */
+  assert_int_equal(unlisted(fx, 8, ids, &through), 2);
+  assert_int_equal(ids[0], p1);
+  assert_int_equal(ids[1], p2);
+  assert_int_equal(through, p2);
+
+  /* p1's end is being committed: nothing may be listed past it. */
+  fx_clear(fx);
+  bt_core_package_persisted(fx->core, p3, true, 0, &fx->now, &fx->out);
+  assert_int_equal(fx_result(fx, a, p1, 1, BT_OUTCOME_COMPLETED, "ok"), 0);
+  assert_int_equal(unlisted(fx, 8, ids, &through), 0);
+  assert_int_equal(through, 0);
+
+  /* Committed, p1 is gone and passed over; at most max_walk ids a round. */
+  fx_finish_persisted(fx, p1, 1);
+  assert_int_equal(unlisted(fx, 2, ids, &through), 1);
+  assert_int_equal(ids[0], p2);
+  assert_int_equal(through, p2);
+  assert_int_equal(unlisted(fx, 8, ids, &through), 3);
+  assert_int_equal(ids[0], p2);
+  assert_int_equal(ids[1], p3);
+  assert_int_equal(ids[2], p4);
+  assert_int_equal(through, p4);
+
+  /* Listed: the next round starts above, and the floor never moves back. */
+  bt_core_open_listed(fx->core, p2);
+  assert_int_equal(unlisted(fx, 8, ids, &through), 2);
+  assert_int_equal(ids[0], p3);
+  bt_core_open_listed(fx->core, p4);
+  bt_core_open_listed(fx->core, p2);
+  assert_int_equal(bt_core_listed_through(fx->core), p4);
+  assert_int_equal(unlisted(fx, 8, ids, &through), 0);
+  assert_int_equal(through, p4);
+}
+
+/* After a restart new ids start above the stored floor as well as above the
+ * largest id: the floor may name ids whose inserts never committed, and a
+ * package given one would be open below the floor, unlisted, and not loaded
+ * by the next restart. */
+static void test_core_open_list_new_ids_above_the_floor(void **state) {
+  fx_t *fx = *state;
+  bt_core_load_max_ids(fx->core, 0, 0, 40);
+  bt_core_load_listed_through(fx->core, 500);
+  assert_int_equal(bt_core_listed_through(fx->core), 500);
+  assert_int_equal(fx_submit(fx, &(fx_pkg_t){0}), 501);
+  bt_core_load_max_ids(fx->core, 0, 0, 700);
+  bt_core_load_listed_through(fx->core, 600);
+  assert_int_equal(fx_submit(fx, &(fx_pkg_t){0}), 701);
+}
+
 int main(void) {
 #define T(f) cmocka_unit_test_setup_teardown(f, fx_setup, fx_teardown)
   const struct CMUnitTest tests[] = {
@@ -610,6 +685,8 @@ int main(void) {
       T(test_core_route_at_submit_unplaced_waits_for_its_commit),
       T(test_core_route_at_submit_failed_insert_frees_the_slot),
       T(test_core_route_at_submit_agent_lost_before_commit),
+      T(test_core_open_list_walks_settled_packages),
+      T(test_core_open_list_new_ids_above_the_floor),
   };
 #undef T
   return cmocka_run_group_tests_name("test_core_packages", tests, NULL, NULL);

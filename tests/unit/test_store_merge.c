@@ -10,7 +10,9 @@
  *   - an op that cannot be merged (an audit row) between merged ones keeps its
  *     place;
  *   - one bad row in a merged statement fails only its own op: the others are
- *     replayed alone and commit.
+ *     replayed alone and commit;
+ *   - open_packages follows the ends of packages, and a listing round lists
+ *     and moves the list's floor (migrations/0011).
  * One cluster (pgembed, a few seconds for initdb) serves every test.
  */
 #include <setjmp.h>
@@ -316,12 +318,55 @@ static void test_store_merge_open_packages(void **state) {
                       "completed/-1/done");
 }
 
+/* A listing round (0011): the ids go into open_packages and the floor moves
+ * to the end of the round's stretch, in one statement. A package listed
+ * already is left as it is, the floor never moves back, and a listed package
+ * that completes leaves the list (its finish follows the listing on the same
+ * connection). */
+static void test_store_merge_listing_round(void **state) {
+  (void)state;
+  fx_done_t d[4];
+  memset(d, 0, sizeof d);
+  for (uint64_t id = 500; id < 504; id++)
+    fx_add_package(id);
+  fx_exec("DELETE FROM open_packages WHERE id BETWEEN 500 AND 503");
+  long floor = fx_num("SELECT listed_through FROM open_packages_floor");
+  assert_true(floor < 503);
+
+  uint64_t first[] = {500, 502};
+  bt_store_list_open(st, first, 2, 503, fx_on_done, &d[0]);
+  fx_run_until_written(st);
+  assert_int_equal(d[0].status, 0);
+  assert_string_equal(fx_text("SELECT string_agg(id::text, ',' ORDER BY id) FROM"
+                              " open_packages WHERE id BETWEEN 500 AND 503"),
+                      "500,502");
+  assert_int_equal(fx_num("SELECT listed_through FROM open_packages_floor"), 503);
+
+  uint64_t again[] = {502, 501};
+  bt_store_list_open(st, again, 2, 100, fx_on_done, &d[1]);
+  bt_store_list_open(st, NULL, 0, 0, fx_on_done, &d[2]);
+  assign(502, 1, &d[3]); /* a finish needs its attempt */
+  fx_run_until_written(st);
+  assert_int_equal(d[1].status, 0);
+  assert_int_equal(d[2].status, 0);
+  assert_int_equal(d[3].status, 0);
+  assert_int_equal(fx_num("SELECT listed_through FROM open_packages_floor"), 503);
+  memset(d, 0, sizeof d);
+  finish(502, 1, BT_OUTCOME_COMPLETED, BT_PKG_COMPLETED, "done", &d[0]);
+  fx_run_until_written(st);
+  assert_int_equal(d[0].status, 0);
+  assert_string_equal(fx_text("SELECT string_agg(id::text, ',' ORDER BY id) FROM"
+                              " open_packages WHERE id BETWEEN 500 AND 503"),
+                      "500,501");
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_store_merge_whole_life_in_one_segment),
       cmocka_unit_test(test_store_merge_bad_row_fails_alone),
       cmocka_unit_test(test_store_merge_attempt_open_before_0006),
       cmocka_unit_test(test_store_merge_open_packages),
+      cmocka_unit_test(test_store_merge_listing_round),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
