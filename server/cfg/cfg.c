@@ -96,7 +96,8 @@ const bt_cfg_key_t bt_cfg_keys[] = {
      RESTART},
     {"store_submit_lanes", BT_CFG_UINT, "2", 1, 8, OFF(store_submit_lanes), NULL,
      "connections that large submits (64 packages or more) take turns on, one request "
-     "each; smaller ones batch together on the first", RESTART},
+     "each; smaller ones go with the other package writes on the first of store_lanes",
+     RESTART},
     {"store_segment_ops", BT_CFG_UINT, "4096", 1, 1000000, OFF(store_segment_ops), NULL,
      "most writes in one transaction", RESTART},
     {"store_list_interval", BT_CFG_DURATION, "1s", 10, 3600 * MS,

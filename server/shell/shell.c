@@ -85,6 +85,9 @@ static void log_finish(bt_shell_t *sh, const bt_action_t *a) {
   log_package(sh, a->package_id, a->state, a->attempt, a->agent_id, more);
 }
 
+/* sh->early's value for an insert sent on lanes.lane[0] (a small submit). */
+#define EARLY_MAIN_LANE UINTPTR_MAX
+
 /* Submit lane i, or lane 0 once lane i is closed (bt_lanes_close closes the
  * last first; lane 0 takes what the closed ones had). */
 static bt_store_t *submit_store(bt_shell_t *sh, size_t i) {
@@ -99,6 +102,8 @@ static bt_store_t *submit_store(bt_shell_t *sh, size_t i) {
  * the end of that attempt went there, and what comes after must follow it. */
 bt_store_t *bt_shell__package_lane(bt_shell_t *sh, uint64_t package_id) {
   void *v = sh->early.n > 0 ? bt_idmap_get(&sh->early, package_id) : NULL;
+  if (v != NULL && (uintptr_t)v == EARLY_MAIN_LANE)
+    return sh->lanes.lane[0]; /* the last lane to close */
   if (v != NULL && sh->submit_lanes.open > 0)
     return submit_store(sh, (size_t)(uintptr_t)v - 1);
   return bt_lanes_for(&sh->lanes, package_id);
@@ -486,7 +491,8 @@ typedef struct {
   uint64_t token;
   size_t n;
   /* A known key of the request names a package not committed yet: its insert
-   * may be on another submit lane, its finish on a main lane. */
+   * may be on a submit lane or the first main lane, its finish on a main
+   * lane. */
   bool names_pending;
   size_t n_early;
   early_assign_t *early;
@@ -560,8 +566,9 @@ static void on_submit_barrier(void *arg, int status) {
   on_inserted(arg, status, NULL, 0);
 }
 
-/* A known key names a package whose insert (a submit lane) or finish (a
- * main lane) may still be on its way: answer once all of them are through. */
+/* A known key names a package whose insert (a submit lane, or the first
+ * main lane) or finish (a main lane) may still be on its way: answer once all
+ * of them are through. */
 static void on_submit_store_barrier(void *arg, int status) {
   submit_ctx_t *c = arg;
   if (status != 0 || c->sh->lanes.lane[0] == NULL) {
@@ -571,17 +578,29 @@ static void on_submit_store_barrier(void *arg, int status) {
   bt_lanes_barrier(&c->sh->lanes, on_submit_barrier, c);
 }
 
-/* Small submits batch best together on one connection: one transaction and
- * one commit for all that arrived in a loop turn. A large one keeps a backend
- * busy for milliseconds (about 15 us a row), so large ones take turns over
- * the submit lanes and a burst of them runs on several cores (tests/bench:
- * bulk submits of 1,000 went from 43-59k to 66-94k packages/s with two). */
+/* Small submits go with the other package writes on lanes.lane[0]: one
+ * transaction and one commit for the submits, assignments and results of a
+ * loop turn. At moderate load PostgreSQL's time goes mostly to the fixed
+ * cost of each transaction and statement (a fence, a commit, executor
+ * start-up), not to rows: with small submits on a connection of their own a
+ * paced 10,000/s took 67-71 us of PostgreSQL a package, with them on the
+ * main lane 53-57, and unpaced submitting-while-working went from 26-30k to
+ * 30-41k packages/s (tests/bench/run, three interleaved pairs each). A large
+ * one keeps a backend busy for milliseconds (about 15 us a row), so large
+ * ones take turns over the submit lanes and a burst of them runs on several
+ * cores (tests/bench: bulk submits of 1,000 went from 43-59k to 66-94k
+ * packages/s with two). *early_tag is what sh->early records for the
+ * packages of the submit assigned in it. */
 #define SUBMIT_SPREAD_MIN 64
 
-static size_t submit_lane(bt_shell_t *sh, size_t n_new) {
-  if (n_new < SUBMIT_SPREAD_MIN)
-    return 0;
-  return (size_t)(sh->submit_turn++ % sh->submit_lanes.n);
+static bt_store_t *submit_store_for(bt_shell_t *sh, size_t n_new, uintptr_t *early_tag) {
+  if (n_new < SUBMIT_SPREAD_MIN) {
+    *early_tag = EARLY_MAIN_LANE;
+    return sh->lanes.lane[0];
+  }
+  size_t lane = (size_t)(sh->submit_turn++ % sh->submit_lanes.n);
+  *early_tag = lane + 1;
+  return submit_store(sh, lane);
 }
 
 static int c_submit(void *arg, const bt_pkg_spec_t *specs, size_t n, uint64_t token) {
@@ -617,13 +636,14 @@ static int c_submit(void *arg, const bt_pkg_spec_t *specs, size_t n, uint64_t to
   for (size_t i = 0; i < n && n_new > 0; i++) /* (known keys alone: barriers below) */
     if (c->results[i].duplicate && c->results[i].pending)
       c->names_pending = true;
-  size_t lane = n_new > 0 ? submit_lane(sh, n_new) : 0;
+  uintptr_t early_tag = 0;
+  bt_store_t *ins = n_new > 0 ? submit_store_for(sh, n_new, &early_tag) : NULL;
   for (size_t i = 0; i < c->n_early; i++)
-    bt_idmap_put(&sh->early, c->early[i].package_id, (void *)(uintptr_t)(lane + 1));
+    bt_idmap_put(&sh->early, c->early[i].package_id, (void *)early_tag);
   /* The insert first: it carries the early assignments as the core has them
    * now, and what apply writes about them (nothing, as a rule) follows it. */
   if (n_new > 0)
-    bt_store_insert_packages(submit_store(sh, lane), sh->core, ids, n_new, on_inserted, c);
+    bt_store_insert_packages(ins, sh->core, ids, n_new, on_inserted, c);
   bt_shell__apply(sh);
   if (n_new == 0) /* only known keys: answer once what they name is committed */
     bt_lanes_barrier(&sh->submit_lanes, on_submit_store_barrier, c);

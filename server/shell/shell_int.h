@@ -49,21 +49,22 @@ struct bt_shell {
    * lane of its id, everything else to lane.lane[0] (NULL before the lanes
    * are opened and once they are closed). */
   bt_lanes_t lanes;
-  /* Submits' inserts have connections of their own: a package is
-   * cancelled or changed only once its insert committed (the core refuses
-   * the rest while it is unpersisted), and routed then or in its submit,
-   * when its assignment goes in with its insert (route_at_submit), so no
-   * other write depends on their order, and a submit's commit need not
-   * queue behind the assignments and results of the main connections. Nor does one submit's insert depend on
-   * another's, so large requests take turns over store_submit_lanes
-   * connections (submit_turn; shell.c, submit_lane): a burst of bulk
-   * submits runs on as many PostgreSQL backends. */
+  /* Large submits' inserts (SUBMIT_SPREAD_MIN packages or more) have
+   * connections of their own: a package is cancelled or changed only once
+   * its insert committed (the core refuses the rest while it is
+   * unpersisted), and routed then or in its submit, when its assignment goes
+   * in with its insert (route_at_submit), so no other write depends on their
+   * order. Nor does one submit's insert depend on another's, so large
+   * requests take turns over store_submit_lanes connections (submit_turn;
+   * shell.c, submit_lane): a burst of bulk submits runs on as many
+   * PostgreSQL backends. Small submits go with the other writes on
+   * lanes.lane[0] (shell.c, submit_store_for says why). */
   bt_lanes_t submit_lanes;
   uint64_t submit_turn;
-  /* Package id → the submit lane (bt_store_t *) of its insert, for packages
-   * assigned in their submit whose insert has not answered yet: a write
-   * about one meanwhile (its attempt lost with its agent) must follow the
-   * insert on that connection. */
+  /* Package id → the connection of its insert (submit lane i as i + 1,
+   * lanes.lane[0] as EARLY_MAIN_LANE), for packages assigned in their submit
+   * whose insert has not answered yet: a write about one meanwhile (its
+   * attempt lost with its agent) must follow the insert on that connection. */
   bt_idmap_t early;
   bt_xp_t *xp;
   bt_ctl_t *ctl;
