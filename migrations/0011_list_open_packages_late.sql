@@ -26,8 +26,9 @@
 -- Listing only settled packages keeps the writes about one package in order
 -- on its connection: its listing goes after its insert committed and before
 -- any later end is sent, so a final end always finds the row it deletes, or
--- no row because it was never listed. A package whose final end fails stays
--- above the floor or is listed again by a later round.
+-- no row because it was never listed. A package whose final end fails is
+-- still listed (the delete did not commit) or still above the floor (no round
+-- passes a package while its end is in flight), and a later round lists it.
 --
 -- Every broker sharing a database must run this version or later: an older
 -- one would load only the listed packages.
