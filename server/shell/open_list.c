@@ -37,9 +37,9 @@ typedef struct {
   size_t n;
 } group_t;
 
-static void start_round(bt_shell_t *sh, uint64_t now_ms);
-
-static void round_done(bt_shell_t *sh, int status) {
+/* The round's last write answered (the floor moved, or a listing failed). */
+static void on_round_done(void *arg, int status) {
+  bt_shell_t *sh = arg;
   bt_shell_listing_t *l = &sh->listing;
   uint64_t now_ms = bt_mono_ms();
   l->busy = false;
@@ -55,14 +55,10 @@ static void round_done(bt_shell_t *sh, int status) {
   bt_core_open_listed(sh->core, l->through);
   if (l->full) {
     l->next_ms = now_ms;
-    start_round(sh, now_ms);
+    bt_shell__list_tick(sh, now_ms);
     return;
   }
   l->next_ms = now_ms + sh->cfg.store_list_interval_ms;
-}
-
-static void on_floor_moved(void *arg, int status) {
-  round_done(arg, status);
 }
 
 /* One lane's listing answered (several groups). */
@@ -74,10 +70,10 @@ static void on_group_listed(void *arg, int status) {
   if (--l->pending > 0)
     return;
   if (l->status != 0 || sh->lanes.lane[0] == NULL) {
-    round_done(sh, l->status != 0 ? l->status : BT_ESHUTDOWN);
+    on_round_done(sh, l->status != 0 ? l->status : BT_ESHUTDOWN);
     return;
   }
-  bt_store_list_open(sh->lanes.lane[0], NULL, 0, l->through, on_floor_moved, sh);
+  bt_store_list_open(sh->lanes.lane[0], NULL, 0, l->through, on_round_done, sh);
 }
 
 /* Sorts ids into one group per connection, keeping their order inside each:
@@ -112,7 +108,7 @@ static size_t group_by_lane(bt_shell_t *sh, uint64_t *ids, size_t n, group_t *gr
   return n_groups;
 }
 
-static void start_round(bt_shell_t *sh, uint64_t now_ms) {
+void bt_shell__list_tick(bt_shell_t *sh, uint64_t now_ms) {
   bt_shell_listing_t *l = &sh->listing;
   if (l->busy || sh->stopping || now_ms < l->next_ms || sh->lanes.lane[0] == NULL ||
       bt_lanes_down(&sh->lanes))
@@ -136,7 +132,7 @@ static void start_round(bt_shell_t *sh, uint64_t now_ms) {
   group_t groups[LIST_MAX_GROUPS];
   size_t n_groups = group_by_lane(sh, ids, n, groups, ids + LIST_MAX_WALK);
   if (n_groups == 0 || (n_groups == 1 && groups[0].st == sh->lanes.lane[0])) {
-    bt_store_list_open(sh->lanes.lane[0], ids, n, l->through, on_floor_moved, sh);
+    bt_store_list_open(sh->lanes.lane[0], ids, n, l->through, on_round_done, sh);
     return;
   }
   l->pending = n_groups;
@@ -145,10 +141,6 @@ static void start_round(bt_shell_t *sh, uint64_t now_ms) {
     bt_store_list_open(groups[k].st, ids + at, groups[k].n, 0, on_group_listed, sh);
     at += groups[k].n;
   }
-}
-
-void bt_shell__list_tick(bt_shell_t *sh, uint64_t now_ms) {
-  start_round(sh, now_ms);
 }
 
 void bt_shell__list_close(bt_shell_t *sh) {
