@@ -31,6 +31,7 @@ find_package(Threads REQUIRED)
 add_executable(bt_bench
   ${CMAKE_CURRENT_LIST_DIR}/bt_bench.c
   ${CMAKE_CURRENT_LIST_DIR}/bench_ctl.c
+  ${CMAKE_CURRENT_LIST_DIR}/bench_submit.c
   ${CMAKE_CURRENT_LIST_DIR}/bench_util.c)
 target_link_libraries(bt_bench PRIVATE bt_agent bt_proto bt_util PkgConfig::LIBUV
                       Threads::Threads)

@@ -2,7 +2,6 @@
 #include "bench_ctl.h"
 
 #include <errno.h>
-#include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -104,20 +103,7 @@ int bench_conn_recv(bench_conn_t *c, Baton__CtlReply **out) {
   }
 }
 
-int bench_conn_wait(bench_conn_t *c, uint64_t timeout_ns) {
-  if (c->pos < c->have)
-    return 1; /* bytes of a reply already read */
-  struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
-  struct timespec ts = {.tv_sec = (time_t)(timeout_ns / 1000000000u),
-                        .tv_nsec = (long)(timeout_ns % 1000000000u)};
-  for (;;) {
-    int n = ppoll(&pfd, 1, &ts, NULL);
-    if (n >= 0)
-      return n > 0 ? 1 : 0;
-    if (errno != EINTR)
-      return -errno;
-  }
-}
+bool bench_conn_buffered(const bench_conn_t *c) { return c->pos < c->have; }
 
 int bench_conn_stats(bench_conn_t *c, bench_stats_t *out) {
   Baton__CtlRequest req = BATON__CTL_REQUEST__INIT;

@@ -10,6 +10,7 @@
 #include "baton.pb-c.h"
 #include "bt_frame.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -40,11 +41,9 @@ int bench_conn_send(bench_conn_t *c, const uint8_t *frame, size_t len);
  * baton__ctl_reply__free_unpacked(*out, NULL)), or -errno / -EPROTO. */
 int bench_conn_recv(bench_conn_t *c, Baton__CtlReply **out);
 
-/* Waits up to timeout_ns for a reply's bytes (already buffered ones count).
- * Returns 1 when there is something to read, 0 on timeout, or -errno.
- * Nanoseconds, not poll's milliseconds: a paced submitter that rounded its
- * wait up to a whole millisecond sent up to 1 ms late and was charged for it. */
-int bench_conn_wait(bench_conn_t *c, uint64_t timeout_ns);
+/* Whether bytes of a reply were read already and wait in the buffer: then
+ * the socket may stay quiet while a reply is still there to take. */
+bool bench_conn_buffered(const bench_conn_t *c);
 
 /* One Stats round trip on an otherwise idle connection. Returns 0 with the
  * counters, or a negative error (a non-OK reply is -EPROTO). */

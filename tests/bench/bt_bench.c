@@ -7,9 +7,10 @@
  *   - N agents on ONE libuv loop in their own thread, built on libbaton-agent,
  *     with a no-op handler: on_task notes when (package id) started and
  *     completes it at once with an empty output;
- *   - S submitter threads, each with its own blocking control connection,
- *     keeping up to W Submit requests of B packages in flight (the broker
- *     answers in request order), until P packages are submitted;
+ *   - S submitters, each a control connection keeping up to W Submit
+ *     requests of B packages in flight (the broker answers in request
+ *     order), until P packages are submitted, driven by T threads
+ *     (bench_submit.c);
  *   - the main thread, which polls Stats every 20 ms until P more packages are
  *     completed (the broker acknowledges nothing before it is committed, so
  *     Stats.completed counts committed completions), then runs the memory
@@ -27,6 +28,7 @@
 #include "baton.pb-c.h"
 #include "baton_agent.h"
 #include "bench_ctl.h"
+#include "bench_submit.h"
 #include "bench_util.h"
 
 #include <getopt.h>
@@ -56,6 +58,8 @@ typedef struct {
   const char *capability;
   const char *idle_capability;
   uint32_t agents, slots, submitters, window, batch, payload_bytes;
+  uint32_t submit_threads; /* threads driving the submitters' connections */
+  uint32_t pace_tick_us;   /* paced sends wake on this grid (0: at each due time) */
   uint64_t packages, queued;
   uint32_t idle_seconds; /* > 0: the idle phase (agents connected, no work) */
   uint32_t idle_total;   /* agents (of every bt_bench) to wait for before measuring */
@@ -174,191 +178,6 @@ static void agents_stop(agents_t *ag) {
   pthread_join(ag->thread, NULL);
 }
 
-/* --- submitters -------------------------------------------------------------- */
-
-static void sleep_ns(uint64_t ns) {
-  struct timespec ts = {.tv_sec = (time_t)(ns / 1000000000u),
-                        .tv_nsec = (long)(ns % 1000000000u)};
-  nanosleep(&ts, NULL);
-}
-
-typedef struct {
-  const opts_t *o;
-  const char *capability;
-  uint64_t total;
-  uint32_t batch, window;
-  uint32_t submitters;
-  double rate; /* packages/s offered by all submitters together; 0 = closed loop */
-  _Atomic uint64_t claimed;
-  _Atomic uint64_t acked;
-  atomic_int failed;
-} phase_t;
-
-typedef struct {
-  phase_t *ph;
-  uint32_t index;
-  pthread_t thread;
-  bench_samples_t ack_ms; /* per request */
-  bench_marks_t sent;     /* per package: id, its request's send time */
-  uint64_t requests;
-  uint64_t first_send_ns, last_ack_ns;
-  char err[300];
-} submitter_t;
-
-/* A whole Submit frame of n identical packages (returned owned). */
-static uint8_t *pack_submit(const char *capability, uint32_t payload_bytes, uint32_t n,
-                            size_t *len) {
-  uint8_t *payload = malloc(payload_bytes ? payload_bytes : 1);
-  Baton__PackageSpec *specs = calloc(n, sizeof *specs);
-  Baton__PackageSpec **ptrs = calloc(n, sizeof *ptrs);
-  if (payload == NULL || specs == NULL || ptrs == NULL)
-    abort();
-  memset(payload, 'x', payload_bytes);
-  for (uint32_t i = 0; i < n; i++) {
-    baton__package_spec__init(&specs[i]);
-    specs[i].capability = (char *)capability;
-    specs[i].has_payload = true;
-    specs[i].payload.data = payload;
-    specs[i].payload.len = payload_bytes;
-    ptrs[i] = &specs[i];
-  }
-  Baton__Submit sub = BATON__SUBMIT__INIT;
-  sub.n_packages = n;
-  sub.packages = ptrs;
-  Baton__CtlRequest req = BATON__CTL_REQUEST__INIT;
-  req.body_case = BATON__CTL_REQUEST__BODY_SUBMIT;
-  req.submit = &sub;
-  uint8_t *frame = bench_frame_pack(&req, len);
-  free(ptrs);
-  free(specs);
-  free(payload);
-  return frame;
-}
-
-static void *submitter_main(void *arg) {
-  submitter_t *s = arg;
-  phase_t *ph = s->ph;
-  bench_conn_t conn;
-  int rv = bench_conn_open(&conn, ph->o->control, CTL_TIMEOUT_MS);
-  if (rv != 0) {
-    snprintf(s->err, sizeof s->err, "could not connect to %s: %s", ph->o->control,
-             strerror(-rv));
-    atomic_store(&ph->failed, 1);
-    return NULL;
-  }
-  size_t full_len;
-  uint8_t *full = pack_submit(ph->capability, ph->o->payload_bytes, ph->batch, &full_len);
-  struct inflight {
-    uint64_t ns;
-    uint32_t n;
-  } *ring = calloc(ph->window, sizeof *ring);
-  uint32_t head = 0, inflight = 0;
-  bool more = true;
-  /* Open loop (--rate): each submitter sends a request every `every` ns,
-   * staggered, and a request's latency counts from when it was due, so a
-   * broker that falls behind is charged for the wait (no coordinated
-   * omission). */
-  uint64_t every = ph->rate > 0 ? (uint64_t)(1e9 * ph->submitters * ph->batch / ph->rate) : 0;
-  uint64_t due = bench_now_ns() + every * s->index / (ph->submitters ? ph->submitters : 1);
-  for (;;) {
-    while (more && inflight < ph->window && !atomic_load(&ph->failed)) {
-      if (every && bench_now_ns() < due)
-        break;
-      uint64_t start = atomic_fetch_add(&ph->claimed, ph->batch);
-      if (start >= ph->total) {
-        more = false;
-        break;
-      }
-      uint32_t n = ph->total - start < ph->batch ? (uint32_t)(ph->total - start) : ph->batch;
-      size_t len = full_len;
-      uint8_t *frame = n == ph->batch ? full : pack_submit(ph->capability,
-                                                           ph->o->payload_bytes, n, &len);
-      uint64_t t = every ? due : bench_now_ns();
-      due += every;
-      rv = bench_conn_send(&conn, frame, len);
-      if (frame != full)
-        free(frame);
-      if (rv != 0) {
-        snprintf(s->err, sizeof s->err, "send failed: %s", strerror(-rv));
-        goto fail;
-      }
-      if (s->first_send_ns == 0)
-        s->first_send_ns = t;
-      ring[(head + inflight) % ph->window] = (struct inflight){t, n};
-      inflight++;
-    }
-    if (atomic_load(&ph->failed) || (inflight == 0 && !more))
-      break;
-    if (every && more && inflight < ph->window) {
-      /* Not waiting on the window: read what is there until the next is due. */
-      uint64_t now = bench_now_ns();
-      if (inflight == 0) {
-        sleep_ns(due > now ? due - now : 0);
-        continue;
-      }
-      if ((rv = bench_conn_wait(&conn, due > now ? due - now : 0)) < 0) {
-        snprintf(s->err, sizeof s->err, "waiting for a reply failed: %s", strerror(-rv));
-        goto fail;
-      }
-      if (rv == 0)
-        continue;
-    }
-    Baton__CtlReply *rep;
-    if ((rv = bench_conn_recv(&conn, &rep)) != 0) {
-      snprintf(s->err, sizeof s->err, "reading a reply failed: %s", strerror(-rv));
-      goto fail;
-    }
-    uint64_t t = bench_now_ns();
-    struct inflight e = ring[head];
-    head = (head + 1) % ph->window;
-    inflight--;
-    if (rep->status != BATON__CTL_STATUS__CTL_OK ||
-        rep->body_case != BATON__CTL_REPLY__BODY_SUBMITTED ||
-        rep->submitted->n_packages != e.n) {
-      snprintf(s->err, sizeof s->err, "submit refused: status %d: %s", (int)rep->status,
-               rep->error ? rep->error : "(no error text, or wrong package count)");
-      baton__ctl_reply__free_unpacked(rep, NULL);
-      goto fail;
-    }
-    for (size_t i = 0; i < rep->submitted->n_packages; i++)
-      bench_marks_push(&s->sent, rep->submitted->packages[i]->id, e.ns);
-    baton__ctl_reply__free_unpacked(rep, NULL);
-    bench_samples_push(&s->ack_ms, ms_between(e.ns, t));
-    s->requests++;
-    s->last_ack_ns = t;
-    atomic_fetch_add_explicit(&ph->acked, e.n, memory_order_relaxed);
-  }
-  goto out;
-fail:
-  atomic_store(&ph->failed, 1);
-out:
-  free(ring);
-  free(full);
-  bench_conn_close(&conn);
-  return NULL;
-}
-
-static submitter_t *submitters_start(phase_t *ph, uint32_t n) {
-  submitter_t *s = calloc(n, sizeof *s);
-  ph->submitters = n;
-  for (uint32_t i = 0; i < n; i++) {
-    s[i].ph = ph;
-    s[i].index = i;
-    if (pthread_create(&s[i].thread, NULL, submitter_main, &s[i]) != 0)
-      bench_die("could not start a submitter thread");
-  }
-  return s;
-}
-
-/* Joins the threads and dies with the first error. */
-static void submitters_join(submitter_t *s, uint32_t n) {
-  for (uint32_t i = 0; i < n; i++)
-    pthread_join(s[i].thread, NULL);
-  for (uint32_t i = 0; i < n; i++)
-    if (s[i].err[0] != '\0')
-      bench_die("submitter %u: %s", i, s[i].err);
-}
-
 /* --- measuring ------------------------------------------------------------------ */
 
 typedef struct {
@@ -410,8 +229,15 @@ static void wait_agents_up(bench_conn_t *c, agents_t *ag, uint32_t want) {
   }
 }
 
+/* Joins the submitters and dies with the first error. */
+static void submitters_join(bench_submit_group_t *g) {
+  const char *err = bench_submit_join(g);
+  if (err != NULL)
+    bench_die("submitter: %s", err);
+}
+
 /* Polls Stats until completed >= target; returns when it was seen. */
-static uint64_t wait_completed(bench_conn_t *c, const opts_t *o, agents_t *ag, phase_t *ph,
+static uint64_t wait_completed(bench_conn_t *c, const opts_t *o, agents_t *ag, bench_phase_t *ph,
                                uint64_t base, uint64_t target) {
   uint64_t t0 = bench_now_ns(), last_change = t0, last_print = t0;
   uint64_t last_completed = 0, printed_completed = base;
@@ -459,7 +285,8 @@ static uint64_t wait_completed(bench_conn_t *c, const opts_t *o, agents_t *ag, p
 
 static void usage(void) {
   fputs("usage: bt_bench --control PATH --agents-endpoint tcp://HOST:PORT --vendor NAME\n"
-        "                [--agents N] [--slots N] [--submitters N] [--window N]\n"
+        "                [--agents N] [--slots N] [--submitters N] [--submit-threads N]\n"
+        "                [--window N] [--pace-tick-us N]\n"
         "                [--batch N] [--payload-bytes N] [--packages N] [--queued N]\n"
         "                [--broker-pid PID] [--pg-pid PID] [--prefill] [--progress]\n"
         "                [--idle-seconds S [--idle-total N]] [--rate PACKAGES_PER_S]\n"
@@ -474,6 +301,8 @@ static void parse(int argc, char **argv, opts_t *o) {
                 .agents = 8,
                 .slots = 16,
                 .submitters = 4,
+                .submit_threads = 2,
+                .pace_tick_us = 500,
                 .window = 8,
                 .batch = 1,
                 .payload_bytes = 64,
@@ -488,6 +317,8 @@ static void parse(int argc, char **argv, opts_t *o) {
       {"slots", required_argument, NULL, 's'},
       {"submitters", required_argument, NULL, 'S'},
       {"window", required_argument, NULL, 'w'},
+      {"submit-threads", required_argument, NULL, 't'},
+      {"pace-tick-us", required_argument, NULL, 'k'},
       {"batch", required_argument, NULL, 'b'},
       {"payload-bytes", required_argument, NULL, 'p'},
       {"packages", required_argument, NULL, 'n'},
@@ -512,6 +343,8 @@ static void parse(int argc, char **argv, opts_t *o) {
     case 's': o->slots = (uint32_t)bench_num("slots", optarg, 1, 100000); break;
     case 'S': o->submitters = (uint32_t)bench_num("submitters", optarg, 1, 1024); break;
     case 'w': o->window = (uint32_t)bench_num("window", optarg, 1, 256); break;
+    case 't': o->submit_threads = (uint32_t)bench_num("submit-threads", optarg, 1, 1024); break;
+    case 'k': o->pace_tick_us = (uint32_t)bench_num("pace-tick-us", optarg, 0, 100000); break;
     case 'b': o->batch = (uint32_t)bench_num("batch", optarg, 1, 10000); break;
     case 'p': o->payload_bytes = (uint32_t)bench_num("payload-bytes", optarg, 0, 512 * 1024); break;
     case 'n': o->packages = bench_num("packages", optarg, 0, 100000000); break;
@@ -586,18 +419,22 @@ static void run_throughput(const opts_t *o, bench_conn_t *ctl) {
   long rss_start_kb = broker_kb(o, "VmRSS");
 
   agents_t ag;
-  phase_t ph = {.o = o, .capability = o->capability, .total = o->packages,
-                .batch = o->batch, .window = o->window, .rate = o->prefill ? 0 : o->rate};
+  bench_phase_t ph = {.control = o->control, .capability = o->capability,
+                      .payload_bytes = o->payload_bytes, .total = o->packages,
+                      .batch = o->batch, .window = o->window,
+                      .rate = o->prefill ? 0 : o->rate,
+                      .tick_ns = (uint64_t)o->pace_tick_us * 1000u};
   uint64_t t_agents = 0;
   if (!o->prefill) {
     agents_start(&ag, o);
     wait_agents_up(ctl, &ag, st0.agents + o->agents);
   }
   cpu_mark_t c0 = cpu_mark(o);
-  submitter_t *subs = submitters_start(&ph, o->submitters);
+  bench_submit_group_t *g = bench_submit_start(&ph, o->submitters, o->submit_threads);
+  const bench_submitter_t *subs = g->subs;
   if (o->prefill) {
     /* Everything queued first, then the agents come: the peers' "process/s". */
-    submitters_join(subs, o->submitters);
+    submitters_join(g);
     t_agents = bench_now_ns();
     agents_start(&ag, o);
   }
@@ -605,7 +442,7 @@ static void run_throughput(const opts_t *o, bench_conn_t *ctl) {
                                    st0.completed + o->packages);
   cpu_mark_t c1 = cpu_mark(o);
   if (!o->prefill)
-    submitters_join(subs, o->submitters);
+    submitters_join(g);
   long rss_run_kb = broker_kb(o, "VmRSS");
   long hwm_kb = broker_kb(o, "VmHWM");
   agents_stop(&ag);
@@ -693,11 +530,7 @@ static void run_throughput(const opts_t *o, bench_conn_t *ctl) {
   put_num("broker_rss_after_run_mb", kb_to_mb(rss_run_kb), 1);
   put_num("broker_peak_rss_run_mb", kb_to_mb(hwm_kb), 1);
 
-  for (uint32_t i = 0; i < o->submitters; i++) {
-    bench_samples_free(&subs[i].ack_ms);
-    bench_marks_free(&subs[i].sent);
-  }
-  free(subs);
+  bench_submit_free(g);
   bench_samples_free(&ack);
   bench_samples_free(&s2s);
   bench_marks_free(&ag.starts);
@@ -714,11 +547,12 @@ static void run_memory(const opts_t *o, bench_conn_t *ctl) {
   bench_stats_t qs0, qs1;
   stats_or_die(ctl, &qs0);
   long rss0_kb = broker_kb(o, "VmRSS");
-  phase_t qph = {.o = o, .capability = o->idle_capability, .total = o->queued,
-                 .batch = QUEUED_BATCH, .window = QUEUED_WINDOW};
+  bench_phase_t qph = {.control = o->control, .capability = o->idle_capability,
+                       .payload_bytes = o->payload_bytes, .total = o->queued,
+                       .batch = QUEUED_BATCH, .window = QUEUED_WINDOW};
   uint64_t t0 = bench_now_ns();
-  submitter_t *qs = submitters_start(&qph, 1);
-  submitters_join(qs, 1);
+  bench_submit_group_t *qs = bench_submit_start(&qph, 1, 1);
+  submitters_join(qs);
   double submit_s = (double)(bench_now_ns() - t0) / 1e9;
   long rss1_kb = broker_kb(o, "VmRSS");
   stats_or_die(ctl, &qs1);
@@ -735,9 +569,7 @@ static void run_memory(const opts_t *o, bench_conn_t *ctl) {
   put_num("broker_bytes_per_queued_package_minus_payload",
           per_pkg >= 0 ? per_pkg - o->payload_bytes : -1, 1);
 
-  bench_samples_free(&qs[0].ack_ms);
-  bench_marks_free(&qs[0].sent);
-  free(qs);
+  bench_submit_free(qs);
 }
 
 /* --- the idle phase: what connected agents cost with no work ----------------------- */
