@@ -522,6 +522,9 @@ typedef struct {
 
 /* Fills view for an open package. Returns 0 or BT_ENOTFOUND. */
 int bt_core_package_view(const bt_core_t *core, uint64_t id, bt_pkg_view_t *view);
+/* The same for a package already looked up (bt_core_package, not NULL): an edge
+ * that reads many fields of many packages looks each one up once. */
+void bt_core_pkg_view(const bt_core_t *core, const bt_core_pkg_t *p, bt_pkg_view_t *view);
 
 typedef struct bt_pkg_row bt_pkg_row_t; /* defined under recovery below */
 

@@ -216,6 +216,11 @@ int bt_core_package_view(const bt_core_t *core, uint64_t id, bt_pkg_view_t *v) {
   const bt_core_pkg_t *p = bt_idmap_get(&core->pkg_by_id, id);
   if (p == NULL)
     return BT_ENOTFOUND;
+  bt_core_pkg_view(core, p, v);
+  return 0;
+}
+
+void bt_core_pkg_view(const bt_core_t *core, const bt_core_pkg_t *p, bt_pkg_view_t *v) {
   memset(v, 0, offsetof(bt_pkg_view_t, strs));
   v->id = p->id;
   v->capability = bt_core_sym(core, p->cls->cap);
@@ -252,7 +257,6 @@ int bt_core_package_view(const bt_core_t *core, uint64_t id, bt_pkg_view_t *v) {
     v->max_cost = r->max_cost;
     v->only_vendor = r->only ? bt_core_sym(core, r->only) : NULL;
   }
-  return 0;
 }
 
 /* Appends " a|b|c" style lists to a reason. */
