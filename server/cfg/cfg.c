@@ -85,7 +85,7 @@ const bt_cfg_key_t bt_cfg_keys[] = {
     {"store_pipeline_depth", BT_CFG_UINT, "2", 1, 64, OFF(store_pipeline_depth), NULL,
      "transactions in flight to PostgreSQL at once (2: the next is sent while one "
      "commits, so the backend never waits for the broker; 1: one at a time)", RESTART},
-    {"store_overlap_ops", BT_CFG_UINT, "64", 0, 1000000, OFF(store_overlap_ops), NULL,
+    {"store_overlap_ops", BT_CFG_UINT, "128", 0, 1000000, OFF(store_overlap_ops), NULL,
      "with a transaction in flight, the next is sent only once this many writes wait; "
      "fewer wait for the commit and go with what comes meanwhile (0: at once)",
      RESTART},
