@@ -801,8 +801,8 @@ static bool send_fence(bt_store_t *st, bt_store_seg_t *seg) {
  * the ack p99 went from 8-12 ms to 6-9 ms (tests/bench/run, interleaved
  * rounds). A floor of 128 did better again than 64: all-queued work 5-25 %
  * faster (seven pairs), paced 20,000/s start p99 5-7 instead of 8-10 ms
- * (three pairs), paced 10,000/s even. A big backlog still overlaps: without that, processing
- * all-queued work lost 20 %. */
+ * (three pairs), paced 10,000/s even. A big backlog still overlaps: without
+ * that, processing all-queued work lost 20 %. */
 static bool pipeline_has_room(const bt_store_t *st) {
   if (st->n_inflight >= st->opts.pipeline_depth)
     return false;

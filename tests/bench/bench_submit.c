@@ -205,7 +205,7 @@ static int thread_round(bench_submit_thread_t *t, struct pollfd *pfd,
                         .tv_nsec = (long)(wait_ns % 1000000000u)};
   int n = ppoll(pfd, nfd, &ts, NULL);
   if (n < 0 && errno != EINTR)
-    return fail(polled[0] != NULL ? polled[0] : t->mine[0], "poll failed", errno);
+    return fail(t->mine[0], "poll failed", errno); /* the thread's, not one connection's */
   if (n == 0 && !buffered && next_due == UINT64_MAX)
     return fail(polled[0], "no reply from the broker", ETIMEDOUT);
   for (nfds_t k = 0; k < nfd; k++) {
