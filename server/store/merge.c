@@ -14,14 +14,16 @@
  * depend on each other; writes about one package must keep their order. So
  * an op goes to the round after the one holding its package's latest op,
  * rounds go out in order, and inside a round the kinds go out as submit,
- * assign, start, finish (a package is in a round at most once, except that a
- * package submitted and assigned in one segment has both in round 0: submit
- * first). An op that cannot be merged (a handoff, an audit row, a read, a
- * keyed submit) closes the rounds: the engine sends what waits before it.
+ * assign, start, finish, complete (a completion is a finish with a statement
+ * of its own; a package is in a round at most once, except that a package
+ * submitted and assigned in one segment has both in round 0: submit first).
+ * An op that cannot be merged (a handoff, an audit row, a read, a keyed
+ * submit) closes the rounds: the engine sends what waits before it.
  *
- * A start followed by the finish of the same attempt in one segment is folded
- * into that finish (it sets started_at), one row update per table instead of
- * two: a quick handler's start and result usually arrive in one loop turn.
+ * A start followed by the finish (or completion) of the same attempt in one
+ * segment is folded into it (it sets started_at), one row update per table
+ * instead of two: a quick handler's start and result usually arrive in one
+ * loop turn.
  */
 #include "store_int.h"
 
@@ -32,12 +34,10 @@
 
 /* The kinds in the order they go out inside a round. */
 static const int kind_stmt[] = {BT_SQL_PACKAGES_INSERT, BT_SQL_ASSIGN, BT_SQL_START,
-                                BT_SQL_FINISH};
+                                BT_SQL_FINISH, BT_SQL_COMPLETE};
 #define N_KINDS (int)(sizeof kind_stmt / sizeof kind_stmt[0])
 /* A package with more writes than this in one segment closes the rounds. */
 #define MAX_ROUNDS 16
-/* FINISH's last column: the start time of a folded start. */
-#define FINISH_STARTED_PARAM 13
 
 struct bt_store_last {
   uint64_t key;
@@ -108,12 +108,13 @@ bool bt_store__merge_add(bt_store_t *st, bt_store_op_t *op) {
     bool known = e->gen == st->last_gen;
     if (known) {
       bt_store_op_t *prev = e->op;
-      if (op->stmt[0] == BT_SQL_FINISH && prev->stmt[0] == BT_SQL_START &&
-          prev->merge_attempt == op->merge_attempt) {
+      bool ends = op->stmt[0] == BT_SQL_FINISH || op->stmt[0] == BT_SQL_COMPLETE;
+      if (ends && prev->stmt[0] == BT_SQL_START && prev->merge_attempt == op->merge_attempt) {
         prev->absorbed = true;
         round = e->round;
+        /* FINISH's and COMPLETE's last column is the start time. */
         bt_pgparams_t *p = &op->params[0];
-        bt_pgp_truncate(p, FINISH_STARTED_PARAM);
+        bt_pgp_truncate(p, p->n - 1);
         bt_pgarr_t a;
         bt_pga_begin(&a, p, BT_PG_OID_TIMESTAMPTZ);
         bt_pga_ts(&a, prev->merge_at);

@@ -32,6 +32,9 @@ int bt_store__stmt_for(int stmt, const bt_pgparams_t *p, bool guarded) {
   case BT_SQL_FINISH:
     large = BT_SQL_FINISH_LARGE;
     break;
+  case BT_SQL_COMPLETE:
+    large = BT_SQL_COMPLETE_LARGE;
+    break;
   default:
     return stmt;
   }

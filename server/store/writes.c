@@ -315,6 +315,22 @@ void bt_store_progress(bt_store_t *st, const bt_action_t *a) {
 void bt_store_finish(bt_store_t *st, const bt_action_t *a, const char *vendor,
                      const char *agent, bt_store_cb cb, void *arg) {
   bt_store_op_t *op = plain_op(cb, arg);
+  const char *error = a->text && *a->text ? a->text : NULL;
+  if (a->state == BT_PKG_COMPLETED && a->outcome == BT_OUTCOME_COMPLETED) {
+    /* The common end has a statement of its own (sql.def, COMPLETE). */
+    bt_pgparams_t *p = mergeable_stmt(op, BT_SQL_COMPLETE, a->package_id, a->attempt, a->at);
+    one_i64(p, (int64_t)a->package_id);
+    one_i32(p, (int32_t)a->attempt, false);
+    one_ts(p, a->at);
+    one_i32(p, a->exit_code, false);
+    one_text(p, error);
+    one_bytes(p, BT_PG_OID_BYTEA, a->data ? a->data : "", a->len);
+    one_text(p, vendor ? vendor : "?");
+    one_text(p, agent ? agent : "?");
+    one_ts(p, 0); /* the folded start (merge.c): always the last column */
+    bt_store__enqueue(st, op);
+    return;
+  }
   bt_pgparams_t *p = mergeable_stmt(op, BT_SQL_FINISH, a->package_id, a->attempt, a->at);
   one_i64(p, (int64_t)a->package_id);
   one_i32(p, (int32_t)a->attempt, false);
@@ -324,7 +340,7 @@ void bt_store_finish(bt_store_t *st, const bt_action_t *a, const char *vendor,
   bool has_exit = a->outcome == BT_OUTCOME_COMPLETED || a->outcome == BT_OUTCOME_FAILED ||
                   a->outcome == BT_OUTCOME_TRANSIENT;
   one_i32(p, a->exit_code, !has_exit);
-  one_text(p, a->text && *a->text ? a->text : NULL);
+  one_text(p, error);
   if (a->state == BT_PKG_COMPLETED)
     one_bytes(p, BT_PG_OID_BYTEA, a->data ? a->data : "", a->len);
   else
@@ -334,7 +350,7 @@ void bt_store_finish(bt_store_t *st, const bt_action_t *a, const char *vendor,
   one_text(p, agent ? agent : "?");
   one_i64(p, (int64_t)a->vendor_id);
   one_i64(p, (int64_t)a->agent_id);
-  one_ts(p, 0); /* FINISH_STARTED_PARAM: set by the engine when it folds a start in */
+  one_ts(p, 0); /* the folded start (merge.c): always the last column */
   bt_store__enqueue(st, op);
 }
 

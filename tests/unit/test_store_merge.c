@@ -10,7 +10,8 @@
  *   - an op that cannot be merged (an audit row) between merged ones keeps its
  *     place;
  *   - one bad row in a merged statement fails only its own op: the others are
- *     replayed alone and commit;
+ *     replayed alone and commit (completions, COMPLETE, and other ends, FINISH);
+ *   - a completion's audit event reads as any other end's;
  *   - open_packages follows the ends of packages, and a listing round lists
  *     and moves the list's floor (migrations/0011).
  * One cluster (pgembed, a few seconds for initdb) serves every test.
@@ -197,18 +198,38 @@ static void test_store_merge_whole_life_in_one_segment(void **state) {
   assert_string_equal(fx_text("SELECT string_agg(action, ',' ORDER BY id) FROM audit_events"
                               " WHERE subject = 'package:100'"),
                       "attempt.failed,test.marker,attempt.completed");
+  /* A completion's event reads as any other end's (COMPLETE and FINISH). */
+  assert_string_equal(fx_text("SELECT string_agg(actor || ' ' || action || ' ' || detail, ','"
+                              " ORDER BY id) FROM audit_events WHERE subject = 'package:100'"
+                              " AND action LIKE 'attempt.%'"),
+                      "agent attempt.failed attempt=1 vendor=vendor-a agent=agent-1"
+                      " next=queued exit=0,"
+                      "agent attempt.completed attempt=2 vendor=vendor-a agent=agent-1"
+                      " next=completed exit=0");
 }
 
-static void test_store_merge_bad_row_fails_alone(void **state) {
-  (void)state;
+/* Five ends in one statement, the one of package first + 2 bad: each of the
+ * five fails or commits on its own, and the bad one's attempt stays open. */
+static void five_ends_one_bad(uint64_t first, bt_outcome_t outcome, bt_pkg_state_t next,
+                              bool bad_time) {
   fx_done_t d[5];
-  add_and_assign(200, 5, 5, d);
+  add_and_assign(first, 5, 5, d);
   memset(d, 0, sizeof d);
-  /* Five finishes in one statement; package 202's outcome breaks the CHECK
-   * on attempts.outcome (BT_OUTCOME__COUNT is named "unknown"). */
-  for (uint64_t id = 200; id < 205; id++)
-    finish(id, 1, id == 202 ? BT_OUTCOME__COUNT : BT_OUTCOME_COMPLETED,
-           BT_PKG_COMPLETED, "ok", &d[id - 200]);
+  for (uint64_t id = first; id < first + 5; id++) {
+    bt_action_t a = act(id, 1);
+    a.kind = BT_ACT_FINISH;
+    a.outcome = outcome;
+    a.state = next;
+    a.data = "ok";
+    a.len = 2;
+    if (id == first + 2) {
+      if (bad_time)
+        a.at = 0; /* no time: the audit's domain refuses a NULL event time */
+      else
+        a.outcome = BT_OUTCOME__COUNT; /* named "unknown": attempts.outcome refuses it */
+    }
+    bt_store_finish(st, &a, "vendor-a", "agent-1", fx_on_done, &d[id - first]);
+  }
   fx_run_until_written(st);
   for (int i = 0; i < 5; i++) {
     assert_int_equal(d[i].calls, 1);
@@ -217,18 +238,33 @@ static void test_store_merge_bad_row_fails_alone(void **state) {
     else
       assert_int_equal(d[i].status, 0);
   }
-  assert_int_equal(fx_num("SELECT count(*) FROM packages_now WHERE id BETWEEN 200 AND 204"
-                          " AND state = 'completed'"),
-                   4);
-  assert_int_equal(fx_num("SELECT id FROM open_packages WHERE id BETWEEN 200 AND 204"), 202);
+  char sql[256];
+  snprintf(sql, sizeof sql,
+           "SELECT count(*) FROM packages_now WHERE id BETWEEN %llu AND %llu AND state = '%s'",
+           (unsigned long long)first, (unsigned long long)first + 4, bt_pkg_state_name(next));
+  assert_int_equal(fx_num(sql), 4);
   /* Its attempt is still open: the package row is as submitted (an
    * assignment writes attempts only), and packages_now folds the attempt in. */
-  assert_string_equal(fx_text("SELECT state || '/' || attempt FROM work_packages"
-                              " WHERE id = 202"),
-                      "queued/0");
-  assert_string_equal(fx_text("SELECT state || '/' || attempt || '/' || agent_id"
-                              " FROM packages_now WHERE id = 202"),
-                      "assigned/1/1");
+  snprintf(sql, sizeof sql,
+           "SELECT state || '/' || attempt || '/' || agent_id || '/' || (SELECT w.state"
+           " || '/' || w.attempt"
+           " FROM work_packages w WHERE w.id = p.id) FROM packages_now p WHERE id = %llu",
+           (unsigned long long)first + 2);
+  assert_string_equal(fx_text(sql), "assigned/1/1/queued/0");
+  snprintf(sql, sizeof sql, "SELECT id FROM open_packages WHERE id BETWEEN %llu AND %llu",
+           (unsigned long long)first, (unsigned long long)first + 4);
+  assert_int_equal(fx_num(sql), (long)(first + 2));
+}
+
+static void test_store_merge_bad_row_fails_alone(void **state) {
+  (void)state;
+  /* Completions, one statement of their own (COMPLETE). */
+  five_ends_one_bad(200, BT_OUTCOME_COMPLETED, BT_PKG_COMPLETED, true);
+  /* Any other end (FINISH). */
+  five_ends_one_bad(210, BT_OUTCOME_FAILED, BT_PKG_DEAD, false);
+  /* Completions with one bad outcome among them: that one goes as a FINISH
+   * of its own, the four others as COMPLETE. */
+  five_ends_one_bad(220, BT_OUTCOME_COMPLETED, BT_PKG_COMPLETED, false);
 }
 
 /* A database upgraded with work in flight: an earlier version wrote the open
